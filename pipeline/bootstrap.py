@@ -1,0 +1,70 @@
+"""Composition root: the only place that maps configuration to concrete adapters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.data.files import FileSource
+from pipeline.data.warehouse import DuckDBStore
+from pipeline.serving.score import ScorePorts
+from pipeline.settings import StockpipeConfig
+from pipeline.tracking.mlflow_adapter import MlflowModelLoader, MlflowRegistry, MlflowTracker
+from pipeline.training.train import TrainPorts
+
+
+def apply_overrides(
+    cfg: StockpipeConfig,
+    *,
+    data: Path | None = None,
+    trials: int | None = None,
+    seed: int | None = None,
+    tracking_uri: str | None = None,
+    summary: Path | None = None,
+) -> StockpipeConfig:
+    """Return a new config with CLI flags applied (CLI paths are relative to the cwd)."""
+    update: dict[str, object] = {}
+    if data is not None:
+        update["data"] = cfg.data.model_copy(update={"path": data.resolve()})
+    training: dict[str, object] = {}
+    if trials is not None:
+        training["n_trials"] = trials
+    if seed is not None:
+        training["seed"] = seed
+    if summary is not None:
+        training["summary_path"] = summary.resolve()
+    if training:
+        update["training"] = cfg.training.model_copy(update=training)
+    if tracking_uri is not None:
+        uri = tracking_uri
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+        update["tracking"] = cfg.tracking.model_copy(update={"uri": uri})
+    return cfg.model_copy(update=update) if update else cfg
+
+
+def tracker(cfg: StockpipeConfig) -> MlflowTracker:
+    return MlflowTracker(
+        cfg.tracking_uri, cfg.tracking.experiment, cfg.resolve(cfg.tracking.artifact_location)
+    )
+
+
+def registry(cfg: StockpipeConfig) -> MlflowRegistry:
+    return MlflowRegistry(cfg.tracking_uri, cfg.tracking.registered_model)
+
+
+def source(cfg: StockpipeConfig) -> FileSource:
+    return FileSource(cfg.resolve(cfg.data.path), cfg.data.tickers)
+
+
+def store(cfg: StockpipeConfig) -> DuckDBStore:
+    return DuckDBStore(cfg.resolve(cfg.data.warehouse))
+
+
+def train_ports(cfg: StockpipeConfig) -> TrainPorts:
+    return TrainPorts(source=source(cfg), store=store(cfg), tracker=tracker(cfg),
+                      registry=registry(cfg))
+
+
+def score_ports(cfg: StockpipeConfig) -> ScorePorts:
+    return ScorePorts(source=source(cfg), store=store(cfg),
+                      registry=MlflowModelLoader(cfg.tracking_uri))

@@ -1,0 +1,133 @@
+"""Configuration: YAML files validated once, at the edge, into frozen pydantic models.
+
+Layout: ``conf/base/<section>.yaml`` is always read; ``conf/<env>/`` (``--env``) and then the
+gitignored ``conf/local/`` are deep-merged over it. Every section file maps to one typed model.
+Relative paths inside config files resolve against the project root (the parent of the config
+directory), so ``stockpipe train --config conf/`` behaves the same from any working directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from pipeline.errors import ConfigError
+from pipeline.settings import (
+    CandidatesConfig,
+    DataConfig,
+    ModelConfig,
+    StockpipeConfig,
+    TrackingConfig,
+    TrainingConfig,
+)
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "training": TrainingConfig,
+    "model_candidates": CandidatesConfig,
+    "tracking": TrackingConfig,
+}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at top level, got {type(loaded).__name__}")
+    return loaded
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _has_path(doc: Mapping[str, Any], loc: tuple[int | str, ...]) -> bool:
+    node: Any = doc
+    for part in loc:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return False
+    return True
+
+
+def _format_errors(exc: ValidationError, sources: list[tuple[Path, dict[str, Any]]]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "<root>"
+        # Blame the last overlay that set the key; the base file otherwise.
+        blamed = next((p for p, doc in reversed(sources) if _has_path(doc, loc)), sources[0][0])
+        lines.append(f"{blamed}: key '{key}': {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(config_dir: str | Path, env: str | None = None) -> StockpipeConfig:
+    """Read, merge and validate every section under ``config_dir``.
+
+    Raises ConfigError naming the file and key at fault.
+    """
+    root_dir = Path(config_dir).expanduser().resolve()
+    base = root_dir / "base"
+    if not base.is_dir():
+        raise ConfigError(f"{base}: config directory not found (expected <config>/base/*.yaml)")
+    overlays = [root_dir / env] if env else []
+    if env and not overlays[0].is_dir():
+        raise ConfigError(f"{overlays[0]}: environment '{env}' has no config directory")
+    overlays.append(root_dir / "local")
+
+    known = {f"{name}.yaml" for name in SECTIONS}
+    for folder in [base, *overlays]:
+        for stray in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
+            if stray.name not in known:
+                raise ConfigError(
+                    f"{stray}: unknown config file; expected one of {sorted(known)}"
+                )
+
+    sections: dict[str, BaseModel] = {}
+    for name, model in SECTIONS.items():
+        base_file = base / f"{name}.yaml"
+        if not base_file.is_file():
+            raise ConfigError(f"{base_file}: required config file is missing")
+        sources = [(base_file, _read_yaml(base_file))]
+        sources += [(d / f"{name}.yaml", _read_yaml(d / f"{name}.yaml"))
+                    for d in overlays if (d / f"{name}.yaml").is_file()]
+        merged: dict[str, Any] = {}
+        for _, doc in sources:
+            merged = _deep_merge(merged, doc)
+        try:
+            sections[name] = model.model_validate(merged)
+        except ValidationError as exc:
+            raise ConfigError(_format_errors(exc, sources)) from exc
+
+    try:
+        return StockpipeConfig(
+            project_root=root_dir.parent,
+            config_dir=root_dir,
+            env=env,
+            data=sections["data"],  # type: ignore[arg-type]
+            model=sections["model"],  # type: ignore[arg-type]
+            training=sections["training"],  # type: ignore[arg-type]
+            candidates=sections["model_candidates"],  # type: ignore[arg-type]
+            tracking=sections["tracking"],  # type: ignore[arg-type]
+        )
+    except ValidationError as exc:
+        msgs = "; ".join(e["msg"] for e in exc.errors())
+        raise ConfigError(f"{root_dir}: inconsistent configuration: {msgs}") from exc

@@ -1,0 +1,130 @@
+"""The embedded DuckDB warehouse: numbered SQL files in ``sql/`` define its tables and views."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipeline.domain import PRICE_COLUMNS, Fold, PriceBatch
+from pipeline.errors import DataError
+
+
+def sql_dir() -> Path:
+    """The ``sql/`` folder: next to the package in a checkout, or packaged as data."""
+    here = Path(__file__).resolve().parents[2] / "sql"
+    if here.is_dir():
+        return here
+    return Path(str(resources.files("pipeline") / "sql"))
+
+
+FOLD_PARAM_KEYS = (
+    "scheme", "n_folds", "test_size", "purge", "embargo", "min_train_size", "max_train_size",
+    "horizon",
+)
+
+
+class DuckDBStore:
+    """A PriceStore backed by one DuckDB file (``:memory:`` works for tests)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+        if isinstance(path, Path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(str(path))
+        for script in sorted(sql_dir().glob("*.sql")):
+            self.con.execute(script.read_text(encoding="utf-8"))
+
+    def close(self) -> None:
+        self.con.close()
+
+    def upsert(self, batch: PriceBatch) -> int:
+        """Insert or replace rows by (ticker, date) atomically; returns rows written."""
+        frame = batch.frame.select(PRICE_COLUMNS).with_columns(
+            pl.lit(batch.source).alias("source"),
+            pl.lit(dt.datetime.now(dt.UTC).replace(tzinfo=None)).alias("loaded_at"),
+        )
+        arrow = frame.to_arrow()
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.register("incoming", arrow)
+            self.con.execute("INSERT OR REPLACE INTO prices SELECT * FROM incoming")
+            self.con.unregister("incoming")
+            self.con.execute("COMMIT")
+        except duckdb.Error:
+            self.con.execute("ROLLBACK")
+            raise
+        return frame.height
+
+    def _query(self, sql: str, params: list[Any]) -> pl.DataFrame:
+        return pl.from_arrow(self.con.sql(sql, params=params).to_arrow_table())  # type: ignore[return-value]
+
+    def history(self, tickers: tuple[str, ...]) -> pl.LazyFrame:
+        """Typed price history for ``tickers`` (one row per ticker and date)."""
+        frame = self._query(
+            "SELECT * FROM v_prices WHERE list_contains(?, ticker) ORDER BY ticker, date",
+            [list(tickers)],
+        )
+        if frame.height == 0:
+            raise DataError(f"warehouse {self.path}: no prices for tickers {list(tickers)}")
+        return frame.lazy()
+
+    def recent(self, tickers: tuple[str, ...], rows: int) -> pl.LazyFrame:
+        """The last ``rows`` rows per ticker: the history window scoring needs."""
+        frame = self._query(
+            "SELECT * EXCLUDE (rows_from_end) FROM v_prices_recent "
+            "WHERE list_contains(?, ticker) AND rows_from_end <= ? ORDER BY ticker, date",
+            [list(tickers), rows],
+        )
+        if frame.height == 0:
+            raise DataError(f"warehouse {self.path}: no prices for tickers {list(tickers)}")
+        return frame.lazy()
+
+    def folds(self, tickers: tuple[str, ...], params: Mapping[str, Any]) -> list[Fold]:
+        """Read the fold manifest view for ``tickers`` with the given fold parameters."""
+        values = [params.get(k) for k in FOLD_PARAM_KEYS]
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute("DELETE FROM fold_params")
+            self.con.execute(
+                "INSERT INTO fold_params (scheme, n_folds, test_size, purge, embargo, "
+                "min_train_size, max_train_size, horizon) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+            # The calendar is the panel's, not the whole warehouse's.
+            self.con.execute("DELETE FROM panel")
+            self.con.execute("INSERT INTO panel SELECT unnest(?::VARCHAR[])", [list(tickers)])
+            rows = self.con.sql("SELECT * FROM v_folds ORDER BY fold").fetchall()
+            cols = [d[0] for d in self.con.sql("SELECT * FROM v_folds LIMIT 0").description]
+            self.con.execute("COMMIT")
+        except duckdb.Error:
+            self.con.execute("ROLLBACK")
+            raise
+        manifest = [dict(zip(cols, row, strict=True)) for row in rows]
+        return _to_folds(manifest, params)
+
+
+def _to_folds(manifest: list[dict[str, Any]], params: Mapping[str, Any]) -> list[Fold]:
+    folds = []
+    for row in manifest:
+        if row["train_end"] is None or row["test_start"] is None:
+            raise DataError(
+                f"not enough history for {params['n_folds']} folds of {params['test_size']} "
+                "test days; lower training.folds.n_folds or test_size"
+            )
+        if row["train_days"] < params["min_train_size"]:
+            raise DataError(
+                f"fold {row['fold']} has {row['train_days']} training days, fewer than "
+                f"training.folds.min_train_size={params['min_train_size']}"
+            )
+        folds.append(Fold(
+            fold=row["fold"], train_start=row["train_start"], train_end=row["train_end"],
+            test_start=row["test_start"], test_end=row["test_end"],
+            train_rows=row["train_rows"], test_rows=row["test_rows"],
+        ))
+    return folds

@@ -1,0 +1,123 @@
+"""Domain types and the ports (Protocols) through which use cases reach the outside world.
+
+Use cases in ``pipeline.training`` and ``pipeline.serving`` take these ports as arguments; the
+composition root (``pipeline.bootstrap``) binds them to DuckDB, MLflow and files, and unit tests
+bind them to hand-written fakes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import polars as pl
+
+PRICE_COLUMNS: tuple[str, ...] = ("ticker", "date", "open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True)
+class PriceBatch:
+    """Validated prices in canonical schema plus where they came from."""
+
+    frame: pl.DataFrame
+    source: str
+    sha256: str
+
+    @property
+    def tickers(self) -> tuple[str, ...]:
+        return tuple(sorted(self.frame.get_column("ticker").unique().to_list()))
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One walk-forward split over the trading calendar (inclusive date bounds)."""
+
+    fold: int
+    train_start: dt.date
+    train_end: dt.date
+    test_start: dt.date
+    test_end: dt.date
+    train_rows: int
+    test_rows: int
+
+
+class PriceSource(Protocol):
+    """Anything that can produce a validated batch of daily prices."""
+
+    def load(self) -> PriceBatch: ...
+
+
+class PriceStore(Protocol):
+    """The warehouse: upserts batches and serves clean history and fold manifests."""
+
+    def upsert(self, batch: PriceBatch) -> int: ...
+
+    def history(self, tickers: tuple[str, ...]) -> pl.LazyFrame: ...
+
+    def recent(self, tickers: tuple[str, ...], rows: int) -> pl.LazyFrame: ...
+
+    def folds(self, tickers: tuple[str, ...], params: Mapping[str, Any]) -> list[Fold]: ...
+
+
+class Run(Protocol):
+    """An open tracking run."""
+
+    run_id: str
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
+
+    def log_text(self, text: str, artifact_file: str) -> None: ...
+
+    def log_model(self, model: Any, input_example: Any, tags: Mapping[str, str]) -> str:
+        """Log a fitted sklearn pipeline; return its model URI."""
+        ...
+
+    def set_tags(self, tags: Mapping[str, str]) -> None: ...
+
+
+class Tracker(Protocol):
+    """Experiment tracking (MLflow in production)."""
+
+    uri: str
+
+    def check(self) -> None:
+        """Raise TrackingError now if the store cannot be reached."""
+        ...
+
+    def start_run(
+        self, name: str, parent: Run | None = None
+    ) -> AbstractContextManager[Run]: ...
+
+
+class Registry(Protocol):
+    """Model registry with aliases."""
+
+    def register(self, model_uri: str, run_id: str, tags: Mapping[str, str]) -> str:
+        """Register a new version; return its version number as a string."""
+        ...
+
+    def set_alias(self, alias: str, version: str) -> None: ...
+
+    def version_for_alias(self, alias: str) -> str | None: ...
+
+    def version_tags(self, version: str) -> dict[str, str]: ...
+
+
+class PredictionSink(Protocol):
+    """Where scored predictions go."""
+
+    def write(self, frame: pl.DataFrame) -> Path: ...
+
+
+def iter_fold_masks(dates: pl.Series, folds: list[Fold]) -> Iterator[tuple[Fold, Any, Any]]:
+    """Yield (fold, train_mask, test_mask) boolean numpy masks over ``dates``."""
+    for fold in folds:
+        train = ((dates >= fold.train_start) & (dates <= fold.train_end)).to_numpy()
+        test = ((dates >= fold.test_start) & (dates <= fold.test_end)).to_numpy()
+        yield fold, train, test

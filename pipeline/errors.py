@@ -1,0 +1,25 @@
+"""Typed errors: everything a user can cause ends up as one of these, with a clear message."""
+
+from __future__ import annotations
+
+
+class StockpipeError(Exception):
+    """Base class; the CLI prints the message and exits non-zero without a traceback."""
+
+    exit_code = 2
+
+
+class ConfigError(StockpipeError):
+    """A configuration file is missing, unreadable or invalid."""
+
+
+class DataError(StockpipeError):
+    """Input data is missing, malformed or violates the data contract."""
+
+
+class TrackingError(StockpipeError):
+    """The tracking server or model registry cannot be used."""
+
+
+class ModelError(StockpipeError):
+    """A model cannot be built, trained, loaded or applied."""

@@ -1,0 +1,40 @@
+"""Map a candidate's estimator kind and params to a scikit-learn compatible regressor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sklearn.base import RegressorMixin
+
+ESTIMATOR_KINDS = ("lightgbm", "xgboost", "random_forest", "ridge", "elasticnet")
+
+
+def make_estimator(kind: str, params: Mapping[str, Any], seed: int) -> RegressorMixin:
+    """Build an unfitted regressor; seeds and thread counts are pinned for repeatability."""
+    p = dict(params)
+    if kind == "lightgbm":
+        from lightgbm import LGBMRegressor
+
+        p.setdefault("n_jobs", 1)
+        p.setdefault("verbose", -1)
+        return LGBMRegressor(random_state=seed, deterministic=True, force_row_wise=True, **p)
+    if kind == "xgboost":
+        from xgboost import XGBRegressor
+
+        p.setdefault("n_jobs", 1)
+        return XGBRegressor(random_state=seed, tree_method="hist", **p)
+    if kind == "random_forest":
+        from sklearn.ensemble import RandomForestRegressor
+
+        p.setdefault("n_jobs", 1)
+        return RandomForestRegressor(random_state=seed, **p)
+    if kind == "ridge":
+        from sklearn.linear_model import Ridge
+
+        return Ridge(**p)
+    if kind == "elasticnet":
+        from sklearn.linear_model import ElasticNet
+
+        return ElasticNet(random_state=seed, **p)
+    raise ValueError(f"unknown estimator kind {kind!r}; expected one of {ESTIMATOR_KINDS}")

@@ -1,0 +1,79 @@
+"""Assemble the model pipeline: features -> imputer -> scaler -> selector -> estimator."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sklearn.feature_selection import (
+    SelectKBest,
+    f_regression,
+    mutual_info_regression,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from pipeline.errors import ConfigError
+from pipeline.features.spec import build_feature_defs
+from pipeline.model.estimators import make_estimator
+from pipeline.model.transformer import PolarsFeatures
+from pipeline.settings import AUTO, ModelConfig
+
+SELECTOR_PARAM_PREFIX = "selector__"
+
+
+def feature_columns(cfg: ModelConfig) -> tuple[str, ...]:
+    """Resolve ``features: __AUTO__`` + ``exclude`` (or an explicit list) to column names."""
+    declared = [d.name for d in build_feature_defs(cfg.features)]
+    sel = cfg.selection
+    unknown = [c for c in (*sel.exclude, *([] if sel.features == AUTO else sel.features))
+               if c not in declared]
+    if unknown:
+        raise ConfigError(
+            f"model.yaml: key 'selection': unknown feature(s) {unknown}; declared: {declared}"
+        )
+    chosen = declared if sel.features == AUTO else list(sel.features)
+    columns = tuple(c for c in chosen if c not in set(sel.exclude))
+    if not columns:
+        raise ConfigError("model.yaml: key 'selection': no features left after 'exclude'")
+    return columns
+
+
+def build_tail(
+    cfg: ModelConfig, kind: str, params: Mapping[str, Any], seed: int, n_features: int
+) -> list[tuple[str, Any]]:
+    """The steps after feature computation. Params prefixed ``selector__`` tune the selector."""
+    est_params = {k: v for k, v in params.items() if not k.startswith(SELECTOR_PARAM_PREFIX)}
+    sel_params = {k[len(SELECTOR_PARAM_PREFIX):]: v for k, v in params.items()
+                  if k.startswith(SELECTOR_PARAM_PREFIX)}
+    steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy=cfg.imputer))]
+    if cfg.scaler == "standard":
+        steps.append(("scale", StandardScaler()))
+    if cfg.selection.selector == "kbest":
+        k = sel_params.get("k", cfg.selection.k)
+        score = (f_regression if cfg.selection.score_func == "f_regression"
+                 else mutual_info_regression)
+        steps.append(("select", SelectKBest(score, k="all" if k == "all" else min(int(k),
+                                                                                   n_features))))
+    steps.append(("model", make_estimator(kind, est_params, seed)))
+    return steps
+
+
+def build_pipeline(
+    cfg: ModelConfig, kind: str, params: Mapping[str, Any], seed: int
+) -> Pipeline:
+    """The full, unfitted pipeline that is registered: raw price rows in, predictions out."""
+    columns = feature_columns(cfg)
+    features = PolarsFeatures(spec=cfg.features.model_dump_json(), columns=columns)
+    return Pipeline([("features", features), *build_tail(cfg, kind, params, seed, len(columns))])
+
+
+def compose_fitted(features: PolarsFeatures, tail: Pipeline) -> Pipeline:
+    """Prefix an already-fitted tail with the (stateless) feature step.
+
+    Training computes features once over the whole history and fits the tail on them; the
+    result is the same as fitting the full pipeline on raw rows (a test proves it), without
+    recomputing features per fold and trial.
+    """
+    return Pipeline([("features", features), *tail.steps])

@@ -1,0 +1,96 @@
+"""scikit-learn transformer that computes the declared Polars features from raw price rows.
+
+It is the first step of every registered pipeline, so a model carries its own feature logic:
+``predict`` on raw OHLCV rows computes exactly the features that training used. The transformer
+has no learned state beyond bookkeeping, because every feature is a fixed causal function of
+the rows before it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from pipeline.domain import PRICE_COLUMNS
+from pipeline.errors import ModelError
+from pipeline.features.engine import add_features
+from pipeline.features.spec import FeatureDef, FeaturesConfig, build_feature_defs, total_warmup
+
+ROW = "__row__"
+
+
+def _to_polars(X: Any) -> pl.DataFrame:
+    if isinstance(X, pl.LazyFrame):
+        return X.collect()
+    if isinstance(X, pl.DataFrame):
+        return X
+    if isinstance(X, pd.DataFrame):
+        return pl.from_pandas(X)
+    raise ModelError(
+        f"PolarsFeatures expects a DataFrame with columns {list(PRICE_COLUMNS)}, "
+        f"got {type(X).__name__}"
+    )
+
+
+class PolarsFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Compute causal per-ticker features from rows of (ticker, date, open, ..., volume).
+
+    Parameters
+    ----------
+    spec : str
+        JSON of a :class:`FeaturesConfig`; a string so that the fitted pipeline serialises
+        with skops and round-trips through ``get_params``/``clone``.
+    columns : tuple of str or None
+        Which feature columns to output, in order; ``None`` outputs every declared feature.
+
+    Output rows are aligned with input rows (input order is preserved). Rows without enough
+    history for a feature get NaN there; the imputer downstream handles them.
+    """
+
+    def __init__(self, spec: str = "{}", columns: tuple[str, ...] | None = None) -> None:
+        self.spec = spec
+        self.columns = columns
+
+    def _defs(self) -> list[FeatureDef]:
+        defs = build_feature_defs(FeaturesConfig.model_validate_json(self.spec))
+        if self.columns is None:
+            return defs
+        by_name = {d.name: d for d in defs}
+        unknown = [c for c in self.columns if c not in by_name]
+        if unknown:
+            raise ModelError(f"unknown feature column(s) {unknown}; declared: {sorted(by_name)}")
+        return [by_name[c] for c in self.columns]
+
+    def fit(self, X: Any, y: Any = None) -> PolarsFeatures:
+        frame = _to_polars(X)
+        missing = [c for c in PRICE_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ModelError(f"input is missing column(s) {missing}")
+        defs = self._defs()
+        self.n_features_in_ = len(frame.columns)
+        self.feature_names_out_ = np.array([d.name for d in defs], dtype=object)
+        self.warmup_ = total_warmup(defs)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "feature_names_out_")
+        frame = _to_polars(X)
+        missing = [c for c in PRICE_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ModelError(f"input is missing column(s) {missing}")
+        frame = frame.select(PRICE_COLUMNS).with_columns(
+            pl.col("date").cast(pl.Date),
+            pl.col("open", "high", "low", "close", "volume").cast(pl.Float64),
+        ).with_row_index(ROW)
+        defs = self._defs()
+        out = add_features(frame.lazy(), defs).sort(ROW).select([d.name for d in defs])
+        return out.collect().to_numpy().astype(np.float64, copy=False)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "feature_names_out_")
+        return np.asarray(self.feature_names_out_, dtype=object)

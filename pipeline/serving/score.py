@@ -1,0 +1,74 @@
+"""The `score` use case: the registered champion predicts from the latest history window."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import polars as pl
+
+from pipeline.domain import PredictionSink, PriceSource, PriceStore
+from pipeline.errors import ModelError
+from pipeline.settings import StockpipeConfig
+
+log = logging.getLogger(__name__)
+
+# Extra rows beyond the model's declared warm-up: cheap insurance, still not the whole file.
+HISTORY_MARGIN = 5
+SCORE_COLUMNS = ("ticker", "as_of_date", "horizon", "prediction", "model_name", "model_version")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to predict plus what the registry knows about it."""
+
+    predictor: Any  # anything with .predict(pandas.DataFrame) -> array
+    name: str | None
+    version: str | None
+    warmup: int
+    horizon: int | None
+
+
+class ModelLoader(Protocol):
+    def load(self, model_uri: str) -> LoadedModel: ...
+
+
+@dataclass(frozen=True)
+class ScorePorts:
+    source: PriceSource
+    store: PriceStore
+    registry: ModelLoader
+
+
+def score(
+    cfg: StockpipeConfig, ports: ScorePorts, sink: PredictionSink, model_uri: str | None = None
+) -> pl.DataFrame:
+    """Predict the next ``horizon`` log return for every ticker, as of its latest date."""
+    uri = model_uri or f"models:/{cfg.tracking.registered_model}@{cfg.tracking.champion_alias}"
+    batch = ports.source.load()
+    model = ports.registry.load(uri)
+    ports.store.upsert(batch)
+    window = ports.store.recent(batch.tickers, model.warmup + 1 + HISTORY_MARGIN).collect()
+    log.info("scoring %d tickers from %d history rows with %s", len(batch.tickers),
+             window.height, uri)
+    try:
+        preds = np.asarray(model.predictor.predict(window.to_pandas()), dtype=float).ravel()
+    except Exception as exc:  # surface any flavour's failure with the URI that caused it
+        raise ModelError(f"model {uri} failed to predict: {exc}") from exc
+    horizon = model.horizon if model.horizon is not None else cfg.model.target.horizon
+    out = (
+        window.with_columns(pl.Series("prediction", preds))
+        .group_by("ticker", maintain_order=True).last()
+        .select(
+            pl.col("ticker"),
+            pl.col("date").alias("as_of_date"),
+            pl.lit(horizon, dtype=pl.Int32).alias("horizon"),
+            pl.col("prediction"),
+            pl.lit(model.name, dtype=pl.String).alias("model_name"),
+            pl.lit(model.version, dtype=pl.String).alias("model_version"),
+        )
+    )
+    sink.write(out)
+    return out

@@ -1,0 +1,166 @@
+"""Typed, frozen configuration models. Code below the CLI only ever sees these, never dicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipeline.features.spec import FeaturesConfig
+
+AUTO = "__AUTO__"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(_Frozen):
+    """Where prices come from and where the embedded warehouse lives."""
+
+    path: Path = Path("data/sample/NVDA.csv")
+    tickers: tuple[str, ...] | None = None
+    warehouse: Path = Path("data/warehouse/stockpipe.duckdb")
+
+
+class TargetConfig(_Frozen):
+    horizon: int = Field(1, ge=1, le=250)
+
+
+class SelectionConfig(_Frozen):
+    """Which features enter the model and how the in-pipeline selector trims them."""
+
+    features: Literal["__AUTO__"] | tuple[str, ...] = AUTO
+    exclude: tuple[str, ...] = ()
+    selector: Literal["none", "kbest"] = "kbest"
+    k: int | Literal["all"] = 10
+    score_func: Literal["f_regression", "mutual_info_regression"] = "f_regression"
+
+
+class ModelConfig(_Frozen):
+    target: TargetConfig = TargetConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    selection: SelectionConfig = SelectionConfig()
+    imputer: Literal["mean", "median"] = "median"
+    scaler: Literal["standard", "none"] = "standard"
+
+
+class FoldsConfig(_Frozen):
+    """Walk-forward folds over the trading calendar; never a shuffled split."""
+
+    scheme: Literal["expanding", "sliding"] = "expanding"
+    n_folds: int = Field(5, ge=2)
+    test_size: int = Field(250, ge=1)
+    purge: int = Field(1, ge=0)
+    embargo: int = Field(0, ge=0)
+    min_train_size: int = Field(500, ge=10)
+    max_train_size: int | None = Field(None, ge=10)
+
+
+class TrainingConfig(_Frozen):
+    folds: FoldsConfig = FoldsConfig()
+    seed: int = 42
+    n_trials: int | None = Field(None, ge=1, description="Overrides every candidate's budget")
+    summary_path: Path = Path("outputs/train_summary.json")
+
+
+class IntSpace(_Frozen):
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int = 1
+    log: bool = False
+
+
+class FloatSpace(_Frozen):
+    type: Literal["float"]
+    low: float
+    high: float
+    step: float | None = None
+    log: bool = False
+
+
+class CategoricalSpace(_Frozen):
+    type: Literal["categorical"]
+    choices: tuple[str | int | float | bool | None, ...]
+
+
+ParamSpace = Annotated[IntSpace | FloatSpace | CategoricalSpace, Field(discriminator="type")]
+Scalar = str | int | float | bool | None
+
+
+class CandidateConfig(_Frozen):
+    name: str
+    estimator: Literal["lightgbm", "xgboost", "random_forest", "ridge", "elasticnet"]
+    enabled: bool = True
+    n_trials: int = Field(10, ge=1)
+    timeout_seconds: float | None = Field(None, gt=0)
+    params: dict[str, Scalar] = {}
+    space: dict[str, ParamSpace] = {}
+
+    @model_validator(mode="after")
+    def _check_space(self) -> CandidateConfig:
+        for key, space in self.space.items():
+            if isinstance(space, IntSpace | FloatSpace) and space.low > space.high:
+                raise ValueError(f"space.{key}: low > high")
+        return self
+
+
+class CandidatesConfig(_Frozen):
+    candidates: tuple[CandidateConfig, ...]
+
+    @model_validator(mode="after")
+    def _unique(self) -> CandidatesConfig:
+        names = [c.name for c in self.candidates]
+        if len(set(names)) != len(names):
+            raise ValueError(f"candidate names must be unique, got {names}")
+        if not any(c.enabled for c in self.candidates):
+            raise ValueError("at least one candidate must be enabled")
+        return self
+
+
+class TrackingConfig(_Frozen):
+    uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_location: Path = Path("mlruns/artifacts")
+    experiment: str = "stockpipe"
+    registered_model: str = "StocksPredictionModel"
+    champion_alias: str = "champion"
+
+
+class StockpipeConfig(_Frozen):
+    """The whole validated configuration plus where it was read from."""
+
+    project_root: Path
+    config_dir: Path
+    env: str | None = None
+    data: DataConfig
+    model: ModelConfig
+    training: TrainingConfig
+    candidates: CandidatesConfig
+    tracking: TrackingConfig
+
+    @model_validator(mode="after")
+    def _purge_covers_horizon(self) -> StockpipeConfig:
+        h = self.model.target.horizon
+        if self.training.folds.purge < h:
+            raise ValueError(
+                f"training.folds.purge ({self.training.folds.purge}) must be >= "
+                f"model.target.horizon ({h}) or labels leak across the split"
+            )
+        if self.training.folds.test_size < h:
+            raise ValueError("training.folds.test_size must be >= model.target.horizon")
+        return self
+
+    def resolve(self, path: Path) -> Path:
+        """Resolve a config-relative path against the project root."""
+        return path if path.is_absolute() else (self.project_root / path).resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        """Tracking URI with a relative sqlite path made absolute."""
+        uri = self.tracking.uri
+        prefix = "sqlite:///"
+        if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+            return prefix + str(self.resolve(Path(uri[len(prefix):])))
+        return uri

@@ -1,0 +1,68 @@
+"""The training frame: features and target computed once per data version, then reused."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from pipeline.domain import PRICE_COLUMNS, Fold
+from pipeline.errors import DataError
+from pipeline.features.engine import TARGET, TICKER, add_features, add_target
+from pipeline.features.spec import FeatureDef, total_warmup
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Rows usable for training: past warm-up, with a known target."""
+
+    X: np.ndarray
+    y: np.ndarray
+    dates: pl.Series
+    tickers: pl.Series
+    columns: tuple[str, ...]
+    raw: pl.DataFrame  # the price rows the features came from, for input examples
+
+    def masks(self, fold: Fold) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean row masks for a fold's train and test windows (inclusive dates)."""
+        d = self.dates
+        train = ((d >= fold.train_start) & (d <= fold.train_end)).to_numpy()
+        test = ((d >= fold.test_start) & (d <= fold.test_end)).to_numpy()
+        return train, test
+
+    @property
+    def first_date(self) -> dt.date:
+        return self.dates.min()  # type: ignore[return-value]
+
+    @property
+    def last_date(self) -> dt.date:
+        return self.dates.max()  # type: ignore[return-value]
+
+
+def build_training_set(
+    prices: pl.LazyFrame, defs: list[FeatureDef], columns: tuple[str, ...], horizon: int
+) -> TrainingSet:
+    """Compute every feature and the target once; drop warm-up rows and unlabelled tail rows."""
+    warmup = total_warmup([d for d in defs if d.name in columns])
+    lf = add_target(add_features(prices, defs), horizon)
+    frame = (
+        lf.with_columns(pl.int_range(pl.len()).over(TICKER).alias("__pos__"))
+        .filter((pl.col("__pos__") >= warmup) & pl.col(TARGET).is_not_null())
+        .collect()
+    )
+    if frame.height == 0:
+        raise DataError(
+            f"no trainable rows: history is shorter than the feature warm-up ({warmup} rows) "
+            f"plus the horizon ({horizon})"
+        )
+    raw = prices.select(PRICE_COLUMNS).collect()
+    return TrainingSet(
+        X=frame.select(columns).to_numpy().astype(np.float64),
+        y=frame.get_column(TARGET).to_numpy(),
+        dates=frame.get_column("date"),
+        tickers=frame.get_column(TICKER),
+        columns=columns,
+        raw=raw,
+    )

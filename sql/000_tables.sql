@@ -1,0 +1,30 @@
+-- Base tables of the embedded warehouse. Views (numbered files after this one) read them.
+CREATE TABLE IF NOT EXISTS prices (
+    ticker    VARCHAR   NOT NULL,
+    date      DATE      NOT NULL,
+    open      DOUBLE    NOT NULL,
+    high      DOUBLE    NOT NULL,
+    low       DOUBLE    NOT NULL,
+    close     DOUBLE    NOT NULL,
+    volume    DOUBLE    NOT NULL,
+    source    VARCHAR   NOT NULL,
+    loaded_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (ticker, date)
+);
+
+-- One row, written by Python with bound parameters before the fold manifest is read.
+CREATE TABLE IF NOT EXISTS fold_params (
+    scheme         VARCHAR NOT NULL,
+    n_folds        INTEGER NOT NULL,
+    test_size      INTEGER NOT NULL,
+    purge          INTEGER NOT NULL,
+    embargo        INTEGER NOT NULL,
+    min_train_size INTEGER NOT NULL,
+    max_train_size INTEGER,
+    horizon        INTEGER NOT NULL
+);
+
+-- The tickers of the panel being trained; the calendar and fold manifest are computed over them.
+CREATE TABLE IF NOT EXISTS panel (
+    ticker VARCHAR PRIMARY KEY
+);

@@ -1,0 +1,12 @@
+-- Typed, clean daily price history: one row per (ticker, date), ordered.
+CREATE OR REPLACE VIEW v_prices AS
+SELECT
+    ticker,
+    date,
+    open,
+    high,
+    low,
+    close,
+    volume
+FROM prices
+ORDER BY ticker, date;

@@ -1,0 +1,5 @@
+-- Price history restricted to the panel currently being trained (table `panel`).
+CREATE OR REPLACE VIEW v_panel_prices AS
+SELECT v.*
+FROM v_prices AS v
+SEMI JOIN panel AS p ON v.ticker = p.ticker;
