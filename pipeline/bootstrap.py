@@ -37,7 +37,7 @@ def apply_overrides(
     if tracking_uri is not None:
         uri = tracking_uri
         if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-            uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+            uri = "sqlite:///" + str(Path(uri[len("sqlite:///") :]).resolve())
         update["tracking"] = cfg.tracking.model_copy(update={"uri": uri})
     return cfg.model_copy(update=update) if update else cfg
 
@@ -61,10 +61,12 @@ def store(cfg: StockpipeConfig) -> DuckDBStore:
 
 
 def train_ports(cfg: StockpipeConfig) -> TrainPorts:
-    return TrainPorts(source=source(cfg), store=store(cfg), tracker=tracker(cfg),
-                      registry=registry(cfg))
+    return TrainPorts(
+        source=source(cfg), store=store(cfg), tracker=tracker(cfg), registry=registry(cfg)
+    )
 
 
 def score_ports(cfg: StockpipeConfig) -> ScorePorts:
-    return ScorePorts(source=source(cfg), store=store(cfg),
-                      registry=MlflowModelLoader(cfg.tracking_uri))
+    return ScorePorts(
+        source=source(cfg), store=store(cfg), registry=MlflowModelLoader(cfg.tracking_uri)
+    )

@@ -24,11 +24,21 @@ log = logging.getLogger("stockpipe")
 def config_options(func: F) -> F:
     """Options shared by every command that reads data or talks to MLflow."""
     options = [
-        click.option("--config", "config_dir", type=click.Path(path_type=Path), default="conf",
-                     show_default=True, help="Config directory holding base/ (and local/)."),
+        click.option(
+            "--config",
+            "config_dir",
+            type=click.Path(path_type=Path),
+            default="conf",
+            show_default=True,
+            help="Config directory holding base/ (and local/).",
+        ),
         click.option("--env", default=None, help="Overlay conf/<env>/ over base (e.g. server)."),
-        click.option("--data", type=click.Path(path_type=Path), default=None,
-                     help="CSV or parquet of date/open/high/low/close/volume[/ticker]."),
+        click.option(
+            "--data",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="CSV or parquet of date/open/high/low/close/volume[/ticker].",
+        ),
         click.option("--tracking-uri", default=None, help="MLflow tracking URI override."),
         click.option("--seed", type=int, default=None, help="Random seed override."),
     ]
@@ -72,17 +82,35 @@ def main(log_level: str, log_json: bool) -> None:
 @main.command()
 @config_options
 @click.option("--trials", type=int, default=None, help="Optuna trials per candidate.")
-@click.option("--summary", type=click.Path(path_type=Path), default=None,
-              help="Where to write the JSON summary.")
+@click.option(
+    "--summary",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the JSON summary.",
+)
 @handle_errors
-def train(config_dir: Path, env: str | None, data: Path | None, tracking_uri: str | None,
-          seed: int | None, trials: int | None, summary: Path | None) -> None:
+def train(
+    config_dir: Path,
+    env: str | None,
+    data: Path | None,
+    tracking_uri: str | None,
+    seed: int | None,
+    trials: int | None,
+    summary: Path | None,
+) -> None:
     """Tune every candidate on walk-forward folds, track it, register the champion."""
     from pipeline import bootstrap
     from pipeline.training.train import train as run_train
 
-    cfg = _load(config_dir, env, data=data, trials=trials, seed=seed,
-                tracking_uri=tracking_uri, summary=summary)
+    cfg = _load(
+        config_dir,
+        env,
+        data=data,
+        trials=trials,
+        seed=seed,
+        tracking_uri=tracking_uri,
+        summary=summary,
+    )
     result = run_train(cfg, bootstrap.train_ports(cfg))
     path = cfg.resolve(cfg.training.summary_path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,13 +129,25 @@ def train(config_dir: Path, env: str | None, data: Path | None, tracking_uri: st
 
 @main.command()
 @config_options
-@click.option("--model-uri", default=None,
-              help="Defaults to models:/<registered_model>@<champion_alias>.")
-@click.option("--output", type=click.Path(path_type=Path), default="outputs/predictions.parquet",
-              show_default=True)
+@click.option(
+    "--model-uri", default=None, help="Defaults to models:/<registered_model>@<champion_alias>."
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default="outputs/predictions.parquet",
+    show_default=True,
+)
 @handle_errors
-def score(config_dir: Path, env: str | None, data: Path | None, tracking_uri: str | None,
-          seed: int | None, model_uri: str | None, output: Path) -> None:
+def score(
+    config_dir: Path,
+    env: str | None,
+    data: Path | None,
+    tracking_uri: str | None,
+    seed: int | None,
+    model_uri: str | None,
+    output: Path,
+) -> None:
     """Predict with the registered model from the latest history; write parquet."""
     from pipeline import bootstrap
     from pipeline.serving.score import score as run_score

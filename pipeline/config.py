@@ -97,9 +97,7 @@ def load_config(config_dir: str | Path, env: str | None = None) -> StockpipeConf
     for folder in [base, *overlays]:
         for stray in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
             if stray.name not in known:
-                raise ConfigError(
-                    f"{stray}: unknown config file; expected one of {sorted(known)}"
-                )
+                raise ConfigError(f"{stray}: unknown config file; expected one of {sorted(known)}")
 
     sections: dict[str, BaseModel] = {}
     for name, model in SECTIONS.items():
@@ -107,8 +105,11 @@ def load_config(config_dir: str | Path, env: str | None = None) -> StockpipeConf
         if not base_file.is_file():
             raise ConfigError(f"{base_file}: required config file is missing")
         sources = [(base_file, _read_yaml(base_file))]
-        sources += [(d / f"{name}.yaml", _read_yaml(d / f"{name}.yaml"))
-                    for d in overlays if (d / f"{name}.yaml").is_file()]
+        sources += [
+            (d / f"{name}.yaml", _read_yaml(d / f"{name}.yaml"))
+            for d in overlays
+            if (d / f"{name}.yaml").is_file()
+        ]
         merged: dict[str, Any] = {}
         for _, doc in sources:
             merged = _deep_merge(merged, doc)
@@ -122,11 +123,11 @@ def load_config(config_dir: str | Path, env: str | None = None) -> StockpipeConf
             project_root=root_dir.parent,
             config_dir=root_dir,
             env=env,
-            data=sections["data"],  # type: ignore[arg-type]
-            model=sections["model"],  # type: ignore[arg-type]
-            training=sections["training"],  # type: ignore[arg-type]
-            candidates=sections["model_candidates"],  # type: ignore[arg-type]
-            tracking=sections["tracking"],  # type: ignore[arg-type]
+            data=sections["data"],
+            model=sections["model"],
+            training=sections["training"],
+            candidates=sections["model_candidates"],
+            tracking=sections["tracking"],
         )
     except ValidationError as exc:
         msgs = "; ".join(e["msg"] for e in exc.errors())

@@ -90,9 +90,7 @@ class Tracker(Protocol):
         """Raise TrackingError now if the store cannot be reached."""
         ...
 
-    def start_run(
-        self, name: str, parent: Run | None = None
-    ) -> AbstractContextManager[Run]: ...
+    def start_run(self, name: str, parent: Run | None = None) -> AbstractContextManager[Run]: ...
 
 
 class Registry(Protocol):

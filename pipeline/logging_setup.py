@@ -29,7 +29,8 @@ def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
     """Configure the root logger on stderr, and quiet third-party chatter."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        JsonFormatter() if json_lines
+        JsonFormatter()
+        if json_lines
         else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
     )
     root = logging.getLogger()

@@ -31,7 +31,7 @@ class TargetConfig(_Frozen):
 class SelectionConfig(_Frozen):
     """Which features enter the model and how the in-pipeline selector trims them."""
 
-    features: Literal["__AUTO__"] | tuple[str, ...] = AUTO
+    features: Literal["__AUTO__"] | tuple[str, ...] = "__AUTO__"
     exclude: tuple[str, ...] = ()
     selector: Literal["none", "kbest"] = "kbest"
     k: int | Literal["all"] = 10
@@ -162,5 +162,5 @@ class StockpipeConfig(_Frozen):
         uri = self.tracking.uri
         prefix = "sqlite:///"
         if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-            return prefix + str(self.resolve(Path(uri[len(prefix):])))
+            return prefix + str(self.resolve(Path(uri[len(prefix) :])))
         return uri

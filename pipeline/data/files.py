@@ -52,28 +52,34 @@ def _parse(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
     wanted = [c for c in PRICE_COLUMNS if c != "ticker"]
     missing = [c for c in wanted if c not in lookup]
     if missing:
-        raise DataError(
-            f"{path}: missing required column(s) {missing}; found {raw.columns}"
-        )
+        raise DataError(f"{path}: missing required column(s) {missing}; found {raw.columns}")
     frame = raw.select(
         [pl.col(lookup[c]).alias(c) for c in wanted]
-        + ([pl.col(lookup["ticker"]).cast(pl.String).alias("ticker")] if "ticker" in lookup
-           else [pl.lit(path.stem.upper()).alias("ticker")])
+        + (
+            [pl.col(lookup["ticker"]).cast(pl.String).alias("ticker")]
+            if "ticker" in lookup
+            else [pl.lit(path.stem.upper()).alias("ticker")]
+        )
     ).with_row_index("row")
     if frame.height == 0:
         raise DataError(f"{path}: file has a header but no rows")
 
     date_src = pl.col("date")
     date_expr = (
-        date_src if frame.schema["date"] == pl.Date
-        else date_src.cast(pl.Date, strict=False) if frame.schema["date"] == pl.Datetime
+        date_src
+        if frame.schema["date"] == pl.Date
+        else date_src.cast(pl.Date, strict=False)
+        if frame.schema["date"] == pl.Datetime
         else date_src.cast(pl.String).str.strip_chars().str.to_date(strict=False)
     )
     parsed = frame.with_columns(
         date_expr.alias("date"),
-        *[pl.col(c).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).alias(c)
-          if frame.schema[c] == pl.String else pl.col(c).cast(pl.Float64, strict=False)
-          for c in NUMERIC],
+        *[
+            pl.col(c).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).alias(c)
+            if frame.schema[c] == pl.String
+            else pl.col(c).cast(pl.Float64, strict=False)
+            for c in NUMERIC
+        ],
     )
     for col in ("date", *NUMERIC):
         bad = parsed.filter(pl.col(col).is_null() & frame.get_column(col).is_not_null())

@@ -28,15 +28,28 @@ def check_contract(frame: pl.DataFrame, path: Path) -> None:
     ``frame`` has the canonical columns plus ``row``, the 0-based data row in the file.
     """
     rules: list[tuple[str, str, pl.Expr]] = [
-        ("close", "prices must be finite and > 0",
-         ~pl.all_horizontal([pl.col(c).is_finite() & (pl.col(c) > 0)
-                             for c in ("open", "high", "low", "close")])),
-        ("volume", "volume must be finite and >= 0",
-         ~(pl.col("volume").is_finite() & (pl.col("volume") >= 0))),
-        ("high", "high must be >= max(open, close)",
-         pl.col("high") < pl.max_horizontal("open", "close")),
-        ("low", "low must be <= min(open, close)",
-         pl.col("low") > pl.min_horizontal("open", "close")),
+        (
+            "close",
+            "prices must be finite and > 0",
+            ~pl.all_horizontal(
+                [pl.col(c).is_finite() & (pl.col(c) > 0) for c in ("open", "high", "low", "close")]
+            ),
+        ),
+        (
+            "volume",
+            "volume must be finite and >= 0",
+            ~(pl.col("volume").is_finite() & (pl.col("volume") >= 0)),
+        ),
+        (
+            "high",
+            "high must be >= max(open, close)",
+            pl.col("high") < pl.max_horizontal("open", "close"),
+        ),
+        (
+            "low",
+            "low must be <= min(open, close)",
+            pl.col("low") > pl.min_horizontal("open", "close"),
+        ),
     ]
     for column, rule, bad in rules:
         offending = frame.filter(bad)

@@ -24,7 +24,13 @@ def sql_dir() -> Path:
 
 
 FOLD_PARAM_KEYS = (
-    "scheme", "n_folds", "test_size", "purge", "embargo", "min_train_size", "max_train_size",
+    "scheme",
+    "n_folds",
+    "test_size",
+    "purge",
+    "embargo",
+    "min_train_size",
+    "max_train_size",
     "horizon",
 )
 
@@ -122,9 +128,15 @@ def _to_folds(manifest: list[dict[str, Any]], params: Mapping[str, Any]) -> list
                 f"fold {row['fold']} has {row['train_days']} training days, fewer than "
                 f"training.folds.min_train_size={params['min_train_size']}"
             )
-        folds.append(Fold(
-            fold=row["fold"], train_start=row["train_start"], train_end=row["train_end"],
-            test_start=row["test_start"], test_end=row["test_end"],
-            train_rows=row["train_rows"], test_rows=row["test_rows"],
-        ))
+        folds.append(
+            Fold(
+                fold=row["fold"],
+                train_start=row["train_start"],
+                train_end=row["train_end"],
+                test_start=row["test_start"],
+                test_end=row["test_end"],
+                train_rows=row["train_rows"],
+                test_rows=row["test_rows"],
+            )
+        )
     return folds

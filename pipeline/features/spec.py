@@ -77,9 +77,7 @@ def _positive(values: tuple[int, ...], key: str) -> None:
         raise ValueError(f"{key}: windows and lags must be >= 1 (causal), got {bad}")
 
 
-def _rolling(
-    family: str, fn: Callable[..., pl.Expr], cfg: RollingFamily
-) -> list[FeatureDef]:
+def _rolling(family: str, fn: Callable[..., pl.Expr], cfg: RollingFamily) -> list[FeatureDef]:
     _positive(cfg.windows, family)
     base, base_warmup = _source(cfg.of)
     return [

@@ -27,8 +27,11 @@ def feature_columns(cfg: ModelConfig) -> tuple[str, ...]:
     """Resolve ``features: __AUTO__`` + ``exclude`` (or an explicit list) to column names."""
     declared = [d.name for d in build_feature_defs(cfg.features)]
     sel = cfg.selection
-    unknown = [c for c in (*sel.exclude, *([] if sel.features == AUTO else sel.features))
-               if c not in declared]
+    unknown = [
+        c
+        for c in (*sel.exclude, *([] if sel.features == AUTO else sel.features))
+        if c not in declared
+    ]
     if unknown:
         raise ConfigError(
             f"model.yaml: key 'selection': unknown feature(s) {unknown}; declared: {declared}"
@@ -45,24 +48,27 @@ def build_tail(
 ) -> list[tuple[str, Any]]:
     """The steps after feature computation. Params prefixed ``selector__`` tune the selector."""
     est_params = {k: v for k, v in params.items() if not k.startswith(SELECTOR_PARAM_PREFIX)}
-    sel_params = {k[len(SELECTOR_PARAM_PREFIX):]: v for k, v in params.items()
-                  if k.startswith(SELECTOR_PARAM_PREFIX)}
+    sel_params = {
+        k[len(SELECTOR_PARAM_PREFIX) :]: v
+        for k, v in params.items()
+        if k.startswith(SELECTOR_PARAM_PREFIX)
+    }
     steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy=cfg.imputer))]
     if cfg.scaler == "standard":
         steps.append(("scale", StandardScaler()))
     if cfg.selection.selector == "kbest":
         k = sel_params.get("k", cfg.selection.k)
-        score = (f_regression if cfg.selection.score_func == "f_regression"
-                 else mutual_info_regression)
-        steps.append(("select", SelectKBest(score, k="all" if k == "all" else min(int(k),
-                                                                                   n_features))))
+        score = (
+            f_regression if cfg.selection.score_func == "f_regression" else mutual_info_regression
+        )
+        steps.append(
+            ("select", SelectKBest(score, k="all" if k == "all" else min(int(k), n_features)))
+        )
     steps.append(("model", make_estimator(kind, est_params, seed)))
     return steps
 
 
-def build_pipeline(
-    cfg: ModelConfig, kind: str, params: Mapping[str, Any], seed: int
-) -> Pipeline:
+def build_pipeline(cfg: ModelConfig, kind: str, params: Mapping[str, Any], seed: int) -> Pipeline:
     """The full, unfitted pipeline that is registered: raw price rows in, predictions out."""
     columns = feature_columns(cfg)
     features = PolarsFeatures(spec=cfg.features.model_dump_json(), columns=columns)

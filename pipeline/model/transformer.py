@@ -37,7 +37,7 @@ def _to_polars(X: Any) -> pl.DataFrame:
     )
 
 
-class PolarsFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class PolarsFeatures(TransformerMixin, BaseEstimator):
     """Compute causal per-ticker features from rows of (ticker, date, open, ..., volume).
 
     Parameters
@@ -83,10 +83,14 @@ class PolarsFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         missing = [c for c in PRICE_COLUMNS if c not in frame.columns]
         if missing:
             raise ModelError(f"input is missing column(s) {missing}")
-        frame = frame.select(PRICE_COLUMNS).with_columns(
-            pl.col("date").cast(pl.Date),
-            pl.col("open", "high", "low", "close", "volume").cast(pl.Float64),
-        ).with_row_index(ROW)
+        frame = (
+            frame.select(PRICE_COLUMNS)
+            .with_columns(
+                pl.col("date").cast(pl.Date),
+                pl.col("open", "high", "low", "close", "volume").cast(pl.Float64),
+            )
+            .with_row_index(ROW)
+        )
         defs = self._defs()
         out = add_features(frame.lazy(), defs).sort(ROW).select([d.name for d in defs])
         return out.collect().to_numpy().astype(np.float64, copy=False)

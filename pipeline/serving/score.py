@@ -51,8 +51,9 @@ def score(
     model = ports.registry.load(uri)
     ports.store.upsert(batch)
     window = ports.store.recent(batch.tickers, model.warmup + 1 + HISTORY_MARGIN).collect()
-    log.info("scoring %d tickers from %d history rows with %s", len(batch.tickers),
-             window.height, uri)
+    log.info(
+        "scoring %d tickers from %d history rows with %s", len(batch.tickers), window.height, uri
+    )
     try:
         preds = np.asarray(model.predictor.predict(window.to_pandas()), dtype=float).ravel()
     except Exception as exc:  # surface any flavour's failure with the URI that caused it
@@ -60,7 +61,8 @@ def score(
     horizon = model.horizon if model.horizon is not None else cfg.model.target.horizon
     out = (
         window.with_columns(pl.Series("prediction", preds))
-        .group_by("ticker", maintain_order=True).last()
+        .group_by("ticker", maintain_order=True)
+        .last()
         .select(
             pl.col("ticker"),
             pl.col("date").alias("as_of_date"),

@@ -21,7 +21,7 @@ class ParquetSink:
         os.close(fd)
         try:
             frame.write_parquet(tmp)
-            os.replace(tmp, self.path)
+            Path(tmp).replace(self.path)
         finally:
             if Path(tmp).exists():
                 Path(tmp).unlink()

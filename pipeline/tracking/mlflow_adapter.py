@@ -33,8 +33,16 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.feature_selection._mutual_info.mutual_info_regression",
 ]
 
-_REQUIREMENT_PACKAGES = ("polars", "scikit-learn", "lightgbm", "pandas", "numpy", "skops",
-                         "pyarrow", "pydantic")
+_REQUIREMENT_PACKAGES = (
+    "polars",
+    "scikit-learn",
+    "lightgbm",
+    "pandas",
+    "numpy",
+    "skops",
+    "pyarrow",
+    "pydantic",
+)
 
 
 def pip_requirements() -> list[str]:
@@ -43,8 +51,9 @@ def pip_requirements() -> list[str]:
     xgb = next((d for d in ("xgboost-cpu", "xgboost") if _installed(d)), None)
     if xgb:
         reqs.append(f"{xgb}=={metadata.version(xgb)}")
-    reqs.append(f"stockpipe=={metadata.version('stockpipe')}" if _installed("stockpipe")
-                else "stockpipe")
+    reqs.append(
+        f"stockpipe=={metadata.version('stockpipe')}" if _installed("stockpipe") else "stockpipe"
+    )
     return reqs
 
 
@@ -110,7 +119,7 @@ class MlflowTracker:
 
     def check(self) -> None:
         if self.uri.startswith("sqlite:///"):
-            Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
             return
         if self.uri.startswith(("http://", "https://")):
             try:
@@ -171,8 +180,12 @@ class MlflowRegistry:
                 self.name, description="stockpipe forecast of forward log returns"
             )
         mv = client.create_model_version(
-            self.name, source=model_uri, run_id=run_id, tags=dict(tags),
-            model_id=model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-")
+            self.name,
+            source=model_uri,
+            run_id=run_id,
+            tags=dict(tags),
+            model_id=model_uri.removeprefix("models:/")
+            if model_uri.startswith("models:/m-")
             else None,
         )
         return str(mv.version)
@@ -196,12 +209,14 @@ def _parse_registry_uri(uri: str) -> tuple[str, str | None, str | None] | None:
     """models:/Name@alias -> (Name, None, alias); models:/Name/3 -> (Name, '3', None)."""
     if not uri.startswith("models:/") or uri.startswith("models:/m-"):
         return None
-    body = uri[len("models:/"):]
+    body = uri[len("models:/") :]
     if "@" in body:
         name, alias = body.split("@", 1)
         return name, None, alias
     name, _, version = body.partition("/")
-    return name, version or None, None
+    if not version:
+        raise TrackingError(f"model URI {uri!r} needs a version or an alias (Name@alias)")
+    return name, version, None
 
 
 class MlflowModelLoader:
@@ -225,8 +240,11 @@ class MlflowModelLoader:
         try:
             if parsed is not None:
                 name, version, alias = parsed
-                mv = (client.get_model_version_by_alias(name, alias) if alias
-                      else client.get_model_version(name, version))
+                mv = (
+                    client.get_model_version_by_alias(name, alias)
+                    if alias
+                    else client.get_model_version(name, str(version))
+                )
                 version, tags = str(mv.version), dict(mv.tags)
             pyfunc_model = mlflow.pyfunc.load_model(model_uri)
         except MlflowException as exc:
@@ -235,5 +253,6 @@ class MlflowModelLoader:
         features = getattr(raw, "named_steps", {}).get("features")
         warmup = int(tags.get("warmup_rows", getattr(features, "warmup_", 0)))
         horizon = int(tags["horizon"]) if "horizon" in tags else None
-        return LoadedModel(predictor=pyfunc_model, name=name, version=version, warmup=warmup,
-                           horizon=horizon)
+        return LoadedModel(
+            predictor=pyfunc_model, name=name, version=version, warmup=warmup, horizon=horizon
+        )

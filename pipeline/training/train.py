@@ -49,9 +49,16 @@ def config_hash(cfg: StockpipeConfig) -> str:
 
 def _fold_rows(folds: list[Fold], per_fold: list[dict[str, float]]) -> list[dict[str, Any]]:
     return [
-        {"fold": f.fold, "train_start": str(f.train_start), "train_end": str(f.train_end),
-         "test_start": str(f.test_start), "test_end": str(f.test_end),
-         "train_rows": f.train_rows, "test_rows": f.test_rows, **m}
+        {
+            "fold": f.fold,
+            "train_start": str(f.train_start),
+            "train_end": str(f.train_end),
+            "test_start": str(f.test_start),
+            "test_end": str(f.test_end),
+            "train_rows": f.train_rows,
+            "test_rows": f.test_rows,
+            **m,
+        }
         for f, m in zip(folds, per_fold, strict=True)
     ]
 
@@ -65,8 +72,9 @@ def _baseline(data: TrainingSet, folds: list[Fold]) -> dict[str, float]:
 
 
 def _refit(cfg: StockpipeConfig, best: CandidateResult, data: TrainingSet) -> Pipeline:
-    tail = Pipeline(build_tail(cfg.model, best.kind, best.best_params, cfg.training.seed,
-                               len(data.columns)))
+    tail = Pipeline(
+        build_tail(cfg.model, best.kind, best.best_params, cfg.training.seed, len(data.columns))
+    )
     tail.fit(data.X, data.y)
     features = PolarsFeatures(spec=cfg.model.features.model_dump_json(), columns=data.columns)
     features.fit(data.raw)
@@ -94,11 +102,20 @@ def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
 
     results: list[CandidateResult] = []
     with ports.tracker.start_run("train") as parent:
-        parent.log_params({"horizon": horizon, "seed": cfg.training.seed,
-                           "tickers": ",".join(tickers), "n_features": len(columns),
-                           "data_sha256": batch.sha256, "config_hash": config_hash(cfg)})
-        parent.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
-                        "config/resolved_config.yaml")
+        parent.log_params(
+            {
+                "horizon": horizon,
+                "seed": cfg.training.seed,
+                "tickers": ",".join(tickers),
+                "n_features": len(columns),
+                "data_sha256": batch.sha256,
+                "config_hash": config_hash(cfg),
+            }
+        )
+        parent.log_text(
+            yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
+            "config/resolved_config.yaml",
+        )
         parent.log_metrics({f"baseline_zero_return_{k}": v for k, v in baseline.items()})
         for cand in (c for c in cfg.candidates.candidates if c.enabled):
             n_trials = cfg.training.n_trials or cand.n_trials
@@ -109,19 +126,29 @@ def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
                 for k, m in enumerate(result.evaluation.per_fold):
                     child.log_metrics({f"fold_{name}": v for name, v in m.items()}, step=k)
                 child.log_metrics({"n_trials": result.n_trials, "n_pruned": result.n_pruned})
-            log.info("%s: best mean rmse %.6f after %d trials (%.1fs)", cand.name,
-                     result.best_value, result.n_trials, result.seconds)
+            log.info(
+                "%s: best mean rmse %.6f after %d trials (%.1fs)",
+                cand.name,
+                result.best_value,
+                result.n_trials,
+                result.seconds,
+            )
             results.append(result)
 
         best = min(results, key=lambda r: r.best_value)
         model = _refit(cfg, best, data)
         example = batch.frame.tail(total_warmup(defs) + 5).to_pandas()
         tags = {
-            "candidate": best.name, "estimator": best.kind, "horizon": str(horizon),
+            "candidate": best.name,
+            "estimator": best.kind,
+            "horizon": str(horizon),
             "warmup_rows": str(model.named_steps["features"].warmup_),
-            "data_sha256": batch.sha256, "config_hash": config_hash(cfg),
-            "tickers": ",".join(tickers), "seed": str(cfg.training.seed),
-            "primary_metric": "rmse", "rmse": f"{best.best_value:.8f}",
+            "data_sha256": batch.sha256,
+            "config_hash": config_hash(cfg),
+            "tickers": ",".join(tickers),
+            "seed": str(cfg.training.seed),
+            "primary_metric": "rmse",
+            "rmse": f"{best.best_value:.8f}",
         }
         parent.log_params({"champion_candidate": best.name})
         parent.log_metrics(best.evaluation.mean)
@@ -135,24 +162,38 @@ def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
 
     return {
         "champion": {
-            "candidate": best.name, "run_id": run_id,
-            "registered_model": cfg.tracking.registered_model, "version": version,
+            "candidate": best.name,
+            "run_id": run_id,
+            "registered_model": cfg.tracking.registered_model,
+            "version": version,
             "model_uri": f"models:/{cfg.tracking.registered_model}/{version}",
-            "alias": cfg.tracking.champion_alias, "promoted": True,
+            "alias": cfg.tracking.champion_alias,
+            "promoted": True,
         },
         "metrics": best.evaluation.mean,
         "folds": _fold_rows(folds, best.evaluation.per_fold),
         "baselines": {"zero_return": baseline},
         "candidates": [
-            {"name": r.name, "estimator": r.kind, "best_value": r.best_value,
-             "n_trials": r.n_trials, "n_pruned": r.n_pruned, "best_params": r.best_params,
-             "seconds": round(r.seconds, 2), "metrics": r.evaluation.mean}
+            {
+                "name": r.name,
+                "estimator": r.kind,
+                "best_value": r.best_value,
+                "n_trials": r.n_trials,
+                "n_pruned": r.n_pruned,
+                "best_params": r.best_params,
+                "seconds": round(r.seconds, 2),
+                "metrics": r.evaluation.mean,
+            }
             for r in results
         ],
         "data": {
-            "rows": batch.frame.height, "tickers": list(tickers),
-            "first_date": str(batch.frame["date"].min()), "last_date": str(batch.frame["date"].max()),
-            "sha256": batch.sha256, "source": batch.source, "training_rows": int(len(data.y)),
+            "rows": batch.frame.height,
+            "tickers": list(tickers),
+            "first_date": str(batch.frame["date"].min()),
+            "last_date": str(batch.frame["date"].max()),
+            "sha256": batch.sha256,
+            "source": batch.source,
+            "training_rows": len(data.y),
         },
         "features": list(columns),
         "horizon": horizon,

@@ -13,6 +13,7 @@ from sklearn.pipeline import Pipeline
 
 from pipeline.domain import Fold
 from pipeline.evaluation.metrics import mean_over_folds, score_all
+from pipeline.model.pipeline import build_tail
 from pipeline.settings import (
     CandidateConfig,
     CategoricalSpace,
@@ -22,7 +23,6 @@ from pipeline.settings import (
     ParamSpace,
 )
 from pipeline.training.dataset import TrainingSet
-from pipeline.model.pipeline import build_tail
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
