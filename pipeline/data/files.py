@@ -61,6 +61,8 @@ def _parse(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
             else [pl.lit(path.stem.upper()).alias("ticker")]
         )
     ).with_row_index("row")
+    # Blank lines (all fields empty) are not data; everything else is checked below.
+    frame = frame.filter(~pl.all_horizontal([pl.col(c).is_null() for c in wanted]))
     if frame.height == 0:
         raise DataError(f"{path}: file has a header but no rows")
 

@@ -10,6 +10,14 @@ from sklearn.base import RegressorMixin
 ESTIMATOR_KINDS = ("lightgbm", "xgboost", "random_forest", "ridge", "elasticnet")
 
 
+def check_params(kind: str, params: Mapping[str, Any], seed: int) -> None:
+    """Raise ValueError if ``params`` (fixed plus any sampled) are not valid for ``kind``."""
+    est = make_estimator(kind, {}, seed)
+    unknown = sorted(set(params) - set(est.get_params()))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown} for estimator '{kind}'")
+
+
 def make_estimator(kind: str, params: Mapping[str, Any], seed: int) -> RegressorMixin:
     """Build an unfitted regressor; seeds and thread counts are pinned for repeatability."""
     p = dict(params)

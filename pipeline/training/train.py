@@ -16,7 +16,14 @@ from sklearn.pipeline import Pipeline
 from pipeline.domain import Fold, PriceSource, PriceStore, Registry, Tracker
 from pipeline.evaluation.metrics import mean_over_folds, score_all
 from pipeline.features.spec import build_feature_defs, total_warmup
-from pipeline.model.pipeline import build_tail, compose_fitted, feature_columns
+from pipeline.errors import ConfigError
+from pipeline.model.estimators import check_params
+from pipeline.model.pipeline import (
+    SELECTOR_PARAM_PREFIX,
+    build_tail,
+    compose_fitted,
+    feature_columns,
+)
 from pipeline.model.transformer import PolarsFeatures
 from pipeline.settings import StockpipeConfig
 from pipeline.training.dataset import TrainingSet, build_training_set
@@ -81,6 +88,15 @@ def _refit(cfg: StockpipeConfig, best: CandidateResult, data: TrainingSet) -> Pi
     return compose_fitted(features, tail)
 
 
+def _check_candidates(cfg: StockpipeConfig) -> None:
+    for cand in cfg.candidates.candidates:
+        names = [k for k in (*cand.params, *cand.space) if not k.startswith(SELECTOR_PARAM_PREFIX)]
+        try:
+            check_params(cand.estimator, dict.fromkeys(names), cfg.training.seed)
+        except ValueError as exc:
+            raise ConfigError(f"model_candidates.yaml: candidate '{cand.name}': {exc}") from exc
+
+
 def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
     """Run the whole training job; return the machine-readable summary.
 
@@ -88,6 +104,7 @@ def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
     reached before the warehouse or the registry is touched.
     """
     started = time.perf_counter()
+    _check_candidates(cfg)
     batch = ports.source.load()
     ports.tracker.check()
     ports.store.upsert(batch)

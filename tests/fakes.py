@@ -1,0 +1,85 @@
+"""Hand-written fakes for the tracking and registry ports (no MLflow involved)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.errors import TrackingError
+
+_ids = itertools.count()
+
+
+@dataclass
+class FakeRun:
+    name: str
+    parent: FakeRun | None
+    run_id: str = field(default_factory=lambda: f"run-{next(_ids)}")
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, list[tuple[int | None, float]]] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    models: list[Any] = field(default_factory=list)
+    status: str = "RUNNING"
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.params.update(params)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        for k, v in metrics.items():
+            self.metrics.setdefault(k, []).append((step, float(v)))
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.texts[artifact_file] = text
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self.tags.update(tags)
+
+    def log_model(self, model: Any, input_example: Any, tags: Mapping[str, str]) -> str:
+        self.models.append((model, input_example, dict(tags)))
+        return f"models:/m-{self.run_id}-{len(self.models)}"
+
+
+@dataclass
+class FakeTracker:
+    uri: str = "fake://"
+    reachable: bool = True
+    runs: list[FakeRun] = field(default_factory=list)
+
+    def check(self) -> None:
+        if not self.reachable:
+            raise TrackingError(f"tracking server {self.uri} is unreachable")
+
+    @contextmanager
+    def start_run(self, name: str, parent: Any = None) -> Iterator[FakeRun]:
+        run = FakeRun(name, parent)
+        self.runs.append(run)
+        try:
+            yield run
+        except BaseException:
+            run.status = "FAILED"
+            raise
+        run.status = "FINISHED"
+
+
+@dataclass
+class FakeRegistry:
+    versions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def register(self, model_uri: str, run_id: str, tags: Mapping[str, str]) -> str:
+        version = str(len(self.versions) + 1)
+        self.versions[version] = {"uri": model_uri, "run_id": run_id, "tags": dict(tags)}
+        return version
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.aliases[alias] = version
+
+    def version_for_alias(self, alias: str) -> str | None:
+        return self.aliases.get(alias)
+
+    def version_tags(self, version: str) -> dict[str, str]:
+        return dict(self.versions[version]["tags"])

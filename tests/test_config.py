@@ -1,0 +1,121 @@
+"""Config loading: merging, typed models, and errors that name the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from support import REPO, write_yaml
+from pipeline.bootstrap import apply_overrides
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+from pipeline.settings import AUTO
+
+
+def test_shipped_config_loads_with_defaults() -> None:
+    cfg = load_config(REPO / "conf")
+    assert cfg.model.target.horizon == 1
+    assert cfg.model.selection.features == AUTO
+    assert cfg.tracking.registered_model == "StocksPredictionModel"
+    assert cfg.training.folds.n_folds >= 5
+    assert cfg.training.folds.purge >= cfg.model.target.horizon
+    assert cfg.resolve(cfg.data.path) == REPO / "data" / "sample" / "NVDA.csv"
+    assert cfg.tracking_uri == f"sqlite:///{REPO / 'mlruns' / 'mlflow.db'}"
+
+
+def test_models_are_frozen(conf_dir: Path) -> None:
+    cfg = load_config(conf_dir)
+    with pytest.raises(Exception, match="frozen"):
+        cfg.training.seed = 3  # type: ignore[misc]
+
+
+def test_local_overrides_base(conf_dir: Path, tmp_path: Path) -> None:
+    cfg = load_config(conf_dir)
+    assert cfg.training.n_trials == 2
+    assert cfg.data.warehouse == tmp_path / "warehouse.duckdb"
+    assert cfg.training.folds.test_size == 250  # untouched keys survive the deep merge
+
+
+def test_unknown_key_names_file_and_key(conf_dir: Path) -> None:
+    write_yaml(conf_dir / "local" / "model.yaml", {"selection": {"kk": 3}})
+    with pytest.raises(ConfigError) as err:
+        load_config(conf_dir)
+    msg = str(err.value)
+    assert str(conf_dir / "local" / "model.yaml") in msg
+    assert "selection.kk" in msg
+
+
+def test_wrong_type_names_file_and_key(conf_dir: Path) -> None:
+    write_yaml(conf_dir / "local" / "training.yaml", {"folds": {"n_folds": "many"}})
+    with pytest.raises(ConfigError, match=r"training\.yaml: key 'folds\.n_folds'"):
+        load_config(conf_dir)
+
+
+def test_error_in_base_blames_base(conf_dir: Path) -> None:
+    base = conf_dir / "base" / "tracking.yaml"
+    base.write_text(base.read_text() + "\nbogus: 1\n")
+    with pytest.raises(ConfigError, match=r"base/tracking\.yaml: key 'bogus'"):
+        load_config(conf_dir)
+
+
+def test_unknown_feature_family_is_rejected(conf_dir: Path) -> None:
+    write_yaml(conf_dir / "local" / "model.yaml", {"features": {"moon_phase": {"windows": [3]}}})
+    with pytest.raises(ConfigError, match="features.moon_phase"):
+        load_config(conf_dir)
+
+
+def test_missing_file_and_directory(tmp_path: Path, conf_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="config directory not found"):
+        load_config(tmp_path / "nowhere")
+    (conf_dir / "base" / "model.yaml").unlink()
+    with pytest.raises(ConfigError, match=r"model\.yaml: required config file is missing"):
+        load_config(conf_dir)
+
+
+def test_stray_file_and_bad_yaml(conf_dir: Path) -> None:
+    (conf_dir / "local" / "modle.yaml").write_text("a: 1\n")
+    with pytest.raises(ConfigError, match="unknown config file"):
+        load_config(conf_dir)
+    (conf_dir / "local" / "modle.yaml").unlink()
+    (conf_dir / "local" / "model.yaml").write_text("target: [unclosed\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(conf_dir)
+
+
+def test_purge_shorter_than_horizon_is_rejected(conf_dir: Path) -> None:
+    write_yaml(conf_dir / "local" / "model.yaml", {"target": {"horizon": 5}})
+    with pytest.raises(ConfigError, match=r"purge \(1\) must be >= model.target.horizon \(5\)"):
+        load_config(conf_dir)
+
+
+def test_env_overlay_and_missing_env(conf_dir: Path) -> None:
+    write_yaml(conf_dir / "server" / "tracking.yaml", {"uri": "http://127.0.0.1:8888"})
+    cfg = load_config(conf_dir, env="server")
+    # local is applied last and still wins over the env overlay
+    assert cfg.tracking.uri.startswith("sqlite:///")
+    (conf_dir / "local" / "tracking.yaml").unlink()
+    assert load_config(conf_dir, env="server").tracking_uri == "http://127.0.0.1:8888"
+    with pytest.raises(ConfigError, match="environment 'nope'"):
+        load_config(conf_dir, env="nope")
+
+
+def test_candidate_space_validation(conf_dir: Path) -> None:
+    doc = {"candidates": [{"name": "x", "estimator": "ridge",
+                           "space": {"alpha": {"type": "float", "low": 2.0, "high": 1.0}}}]}
+    write_yaml(conf_dir / "local" / "model_candidates.yaml", doc)
+    with pytest.raises(ConfigError, match="low > high"):
+        load_config(conf_dir)
+    doc["candidates"][0]["estimator"] = "prophet"
+    write_yaml(conf_dir / "local" / "model_candidates.yaml", doc)
+    with pytest.raises(ConfigError, match=r"candidates\.0\.estimator"):
+        load_config(conf_dir)
+
+
+def test_cli_overrides(conf_dir: Path, tmp_path: Path) -> None:
+    cfg = apply_overrides(load_config(conf_dir), data=Path("x.csv"), trials=7, seed=3,
+                          tracking_uri="sqlite:///rel.db", summary=Path("s.json"))
+    assert cfg.data.path == Path("x.csv").resolve()
+    assert (cfg.training.n_trials, cfg.training.seed) == (7, 3)
+    assert cfg.tracking_uri == f"sqlite:///{Path('rel.db').resolve()}"
+    assert cfg.training.summary_path == Path("s.json").resolve()

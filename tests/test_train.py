@@ -1,0 +1,119 @@
+"""The train use case against fakes for tracking/registry and a real in-memory DuckDB."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fakes import FakeRegistry, FakeTracker
+from pipeline.config import load_config
+from pipeline.data.files import FileSource
+from pipeline.data.warehouse import DuckDBStore
+from pipeline.errors import ConfigError, DataError, TrackingError
+from pipeline.settings import StockpipeConfig
+from pipeline.training.train import TrainPorts, train
+from support import SAMPLE, write_yaml
+
+
+def _ports(cfg: StockpipeConfig, tracker: FakeTracker, registry: FakeRegistry,
+           data: Path | None = None) -> TrainPorts:
+    return TrainPorts(source=FileSource(data or SAMPLE / "NVDA.csv"),
+                      store=DuckDBStore(":memory:"), tracker=tracker, registry=registry)
+
+
+@pytest.fixture
+def cfg(conf_dir: Path) -> StockpipeConfig:
+    return load_config(conf_dir)
+
+
+def test_train_registers_champion_and_reports(cfg: StockpipeConfig) -> None:
+    tracker, registry = FakeTracker(), FakeRegistry()
+    summary = train(cfg, _ports(cfg, tracker, registry))
+
+    assert registry.aliases == {"champion": "1"}
+    champ = summary["champion"]
+    assert champ["version"] == "1" and champ["promoted"] is True
+    assert champ["registered_model"] == "StocksPredictionModel"
+    enabled = [c.name for c in cfg.candidates.candidates if c.enabled]
+    assert [c["name"] for c in summary["candidates"]] == enabled
+    assert all(c["n_trials"] == 2 for c in summary["candidates"])
+    best = min(summary["candidates"], key=lambda c: c["best_value"])
+    assert champ["candidate"] == best["name"]
+    assert summary["metrics"]["rmse"] == pytest.approx(best["best_value"])
+    assert len(summary["folds"]) == cfg.training.folds.n_folds
+    assert set(summary["baselines"]["zero_return"]) == {"rmse", "mae", "directional_accuracy"}
+    assert all(math.isfinite(v) for v in summary["metrics"].values())
+    assert summary["data"]["rows"] == 6962 and summary["data"]["tickers"] == ["NVDA"]
+
+    parent = tracker.runs[0]
+    assert parent.status == "FINISHED" and "config/resolved_config.yaml" in parent.texts
+    assert {r.name for r in tracker.runs[1:]} == set(enabled)
+    assert all(r.parent is parent for r in tracker.runs[1:])
+    # per-fold metrics are logged with the fold as step
+    assert [s for s, _ in parent.metrics["fold_rmse"]] == list(range(5))
+    model, example, tags = parent.models[0]
+    assert tags["horizon"] == "1" and int(tags["warmup_rows"]) == 20
+    preds = model.predict(example)
+    assert preds.shape == (len(example),) and np.isfinite(preds).all()
+
+
+def test_same_seed_same_result(cfg: StockpipeConfig) -> None:
+    a = train(cfg, _ports(cfg, FakeTracker(), FakeRegistry()))
+    b = train(cfg, _ports(cfg, FakeTracker(), FakeRegistry()))
+    assert a["metrics"] == b["metrics"]
+    assert [c["best_params"] for c in a["candidates"]] == [c["best_params"] for c in b["candidates"]]
+
+
+def test_unreachable_tracker_fails_before_any_write(cfg: StockpipeConfig) -> None:
+    tracker, registry = FakeTracker(reachable=False), FakeRegistry()
+    ports = _ports(cfg, tracker, registry)
+    with pytest.raises(TrackingError, match="unreachable"):
+        train(cfg, ports)
+    assert tracker.runs == [] and registry.versions == {}
+    with pytest.raises(DataError):  # the warehouse was never written
+        ports.store.history(("NVDA",))
+
+
+def test_bad_data_registers_nothing(cfg: StockpipeConfig, tmp_path: Path) -> None:
+    bad = tmp_path / "BAD.csv"
+    bad.write_text("date,open,high,low,close,volume\n2024-01-02,1,2,0.5,oops,10\n")
+    tracker, registry = FakeTracker(), FakeRegistry()
+    with pytest.raises(DataError, match="BAD.csv: column 'close'"):
+        train(cfg, _ports(cfg, tracker, registry, data=bad))
+    assert tracker.runs == [] and registry.versions == {}
+
+
+def test_unknown_estimator_param_fails_before_any_work(conf_dir: Path) -> None:
+    write_yaml(conf_dir / "local" / "model_candidates.yaml", {"candidates": [
+        {"name": "broken", "estimator": "ridge", "params": {"no_such": 1}}]})
+    cfg = load_config(conf_dir)
+    tracker, registry = FakeTracker(), FakeRegistry()
+    with pytest.raises(ConfigError, match=r"candidate 'broken': unknown parameter\(s\) \['no_such'\]"):
+        train(cfg, _ports(cfg, tracker, registry))
+    assert tracker.runs == [] and registry.versions == {}
+
+
+def test_failure_inside_run_marks_it_failed_and_registers_nothing(conf_dir: Path) -> None:
+    # a valid name with an invalid value only fails when the estimator is fitted
+    write_yaml(conf_dir / "local" / "model_candidates.yaml", {"candidates": [
+        {"name": "broken", "estimator": "ridge", "params": {"alpha": "lots"}}]})
+    cfg = load_config(conf_dir)
+    tracker, registry = FakeTracker(), FakeRegistry()
+    with pytest.raises(Exception, match="alpha"):
+        train(cfg, _ports(cfg, tracker, registry))
+    assert tracker.runs[0].status == "FAILED" and registry.versions == {}
+
+
+def test_panel_training(conf_dir: Path, tmp_path: Path) -> None:
+    import polars as pl
+
+    frames = [FileSource(SAMPLE / f"{t}.csv").load().frame for t in ("NVDA", "SPY", "QQQ")]
+    panel = tmp_path / "panel.parquet"
+    pl.concat(frames).write_parquet(panel)
+    cfg = load_config(conf_dir)
+    summary = train(cfg, _ports(cfg, FakeTracker(), FakeRegistry(), data=panel))
+    assert summary["data"]["tickers"] == ["NVDA", "QQQ", "SPY"]
+    assert summary["folds"][0]["test_rows"] == 3 * 250
