@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from support import REPO, SAMPLE, write_yaml
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 
 @pytest.fixture
 def nvda_csv() -> Path:
@@ -22,16 +22,25 @@ def conf_dir(tmp_path: Path) -> Path:
     """conf/base copied into tmp, with conf/local sending data, warehouse and MLflow to tmp."""
     conf = tmp_path / "conf"
     shutil.copytree(REPO / "conf" / "base", conf / "base")
-    write_yaml(conf / "local" / "data.yaml", {
-        "path": str(SAMPLE / "NVDA.csv"),
-        "warehouse": str(tmp_path / "warehouse.duckdb"),
-    })
-    write_yaml(conf / "local" / "tracking.yaml", {
-        "uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "artifact_location": str(tmp_path / "artifacts"),
-    })
-    write_yaml(conf / "local" / "training.yaml", {
-        "n_trials": 2,
-        "summary_path": str(tmp_path / "summary.json"),
-    })
+    write_yaml(
+        conf / "local" / "data.yaml",
+        {
+            "path": str(SAMPLE / "NVDA.csv"),
+            "warehouse": str(tmp_path / "warehouse.duckdb"),
+        },
+    )
+    write_yaml(
+        conf / "local" / "tracking.yaml",
+        {
+            "uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "artifact_location": str(tmp_path / "artifacts"),
+        },
+    )
+    write_yaml(
+        conf / "local" / "training.yaml",
+        {
+            "n_trials": 2,
+            "summary_path": str(tmp_path / "summary.json"),
+        },
+    )
     return conf

@@ -12,9 +12,9 @@ import numpy as np
 import polars as pl
 import pytest
 from click.testing import CliRunner, Result
+from support import REPO, SAMPLE, write_yaml
 
 from pipeline.cli import main
-from support import REPO, SAMPLE, write_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -28,11 +28,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("project")
     conf = root / "conf"
     shutil.copytree(REPO / "conf" / "base", conf / "base")
-    write_yaml(conf / "local" / "data.yaml", {"warehouse": str(root / "wh.duckdb"),
-                                               "path": str(SAMPLE / "NVDA.csv")})
+    write_yaml(
+        conf / "local" / "data.yaml",
+        {"warehouse": str(root / "wh.duckdb"), "path": str(SAMPLE / "NVDA.csv")},
+    )
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    write_yaml(conf / "local" / "tracking.yaml", {"uri": uri,
-                                                   "artifact_location": str(root / "art")})
+    write_yaml(
+        conf / "local" / "tracking.yaml", {"uri": uri, "artifact_location": str(root / "art")}
+    )
     summary = root / "summary.json"
     result = _invoke("train", "--config", str(conf), "--trials", "2", "--summary", str(summary))
     assert result.exit_code == 0, result.output
@@ -45,17 +48,34 @@ def _client(uri: str) -> mlflow.MlflowClient:
 
 def test_train_summary_schema(project: dict[str, Any]) -> None:
     doc = json.loads(project["summary"].read_text())
-    assert {"champion", "metrics", "folds", "baselines", "candidates", "data",
-            "tracking_uri"} <= set(doc)
-    assert {"candidate", "run_id", "registered_model", "version", "model_uri",
-            "promoted"} <= set(doc["champion"])
+    assert {
+        "champion",
+        "metrics",
+        "folds",
+        "baselines",
+        "candidates",
+        "data",
+        "tracking_uri",
+    } <= set(doc)
+    assert {"candidate", "run_id", "registered_model", "version", "model_uri", "promoted"} <= set(
+        doc["champion"]
+    )
     assert set(doc["metrics"]) == {"rmse", "mae", "directional_accuracy"}
-    fold_keys = {"fold", "train_start", "train_end", "test_start", "test_end", "rmse", "mae",
-                 "directional_accuracy"}
+    fold_keys = {
+        "fold",
+        "train_start",
+        "train_end",
+        "test_start",
+        "test_end",
+        "rmse",
+        "mae",
+        "directional_accuracy",
+    }
     assert all(fold_keys <= set(f) for f in doc["folds"]) and len(doc["folds"]) >= 5
     assert set(doc["baselines"]["zero_return"]) == {"rmse", "mae", "directional_accuracy"}
-    assert all({"name", "best_value", "n_trials", "best_params"} <= set(c)
-               for c in doc["candidates"])
+    assert all(
+        {"name", "best_value", "n_trials", "best_params"} <= set(c) for c in doc["candidates"]
+    )
     assert {"rows", "tickers", "first_date", "last_date", "sha256"} <= set(doc["data"])
     assert doc["data"]["last_date"] == "2026-09-25"
     assert doc["tracking_uri"] == project["uri"]
@@ -83,8 +103,14 @@ def test_score_writes_documented_schema(project: dict[str, Any]) -> None:
     result = _invoke("score", "--config", str(project["conf"]), "--output", str(out))
     assert result.exit_code == 0, result.output
     frame = pl.read_parquet(out)
-    assert frame.columns == ["ticker", "as_of_date", "horizon", "prediction", "model_name",
-                             "model_version"]
+    assert frame.columns == [
+        "ticker",
+        "as_of_date",
+        "horizon",
+        "prediction",
+        "model_name",
+        "model_version",
+    ]
     assert frame.schema["as_of_date"] == pl.Date and frame.schema["prediction"] == pl.Float64
     row = frame.row(0, named=True)
     assert frame.height == 1 and row["ticker"] == "NVDA"
@@ -98,9 +124,11 @@ def test_score_writes_documented_schema(project: dict[str, Any]) -> None:
     mlflow.set_tracking_uri(project["uri"])
     model = mlflow.sklearn.load_model("models:/StocksPredictionModel@champion")
     full = pl.read_csv(SAMPLE / "NVDA.csv", try_parse_dates=True).with_columns(
-        pl.lit("NVDA").alias("ticker"))
-    expected = model.predict(full.select("ticker", "date", "open", "high", "low", "close",
-                                         "volume").to_pandas())[-1]
+        pl.lit("NVDA").alias("ticker")
+    )
+    expected = model.predict(
+        full.select("ticker", "date", "open", "high", "low", "close", "volume").to_pandas()
+    )[-1]
     np.testing.assert_allclose(row["prediction"], expected, rtol=1e-12)
 
 
@@ -109,15 +137,25 @@ def test_retrain_moves_alias_and_bad_input_registers_nothing(project: dict[str, 
     before = len(client.search_model_versions("name='StocksPredictionModel'"))
     bad = project["root"] / "BAD.csv"
     bad.write_text("date,open,high,low,volume\n2024-01-02,1,2,0.5,10\n")
-    result = CliRunner().invoke(main, ["train", "--config", str(project["conf"]),
-                                       "--data", str(bad), "--trials", "1"])
+    result = CliRunner().invoke(
+        main, ["train", "--config", str(project["conf"]), "--data", str(bad), "--trials", "1"]
+    )
     assert result.exit_code != 0
     assert "BAD.csv" in result.output and "close" in result.output
     assert "Traceback" not in result.output
     assert len(client.search_model_versions("name='StocksPredictionModel'")) == before
 
-    result = _invoke("train", "--config", str(project["conf"]), "--trials", "1", "--seed", "7",
-                     "--summary", str(project["root"] / "s2.json"))
+    result = _invoke(
+        "train",
+        "--config",
+        str(project["conf"]),
+        "--trials",
+        "1",
+        "--seed",
+        "7",
+        "--summary",
+        str(project["root"] / "s2.json"),
+    )
     assert result.exit_code == 0, result.output
     new = json.loads((project["root"] / "s2.json").read_text())["champion"]["version"]
     assert int(new) == before + 1

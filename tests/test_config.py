@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from support import REPO, write_yaml
+
 from pipeline.bootstrap import apply_overrides
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
@@ -61,7 +61,7 @@ def test_error_in_base_blames_base(conf_dir: Path) -> None:
 
 def test_unknown_feature_family_is_rejected(conf_dir: Path) -> None:
     write_yaml(conf_dir / "local" / "model.yaml", {"features": {"moon_phase": {"windows": [3]}}})
-    with pytest.raises(ConfigError, match="features.moon_phase"):
+    with pytest.raises(ConfigError, match=r"features\.moon_phase"):
         load_config(conf_dir)
 
 
@@ -101,8 +101,15 @@ def test_env_overlay_and_missing_env(conf_dir: Path) -> None:
 
 
 def test_candidate_space_validation(conf_dir: Path) -> None:
-    doc = {"candidates": [{"name": "x", "estimator": "ridge",
-                           "space": {"alpha": {"type": "float", "low": 2.0, "high": 1.0}}}]}
+    doc = {
+        "candidates": [
+            {
+                "name": "x",
+                "estimator": "ridge",
+                "space": {"alpha": {"type": "float", "low": 2.0, "high": 1.0}},
+            }
+        ]
+    }
     write_yaml(conf_dir / "local" / "model_candidates.yaml", doc)
     with pytest.raises(ConfigError, match="low > high"):
         load_config(conf_dir)
@@ -113,8 +120,14 @@ def test_candidate_space_validation(conf_dir: Path) -> None:
 
 
 def test_cli_overrides(conf_dir: Path, tmp_path: Path) -> None:
-    cfg = apply_overrides(load_config(conf_dir), data=Path("x.csv"), trials=7, seed=3,
-                          tracking_uri="sqlite:///rel.db", summary=Path("s.json"))
+    cfg = apply_overrides(
+        load_config(conf_dir),
+        data=Path("x.csv"),
+        trials=7,
+        seed=3,
+        tracking_uri="sqlite:///rel.db",
+        summary=Path("s.json"),
+    )
     assert cfg.data.path == Path("x.csv").resolve()
     assert (cfg.training.n_trials, cfg.training.seed) == (7, 3)
     assert cfg.tracking_uri == f"sqlite:///{Path('rel.db').resolve()}"

@@ -6,14 +6,17 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from support import SAMPLE
 
 from pipeline.data.files import FileSource
 from pipeline.errors import DataError
-from support import SAMPLE
 
 HEADER = "date,open,high,low,close,volume\n"
-GOOD = ["2024-01-02,10,11,9,10.5,100", "2024-01-03,10.5,12,10,11,200",
-        "2024-01-04,11,11.5,10.2,10.8,150"]
+GOOD = [
+    "2024-01-02,10,11,9,10.5,100",
+    "2024-01-03,10.5,12,10,11,200",
+    "2024-01-04,11,11.5,10.2,10.8,150",
+]
 
 
 def _csv(tmp_path: Path, lines: list[str], header: str = HEADER, name: str = "ACME.csv") -> Path:
@@ -34,8 +37,12 @@ def test_shipped_nvda_loads_as_canonical_frame() -> None:
 def test_ticker_from_stem_or_column_and_header_variants(tmp_path: Path) -> None:
     path = _csv(tmp_path, GOOD, header="Date,Open,High,Low,Close,Volume\n", name="acme.csv")
     assert FileSource(path).load().tickers == ("ACME",)
-    panel = _csv(tmp_path, [f"{t},{row}" for t in ("AAA", "BBB") for row in GOOD],
-                 header="ticker," + HEADER, name="panel.csv")
+    panel = _csv(
+        tmp_path,
+        [f"{t},{row}" for t in ("AAA", "BBB") for row in GOOD],
+        header="ticker," + HEADER,
+        name="panel.csv",
+    )
     batch = FileSource(panel).load()
     assert batch.tickers == ("AAA", "BBB")
     assert FileSource(panel, tickers=("BBB",)).load().frame.height == 3
@@ -52,14 +59,28 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("lines", "header", "pattern"),
     [
-        (["2024-01-02,10,11,9,100"], "date,open,high,low,volume\n", r"missing required column\(s\) \['close'\]"),
-        (["2024-01-02,10,11,9,10.5,100", "2024-13-45,10,11,9,10.5,100"], HEADER,
-         r"column 'date' has 1 unparseable value\(s\) at line 3 \('2024-13-45'\)"),
-        (["2024-01-02,10,11,9,abc,100"], HEADER,
-         r"column 'close' has 1 unparseable value\(s\) at line 2 \('abc'\)"),
+        (
+            ["2024-01-02,10,11,9,100"],
+            "date,open,high,low,volume\n",
+            r"missing required column\(s\) \['close'\]",
+        ),
+        (
+            ["2024-01-02,10,11,9,10.5,100", "2024-13-45,10,11,9,10.5,100"],
+            HEADER,
+            r"column 'date' has 1 unparseable value\(s\) at line 3 \('2024-13-45'\)",
+        ),
+        (
+            ["2024-01-02,10,11,9,abc,100"],
+            HEADER,
+            r"column 'close' has 1 unparseable value\(s\) at line 2 \('abc'\)",
+        ),
         (["2024-01-02,10,11,9,,100"], HEADER, r"column 'close' has 1 missing value\(s\) at line 2"),
         ([], HEADER, "header but no rows"),
-        (["2024-01-02,10,11,9,-1,100"], HEADER, r"prices must be finite and > 0: 1 row\(s\) at line 2"),
+        (
+            ["2024-01-02,10,11,9,-1,100"],
+            HEADER,
+            r"prices must be finite and > 0: 1 row\(s\) at line 2",
+        ),
         (["2024-01-02,10,11,9,10.5,-5"], HEADER, "volume must be finite and >= 0"),
         (["2024-01-02,10,9,8,10.5,100"], HEADER, r"high must be >= max\(open, close\)"),
         (["2024-01-02,10,11,10.6,10.5,100"], HEADER, r"low must be <= min\(open, close\)"),
@@ -79,7 +100,7 @@ def test_bad_input_names_file_column_and_rows(
 def test_empty_missing_and_unsupported_files(tmp_path: Path) -> None:
     empty = tmp_path / "EMPTY.csv"
     empty.write_text("")
-    with pytest.raises(DataError, match="EMPTY.csv: file is empty"):
+    with pytest.raises(DataError, match=r"EMPTY\.csv: file is empty"):
         FileSource(empty).load()
     with pytest.raises(DataError, match="data file not found"):
         FileSource(tmp_path / "nope.csv").load()

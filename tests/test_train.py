@@ -7,21 +7,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fakes import FakeRegistry, FakeTracker
+from support import SAMPLE, write_yaml
+
 from pipeline.config import load_config
 from pipeline.data.files import FileSource
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.errors import ConfigError, DataError, TrackingError
 from pipeline.settings import StockpipeConfig
 from pipeline.training.train import TrainPorts, train
-from support import SAMPLE, write_yaml
 
 
-def _ports(cfg: StockpipeConfig, tracker: FakeTracker, registry: FakeRegistry,
-           data: Path | None = None) -> TrainPorts:
-    return TrainPorts(source=FileSource(data or SAMPLE / "NVDA.csv"),
-                      store=DuckDBStore(":memory:"), tracker=tracker, registry=registry)
+def _ports(
+    cfg: StockpipeConfig, tracker: FakeTracker, registry: FakeRegistry, data: Path | None = None
+) -> TrainPorts:
+    return TrainPorts(
+        source=FileSource(data or SAMPLE / "NVDA.csv"),
+        store=DuckDBStore(":memory:"),
+        tracker=tracker,
+        registry=registry,
+    )
 
 
 @pytest.fixture
@@ -64,7 +69,9 @@ def test_same_seed_same_result(cfg: StockpipeConfig) -> None:
     a = train(cfg, _ports(cfg, FakeTracker(), FakeRegistry()))
     b = train(cfg, _ports(cfg, FakeTracker(), FakeRegistry()))
     assert a["metrics"] == b["metrics"]
-    assert [c["best_params"] for c in a["candidates"]] == [c["best_params"] for c in b["candidates"]]
+    assert [c["best_params"] for c in a["candidates"]] == [
+        c["best_params"] for c in b["candidates"]
+    ]
 
 
 def test_unreachable_tracker_fails_before_any_write(cfg: StockpipeConfig) -> None:
@@ -81,25 +88,31 @@ def test_bad_data_registers_nothing(cfg: StockpipeConfig, tmp_path: Path) -> Non
     bad = tmp_path / "BAD.csv"
     bad.write_text("date,open,high,low,close,volume\n2024-01-02,1,2,0.5,oops,10\n")
     tracker, registry = FakeTracker(), FakeRegistry()
-    with pytest.raises(DataError, match="BAD.csv: column 'close'"):
+    with pytest.raises(DataError, match=r"BAD\.csv: column 'close'"):
         train(cfg, _ports(cfg, tracker, registry, data=bad))
     assert tracker.runs == [] and registry.versions == {}
 
 
 def test_unknown_estimator_param_fails_before_any_work(conf_dir: Path) -> None:
-    write_yaml(conf_dir / "local" / "model_candidates.yaml", {"candidates": [
-        {"name": "broken", "estimator": "ridge", "params": {"no_such": 1}}]})
+    write_yaml(
+        conf_dir / "local" / "model_candidates.yaml",
+        {"candidates": [{"name": "broken", "estimator": "ridge", "params": {"no_such": 1}}]},
+    )
     cfg = load_config(conf_dir)
     tracker, registry = FakeTracker(), FakeRegistry()
-    with pytest.raises(ConfigError, match=r"candidate 'broken': unknown parameter\(s\) \['no_such'\]"):
+    with pytest.raises(
+        ConfigError, match=r"candidate 'broken': unknown parameter\(s\) \['no_such'\]"
+    ):
         train(cfg, _ports(cfg, tracker, registry))
     assert tracker.runs == [] and registry.versions == {}
 
 
 def test_failure_inside_run_marks_it_failed_and_registers_nothing(conf_dir: Path) -> None:
     # a valid name with an invalid value only fails when the estimator is fitted
-    write_yaml(conf_dir / "local" / "model_candidates.yaml", {"candidates": [
-        {"name": "broken", "estimator": "ridge", "params": {"alpha": "lots"}}]})
+    write_yaml(
+        conf_dir / "local" / "model_candidates.yaml",
+        {"candidates": [{"name": "broken", "estimator": "ridge", "params": {"alpha": "lots"}}]},
+    )
     cfg = load_config(conf_dir)
     tracker, registry = FakeTracker(), FakeRegistry()
     with pytest.raises(Exception, match="alpha"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -9,15 +10,22 @@ from typing import Any
 import duckdb
 import polars as pl
 import pytest
+from support import SAMPLE
 
 from pipeline.data.files import FileSource
 from pipeline.data.warehouse import DuckDBStore, sql_dir
 from pipeline.errors import DataError
-from support import SAMPLE
 
-PARAMS: dict[str, Any] = {"scheme": "expanding", "n_folds": 5, "test_size": 250, "purge": 1,
-                          "embargo": 0, "min_train_size": 500, "max_train_size": None,
-                          "horizon": 1}
+PARAMS: dict[str, Any] = {
+    "scheme": "expanding",
+    "n_folds": 5,
+    "test_size": 250,
+    "purge": 1,
+    "embargo": 0,
+    "min_train_size": 500,
+    "max_train_size": None,
+    "horizon": 1,
+}
 
 
 @pytest.fixture
@@ -48,8 +56,11 @@ def test_upsert_is_idempotent_and_replaces(tmp_path: Path, store: DuckDBStore) -
     store.upsert(batch)
     store.upsert(batch)
     assert store.history(("NVDA",)).collect().height == 6962
-    changed = batch.frame.with_columns(pl.col("close") * 1.0).tail(1).with_columns(
-        pl.lit(999.0).alias("close"), pl.lit(1000.0).alias("high"))
+    changed = (
+        batch.frame.with_columns(pl.col("close") * 1.0)
+        .tail(1)
+        .with_columns(pl.lit(999.0).alias("close"), pl.lit(1000.0).alias("high"))
+    )
     store.upsert(replace(batch, frame=changed))
     hist = store.history(("NVDA",)).collect()
     assert hist.height == 6962 and hist["close"][-1] == 999.0
@@ -73,13 +84,26 @@ def _calendar(store: DuckDBStore, tickers: tuple[str, ...]) -> list[Any]:
 
 
 @pytest.mark.parametrize("tickers", [("NVDA",), ("NVDA", "SPY", "QQQ")])
-@pytest.mark.parametrize(("scheme", "purge", "embargo", "max_train"),
-                         [("expanding", 1, 0, None), ("expanding", 5, 2, None),
-                          ("sliding", 3, 0, 1000)])
-def test_fold_invariants(store: DuckDBStore, tickers: tuple[str, ...], scheme: str,
-                         purge: int, embargo: int, max_train: int | None) -> None:
-    params = {**PARAMS, "scheme": scheme, "purge": purge, "embargo": embargo,
-              "max_train_size": max_train, "horizon": min(purge, 3)}
+@pytest.mark.parametrize(
+    ("scheme", "purge", "embargo", "max_train"),
+    [("expanding", 1, 0, None), ("expanding", 5, 2, None), ("sliding", 3, 0, 1000)],
+)
+def test_fold_invariants(
+    store: DuckDBStore,
+    tickers: tuple[str, ...],
+    scheme: str,
+    purge: int,
+    embargo: int,
+    max_train: int | None,
+) -> None:
+    params = {
+        **PARAMS,
+        "scheme": scheme,
+        "purge": purge,
+        "embargo": embargo,
+        "max_train_size": max_train,
+        "horizon": min(purge, 3),
+    }
     folds = store.folds(tickers, params)
     cal = _calendar(store, tickers)
     idx = {d: i for i, d in enumerate(cal)}
@@ -93,7 +117,7 @@ def test_fold_invariants(store: DuckDBStore, tickers: tuple[str, ...], scheme: s
             assert idx[f.train_end] - idx[f.train_start] + 1 == max_train
         else:
             assert f.train_start == cal[0]
-    for a, b in zip(folds, folds[1:], strict=False):
+    for a, b in itertools.pairwise(folds):
         assert idx[b.test_start] == idx[a.test_end] + 1  # contiguous, no overlap
     # the last test day still has a known label: horizon days remain after it
     assert idx[folds[-1].test_end] == len(cal) - 1 - params["horizon"]

@@ -1,0 +1,45 @@
+# Plain make wrappers around the project's commands. Override the interpreter with
+#   make test PYTHON=/path/to/venv/bin/python
+PYTHON ?= python
+STOCKPIPE ?= stockpipe
+CONFIG ?= conf/
+
+.PHONY: help install install-test train score test bench lint format clean compose-validate
+
+help:
+	@echo "targets: install install-test train score test bench lint format clean compose-validate"
+
+install:
+	$(PYTHON) -m pip install -e .
+
+install-test:
+	$(PYTHON) -m pip install -e ".[test]"
+
+train:
+	$(STOCKPIPE) train --config $(CONFIG)
+
+score:
+	$(STOCKPIPE) score --config $(CONFIG)
+
+test:
+	$(PYTHON) -m pytest
+
+bench:
+	$(PYTHON) -m pytest benchmarks/
+
+lint:
+	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check . && $(PYTHON) -m mypy
+
+format:
+	$(PYTHON) -m ruff format . && $(PYTHON) -m ruff check --fix .
+
+# Removes local runs, outputs and the DuckDB warehouse (all rebuilt on the next train).
+# Does not touch docker/postgres/data or docker/mlflow/artifacts (the compose server's data).
+clean:
+	rm -rf mlruns mlflow.db outputs data/warehouse
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .benchmarks
+	find . -name __pycache__ -type d -not -path "./.git/*" -not -path "./.venv/*" -not -path "./venv/*" -prune -exec rm -rf {} +
+
+# Offline check of docker-compose.yml against the compose spec (no Docker engine needed).
+compose-validate:
+	$(PYTHON) -m check_jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
