@@ -16,9 +16,9 @@ from pipeline.features.engine import add_features
 from pipeline.features.spec import (
     FeatureDef,
     FeaturesConfig,
-    LagFamily,
-    ReturnFamily,
-    RollingFamily,
+    Lags,
+    Returns,
+    Rolling,
     build_feature_defs,
     total_warmup,
 )
@@ -38,14 +38,14 @@ GOLDEN_WARMUPS: dict[str, int] = {
 }
 GOLDEN_NAMES: list[str] = list(GOLDEN_WARMUPS)
 
-ALL_FAMILIES = FeaturesConfig(simple_return=ReturnFamily(windows=(1, 5, 20)))
+ALL_FAMILIES = FeaturesConfig(simple_return=Returns(windows=(1, 5, 20)))
 OTHER_SOURCES = FeaturesConfig(
-    log_return=ReturnFamily(windows=(3, 63)),
-    simple_return=ReturnFamily(windows=(2,)),
-    lag=LagFamily(of="ret_1", lags=(1, 7)),
-    rolling_mean=RollingFamily(of="volume", windows=(3, 30)),
-    rolling_std=RollingFamily(of="close", windows=(2, 40)),
-    rolling_zscore=RollingFamily(of="ret_1", windows=(10,)),
+    log_return=Returns(windows=(3, 63)),
+    simple_return=Returns(windows=(2,)),
+    lag=Lags(of="ret_1", lags=(1, 7)),
+    rolling_mean=Rolling(of="volume", windows=(3, 30)),
+    rolling_std=Rolling(of="close", windows=(2, 40)),
+    rolling_zscore=Rolling(of="ret_1", windows=(10,)),
 )
 
 

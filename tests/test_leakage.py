@@ -17,9 +17,9 @@ from pipeline.domain import PRICE_COLUMNS
 from pipeline.features.engine import TARGET, add_features, add_target
 from pipeline.features.spec import (
     FeaturesConfig,
-    LagFamily,
-    ReturnFamily,
-    RollingFamily,
+    Lags,
+    Returns,
+    Rolling,
     build_feature_defs,
     total_warmup,
 )
@@ -29,14 +29,14 @@ from pipeline.training.dataset import build_training_set
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 SCHEMA = {"date": pl.Date, **{c: pl.Float64 for c in ("open", "high", "low", "close", "volume")}}
 
-ALL_FAMILIES = FeaturesConfig(simple_return=ReturnFamily(windows=(1, 5, 20)))
+ALL_FAMILIES = FeaturesConfig(simple_return=Returns(windows=(1, 5, 20)))
 OTHER_SOURCES = FeaturesConfig(
-    log_return=ReturnFamily(windows=(3, 63)),
-    simple_return=ReturnFamily(windows=(2, 252)),
-    lag=LagFamily(of="ret_1", lags=(1, 7)),
-    rolling_mean=RollingFamily(of="volume", windows=(3, 30)),
-    rolling_std=RollingFamily(of="close", windows=(2, 40)),
-    rolling_zscore=RollingFamily(of="ret_1", windows=(10, 126)),
+    log_return=Returns(windows=(3, 63)),
+    simple_return=Returns(windows=(2, 252)),
+    lag=Lags(of="ret_1", lags=(1, 7)),
+    rolling_mean=Rolling(of="volume", windows=(3, 30)),
+    rolling_std=Rolling(of="close", windows=(2, 40)),
+    rolling_zscore=Rolling(of="ret_1", windows=(10, 126)),
 )
 CONFIGS = [pytest.param(ALL_FAMILIES, id="all_families"), pytest.param(OTHER_SOURCES, id="other")]
 CUTS = (0, 3, 20, 1500, 6000, 6959)  # row positions in NVDA (6962 rows)

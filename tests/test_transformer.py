@@ -16,12 +16,12 @@ from sklearn.pipeline import Pipeline
 from pipeline.domain import PRICE_COLUMNS
 from pipeline.errors import ModelError
 from pipeline.features.engine import TARGET, add_features, add_target
-from pipeline.features.spec import FeaturesConfig, ReturnFamily, build_feature_defs
+from pipeline.features.spec import FeaturesConfig, Returns, build_feature_defs
 from pipeline.model.transformer import PolarsFeatures
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 SCHEMA = {"date": pl.Date, **{c: pl.Float64 for c in ("open", "high", "low", "close", "volume")}}
-SPEC = FeaturesConfig(simple_return=ReturnFamily(windows=(1, 5))).model_dump_json()
+SPEC = FeaturesConfig(simple_return=Returns(windows=(1, 5))).model_dump_json()
 NAMES = [d.name for d in build_feature_defs(FeaturesConfig.model_validate_json(SPEC))]
 
 

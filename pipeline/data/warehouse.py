@@ -70,26 +70,41 @@ class DuckDBStore:
     def _query(self, sql: str, params: list[Any]) -> pl.DataFrame:
         return pl.from_arrow(self.con.sql(sql, params=params).to_arrow_table())  # type: ignore[return-value]
 
-    def history(self, tickers: tuple[str, ...]) -> pl.LazyFrame:
-        """Typed price history for ``tickers`` (one row per ticker and date)."""
-        frame = self._query(
-            "SELECT * FROM v_prices WHERE list_contains(?, ticker) ORDER BY ticker, date",
-            [list(tickers)],
-        )
-        if frame.height == 0:
-            raise DataError(f"warehouse {self.path}: no prices for tickers {list(tickers)}")
-        return frame.lazy()
+    def history(
+        self, tickers: tuple[str, ...], benchmark: str | None = None, rows: int | None = None
+    ) -> pl.LazyFrame:
+        """Typed price history for ``tickers`` (one row per ticker and date).
 
-    def recent(self, tickers: tuple[str, ...], rows: int) -> pl.LazyFrame:
-        """The last ``rows`` rows per ticker: the history window scoring needs."""
+        With ``benchmark``, a ``bench_close`` column holds that ticker's close on the same
+        date. With ``rows``, only the last ``rows`` rows per ticker are returned.
+        """
+        if benchmark is not None:
+            self._require(benchmark)
         frame = self._query(
-            "SELECT * EXCLUDE (rows_from_end) FROM v_prices_recent "
-            "WHERE list_contains(?, ticker) AND rows_from_end <= ? ORDER BY ticker, date",
-            [list(tickers), rows],
+            "SELECT * EXCLUDE (rows_from_end) FROM prices_with_benchmark(?) "
+            "WHERE list_contains(?, ticker) AND rows_from_end <= coalesce(?, rows_from_end) "
+            "ORDER BY ticker, date",
+            [benchmark, list(tickers), rows],
         )
         if frame.height == 0:
             raise DataError(f"warehouse {self.path}: no prices for tickers {list(tickers)}")
-        return frame.lazy()
+        return (frame if benchmark is not None else frame.drop("bench_close")).lazy()
+
+    def recent(
+        self, tickers: tuple[str, ...], rows: int, benchmark: str | None = None
+    ) -> pl.LazyFrame:
+        """The last ``rows`` rows per ticker: the history window scoring needs."""
+        return self.history(tickers, benchmark, rows)
+
+    def _require(self, ticker: str) -> None:
+        found = self.con.execute(
+            "SELECT count(*) FROM v_prices WHERE ticker = ?", [ticker]
+        ).fetchall()
+        if found[0][0] == 0:
+            raise DataError(
+                f"warehouse {self.path}: benchmark '{ticker}' has no prices; set data.benchmark "
+                "to its file (the sample ships data/sample/SPY.csv)"
+            )
 
     def folds(self, tickers: tuple[str, ...], params: Mapping[str, Any]) -> list[Fold]:
         """Read the fold manifest view for ``tickers`` with the given fold parameters."""

@@ -19,10 +19,14 @@ TARGET = "target"
 def add_features(frame: FrameT, defs: list[FeatureDef]) -> FrameT:
     """Sort by (ticker, date) and append one column per def, partitioned by ticker.
 
-    Partitioning with ``.over(ticker)`` is what stops a window from crossing tickers.
+    Partitioning with ``.over(ticker)`` is what stops a window from crossing tickers;
+    cross-sectional defs are then computed ``.over(date)``.
     """
-    exprs = [d.expr.over(TICKER).alias(d.name) for d in defs]
-    return frame.sort(TICKER, DATE).with_columns(exprs)
+    per_ticker = [d.expr.over(TICKER).alias(d.name) for d in defs if d.partition == "ticker"]
+    per_date = [d.expr.over(DATE).alias(d.name) for d in defs if d.partition == "date"]
+    out = frame.sort(TICKER, DATE).with_columns(per_ticker)
+    # Cross-sectional features read same-date values of features computed just above.
+    return out.with_columns(per_date) if per_date else out
 
 
 def add_target(frame: FrameT, horizon: int) -> FrameT:

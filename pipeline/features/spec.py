@@ -1,122 +1,273 @@
 """Declarative feature specs: YAML families -> named, causal expressions with a warm-up.
 
-A family config expands into one ``FeatureDef`` per parameter value. Column names are derived
-from family and parameters (``rolling_std_logret_1_20``), never typed by hand, and each def
-carries its warm-up: the number of earlier rows it needs before its first valid value.
+Each family is a small frozen model whose ``defs()`` expands it into one ``FeatureDef`` per
+parameter value. Column names are derived from family and parameters
+(``rolling_std_logret_1_20``), never typed by hand, and each def carries its warm-up: the rows
+of history it needs before its first valid value (for recursive smoothers, before the seed's
+weight is below ``RECURSIVE_TOLERANCE``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.features import library as lib
+from pipeline.features.guard import assert_causal
 
 Source = Literal["close", "open", "high", "low", "volume", "logret_1", "ret_1"]
-Window = Field(ge=1, le=2520)
+Window = Annotated[int, Field(ge=1, le=2520)]
+Windows = Annotated[tuple[Window, ...], Field(min_length=1)]
+C, H, L, V = pl.col("close"), pl.col("high"), pl.col("low"), pl.col("volume")
+BENCH_CLOSE = "bench_close"
+
+
+@dataclass(frozen=True)
+class FeatureDef:
+    """One output column: derived name, expression, warm-up rows and partition.
+
+    ``partition`` is ``"ticker"`` for time-series features (windows never cross tickers) or
+    ``"date"`` for cross-sectional ones, computed after every per-ticker feature exists.
+    """
+
+    name: str
+    expr: pl.Expr
+    warmup: int
+    partition: Literal["ticker", "date"] = "ticker"
+
+
+def source(name: Source) -> tuple[pl.Expr, int]:
+    """A base series and its own warm-up."""
+    if name == "logret_1":
+        return lib.log_return(C, window=1), 1
+    if name == "ret_1":
+        return lib.simple_return(C, window=1), 1
+    return pl.col(name), 0
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x).replace(".", "p")
 
 
 class _Family(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class ReturnFamily(_Family):
-    windows: tuple[int, ...] = Field(min_length=1)
+class Returns(_Family):
+    windows: Windows
+
+    def defs(self, kind: str) -> list[FeatureDef]:
+        fn, prefix = ((lib.log_return, "logret") if kind == "log_return"
+                      else (lib.simple_return, "ret"))
+        return [FeatureDef(f"{prefix}_{w}", fn(C, window=w), w) for w in self.windows]
 
 
-class LagFamily(_Family):
+class Lags(_Family):
     of: Source = "logret_1"
-    lags: tuple[int, ...] = Field(min_length=1)
+    lags: Windows
+
+    def defs(self, kind: str) -> list[FeatureDef]:
+        base, b = source(self.of)
+        return [FeatureDef(f"lag_{self.of}_{k}", lib.lag(base, periods=k), b + k)
+                for k in self.lags]
 
 
-class RollingFamily(_Family):
+_ROLLING = {
+    "rolling_mean": lib.rolling_mean, "rolling_std": lib.rolling_std,
+    "rolling_min": lib.rolling_min, "rolling_max": lib.rolling_max,
+    "rolling_sum": lib.rolling_sum, "rolling_skew": lib.rolling_skew,
+    "rolling_zscore": lib.rolling_zscore, "dist_max": lib.distance_from_max,
+    "dist_min": lib.distance_from_min,
+}
+
+
+class Rolling(_Family):
     of: Source = "logret_1"
-    windows: tuple[int, ...] = Field(min_length=1)
+    windows: Windows
+
+    def defs(self, kind: str) -> list[FeatureDef]:
+        base, b = source(self.of)
+        return [FeatureDef(f"{kind}_{self.of}_{w}", _ROLLING[kind](base, window=w), b + w - 1)
+                for w in self.windows]
+
+
+class Ewm(_Family):
+    of: Source = "logret_1"
+    spans: Windows
+
+    def defs(self, kind: str) -> list[FeatureDef]:
+        base, b = source(self.of)
+        fn = lib.ewm_mean if kind == "ewm_mean" else lib.ewm_vol
+        return [FeatureDef(f"{kind}_{self.of}_{s}", fn(base, span=s),
+                           b + lib.convergence_rows(lib.span_alpha(s)) - 1) for s in self.spans]
+
+
+class Windowed(_Family):
+    """Indicators on OHLCV with one window parameter (RSI, NATR, OBV ratio, volume ratio)."""
+
+    windows: Windows
+
+    def defs(self, kind: str) -> list[FeatureDef]:
+        out = []
+        for w in self.windows:
+            conv = lib.convergence_rows(1.0 / w)
+            expr, warm = {
+                "rsi": (lambda: (lib.rsi(C, window=w), conv)),
+                "natr": (lambda: (lib.natr(H, L, C, window=w), conv - 1)),
+                "obv_ratio": (lambda: (lib.obv_ratio(C, V, window=w), w)),
+                "volume_ratio": (lambda: (lib.volume_ratio(V, window=w), w - 1)),
+            }[kind]()
+            out.append(FeatureDef(f"{kind}_{w}", expr, warm))
+        return out
+
+
+class Macd(_Family):
+    fast: Window = 12
+    slow: Window = 26
+    signal: Window = 9
+
+    def defs(self, kind: str) -> list[FeatureDef]:
+        if self.fast >= self.slow:
+            raise ValueError(f"macd: fast ({self.fast}) must be < slow ({self.slow})")
+        f, s, g = self.fast, self.slow, self.signal
+        line = lib.macd(C, fast=f, slow=s)
+        sig = lib.macd_signal(C, fast=f, slow=s, signal=g)
+        w_line = lib.convergence_rows(lib.span_alpha(s)) - 1
+        w_sig = w_line + lib.convergence_rows(lib.span_alpha(g)) - 1
+        return [FeatureDef(f"macd_line_{f}_{s}", line, w_line),
+                FeatureDef(f"macd_signal_{f}_{s}_{g}", sig, w_sig),
+                FeatureDef(f"macd_hist_{f}_{s}_{g}", line - sig, w_sig)]
+
+
+class Bollinger(_Family):
+    windows: Windows = (20,)
+    k: float = Field(2.0, gt=0)
+
+    def defs(self, kind: str) -> list[FeatureDef]:
+        k = _fmt(self.k)
+        return [d for w in self.windows for d in (
+            FeatureDef(f"bb_pctb_{w}_{k}", lib.bollinger_pctb(C, window=w, k=self.k), w - 1),
+            FeatureDef(f"bb_width_{w}_{k}", lib.bollinger_width(C, window=w, k=self.k), w - 1))]
+
+
+class Stochastic(_Family):
+    windows: Windows = (14,)
+    smooth: Window = 3
+
+    def defs(self, kind: str) -> list[FeatureDef]:
+        out = []
+        for w in self.windows:
+            k = lib.stochastic_k(H, L, C, window=w)
+            out += [FeatureDef(f"stoch_k_{w}", k, w - 1),
+                    FeatureDef(f"stoch_d_{w}_{self.smooth}", k.rolling_mean(self.smooth),
+                               w + self.smooth - 2)]
+        return out
 
 
 class HighLowRange(_Family):
     enabled: bool = True
 
+    def defs(self, kind: str) -> list[FeatureDef]:
+        return [FeatureDef("hl_range", lib.high_low_range(H, L, C), 0)] if self.enabled else []
+
+
+class Calendar(_Family):
+    fields: tuple[Literal["day_of_week", "month", "days_to_month_end"], ...] = (
+        "day_of_week", "month", "days_to_month_end")
+
+    def defs(self, kind: str) -> list[FeatureDef]:
+        fns = {"day_of_week": lib.day_of_week, "month": lib.month,
+               "days_to_month_end": lib.days_to_month_end}
+        return [FeatureDef(f"cal_{f}", fns[f](pl.col("date")), 0) for f in self.fields]
+
+
+class Market(_Family):
+    """Features against a benchmark's close, joined by date in DuckDB (column bench_close)."""
+
+    benchmark: str = "SPY"
+    windows: Windows = (60,)
+
+    def defs(self, kind: str) -> list[FeatureDef]:
+        r = lib.log_return(C, window=1)
+        rb = lib.log_return(pl.col(BENCH_CLOSE), window=1)
+        tag = self.benchmark.lower()
+        out = []
+        for w in self.windows:
+            out += [
+                FeatureDef(f"beta_{tag}_{w}", lib.rolling_beta(r, rb, window=w), w),
+                FeatureDef(f"corr_{tag}_{w}", lib.rolling_corr(r, rb, window=w), w),
+                FeatureDef(f"excess_logret_{tag}_{w}", lib.log_return(C, window=w)
+                           - lib.log_return(pl.col(BENCH_CLOSE), window=w), w),
+            ]
+        return out
+
+
+class CrossSection(_Family):
+    """Per-date rank and z-score of per-ticker features across the panel."""
+
+    of: Annotated[tuple[str, ...], Field(min_length=1)]
+    stats: tuple[Literal["rank", "zscore"], ...] = ("rank", "zscore")
+
 
 class FeaturesConfig(_Family):
     """The feature families a model computes. Unknown families are rejected by name."""
 
-    log_return: ReturnFamily | None = ReturnFamily(windows=(1, 5, 20))
-    simple_return: ReturnFamily | None = None
-    lag: LagFamily | None = LagFamily(lags=(1, 2, 3, 4, 5))
-    rolling_mean: RollingFamily | None = RollingFamily(windows=(5, 20))
-    rolling_std: RollingFamily | None = RollingFamily(windows=(5, 20))
-    rolling_zscore: RollingFamily | None = RollingFamily(of="volume", windows=(20,))
+    log_return: Returns | None = Returns(windows=(1, 5, 20))
+    simple_return: Returns | None = None
+    lag: Lags | None = Lags(lags=(1, 2, 3, 4, 5))
+    rolling_mean: Rolling | None = Rolling(windows=(5, 20))
+    rolling_std: Rolling | None = Rolling(windows=(5, 20))
+    rolling_min: Rolling | None = None
+    rolling_max: Rolling | None = None
+    rolling_sum: Rolling | None = None
+    rolling_skew: Rolling | None = None
+    rolling_zscore: Rolling | None = Rolling(of="volume", windows=(20,))
+    ewm_mean: Ewm | None = None
+    ewm_vol: Ewm | None = None
+    rsi: Windowed | None = None
+    macd: Macd | None = None
+    bollinger: Bollinger | None = None
+    natr: Windowed | None = None
+    stochastic: Stochastic | None = None
+    obv_ratio: Windowed | None = None
+    dist_max: Rolling | None = None
+    dist_min: Rolling | None = None
+    volume_ratio: Windowed | None = None
     hl_range: HighLowRange | None = HighLowRange()
+    calendar: Calendar | None = None
+    market: Market | None = None
+    cross_section: CrossSection | None = None
 
-
-@dataclass(frozen=True)
-class FeatureDef:
-    """One output column: its derived name, its expression and its warm-up in rows."""
-
-    name: str
-    expr: pl.Expr
-    warmup: int
-
-
-def _source(name: Source) -> tuple[pl.Expr, int]:
-    if name == "logret_1":
-        return lib.log_return(pl.col("close"), window=1), 1
-    if name == "ret_1":
-        return lib.simple_return(pl.col("close"), window=1), 1
-    return pl.col(name), 0
-
-
-def _positive(values: tuple[int, ...], key: str) -> None:
-    bad = [v for v in values if v < 1]
-    if bad:
-        raise ValueError(f"{key}: windows and lags must be >= 1 (causal), got {bad}")
-
-
-def _rolling(family: str, fn: Callable[..., pl.Expr], cfg: RollingFamily) -> list[FeatureDef]:
-    _positive(cfg.windows, family)
-    base, base_warmup = _source(cfg.of)
-    return [
-        FeatureDef(f"{family}_{cfg.of}_{w}", fn(base, window=w), base_warmup + w - 1)
-        for w in cfg.windows
-    ]
+    @property
+    def benchmark(self) -> str | None:
+        """Ticker whose close the market family needs, if any."""
+        return self.market.benchmark if self.market is not None else None
 
 
 def build_feature_defs(cfg: FeaturesConfig) -> list[FeatureDef]:
-    """Expand the declared families into feature defs, in a stable order."""
+    """Expand the declared families into feature defs, in a stable order.
+
+    Every per-ticker expression passes the static causality guard.
+    """
     defs: list[FeatureDef] = []
-    close = pl.col("close")
-    for attr, fn, prefix in (
-        ("log_return", lib.log_return, "logret"),
-        ("simple_return", lib.simple_return, "ret"),
-    ):
-        fam: ReturnFamily | None = getattr(cfg, attr)
-        if fam is not None:
-            _positive(fam.windows, attr)
-            defs += [FeatureDef(f"{prefix}_{w}", fn(close, window=w), w) for w in fam.windows]
-    if cfg.lag is not None:
-        _positive(cfg.lag.lags, "lag")
-        base, base_warmup = _source(cfg.lag.of)
-        defs += [
-            FeatureDef(f"lag_{cfg.lag.of}_{k}", lib.lag(base, periods=k), base_warmup + k)
-            for k in cfg.lag.lags
-        ]
-    for family, rfn in (
-        ("rolling_mean", lib.rolling_mean),
-        ("rolling_std", lib.rolling_std),
-        ("rolling_zscore", lib.rolling_zscore),
-    ):
-        rfam: RollingFamily | None = getattr(cfg, family)
-        if rfam is not None:
-            defs += _rolling(family, rfn, rfam)
-    if cfg.hl_range is not None and cfg.hl_range.enabled:
-        defs.append(
-            FeatureDef("hl_range", lib.high_low_range(pl.col("high"), pl.col("low"), close), 0)
-        )
+    for kind in type(cfg).model_fields:
+        family = getattr(cfg, kind)
+        if family is None or isinstance(family, CrossSection):
+            continue
+        defs += family.defs(kind)
+    for d in defs:
+        assert_causal(d.expr, d.name)
+    if cfg.cross_section is not None:
+        by_name = {d.name: d for d in defs}
+        unknown = [n for n in cfg.cross_section.of if n not in by_name]
+        if unknown:
+            raise ValueError(f"cross_section.of: unknown feature(s) {unknown}")
+        fns = {"rank": lib.cross_sectional_rank, "zscore": lib.cross_sectional_zscore}
+        defs += [FeatureDef(f"cs_{stat}_{n}", fns[stat](pl.col(n)), by_name[n].warmup, "date")
+                 for n in cfg.cross_section.of for stat in cfg.cross_section.stats]
     names = [d.name for d in defs]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

@@ -13,13 +13,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import polars as pl
+from pydantic import ValidationError
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from pipeline.domain import PRICE_COLUMNS
 from pipeline.errors import ModelError
 from pipeline.features.engine import add_features
-from pipeline.features.spec import FeatureDef, FeaturesConfig, build_feature_defs, total_warmup
+from pipeline.features.spec import (
+    BENCH_CLOSE,
+    FeatureDef,
+    FeaturesConfig,
+    build_feature_defs,
+    total_warmup,
+)
 
 ROW = "__row__"
 
@@ -56,43 +63,54 @@ class PolarsFeatures(TransformerMixin, BaseEstimator):
         self.spec = spec
         self.columns = columns
 
-    def _defs(self) -> list[FeatureDef]:
-        defs = build_feature_defs(FeaturesConfig.model_validate_json(self.spec))
+    def _config(self) -> FeaturesConfig:
+        try:
+            return FeaturesConfig.model_validate_json(self.spec)
+        except ValidationError as exc:
+            raise ModelError(f"invalid feature spec: {exc}") from exc
+
+    def _defs(self) -> tuple[list[FeatureDef], list[str]]:
+        """Every declared def (outputs may depend on others) and the output column names."""
+        defs = build_feature_defs(self._config())
+        names = [d.name for d in defs]
         if self.columns is None:
-            return defs
-        by_name = {d.name: d for d in defs}
-        unknown = [c for c in self.columns if c not in by_name]
+            return defs, names
+        unknown = [c for c in self.columns if c not in names]
         if unknown:
-            raise ModelError(f"unknown feature column(s) {unknown}; declared: {sorted(by_name)}")
-        return [by_name[c] for c in self.columns]
+            raise ModelError(f"unknown feature column(s) {unknown}; declared: {sorted(names)}")
+        return defs, list(self.columns)
+
+    def _inputs(self) -> tuple[str, ...]:
+        bench = (BENCH_CLOSE,) if self._config().benchmark is not None else ()
+        return (*PRICE_COLUMNS, *bench)
+
+    def _check(self, frame: pl.DataFrame) -> None:
+        missing = [c for c in self._inputs() if c not in frame.columns]
+        if missing:
+            raise ModelError(f"input is missing column(s) {missing}")
 
     def fit(self, X: Any, y: Any = None) -> PolarsFeatures:
         frame = _to_polars(X)
-        missing = [c for c in PRICE_COLUMNS if c not in frame.columns]
-        if missing:
-            raise ModelError(f"input is missing column(s) {missing}")
-        defs = self._defs()
+        self._check(frame)
+        defs, names = self._defs()
+        by_name = {d.name: d for d in defs}
         self.n_features_in_ = len(frame.columns)
-        self.feature_names_out_ = np.array([d.name for d in defs], dtype=object)
-        self.warmup_ = total_warmup(defs)
+        self.feature_names_out_ = np.array(names, dtype=object)
+        self.warmup_ = total_warmup([by_name[n] for n in names])
         return self
 
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
         frame = _to_polars(X)
-        missing = [c for c in PRICE_COLUMNS if c not in frame.columns]
-        if missing:
-            raise ModelError(f"input is missing column(s) {missing}")
+        self._check(frame)
+        numeric = [c for c in self._inputs() if c not in ("ticker", "date")]
         frame = (
-            frame.select(PRICE_COLUMNS)
-            .with_columns(
-                pl.col("date").cast(pl.Date),
-                pl.col("open", "high", "low", "close", "volume").cast(pl.Float64),
-            )
+            frame.select(self._inputs())
+            .with_columns(pl.col("date").cast(pl.Date), pl.col(numeric).cast(pl.Float64))
             .with_row_index(ROW)
         )
-        defs = self._defs()
-        out = add_features(frame.lazy(), defs).sort(ROW).select([d.name for d in defs])
+        defs, names = self._defs()
+        out = add_features(frame.lazy(), defs).sort(ROW).select(names)
         return out.collect().to_numpy().astype(np.float64, copy=False)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
