@@ -60,13 +60,25 @@ def store(cfg: StockpipeConfig) -> DuckDBStore:
     return DuckDBStore(cfg.resolve(cfg.data.warehouse))
 
 
+def benchmark_source(cfg: StockpipeConfig) -> FileSource | None:
+    path = cfg.data.benchmark_path
+    return None if path is None else FileSource(cfg.resolve(path))
+
+
 def train_ports(cfg: StockpipeConfig) -> TrainPorts:
     return TrainPorts(
-        source=source(cfg), store=store(cfg), tracker=tracker(cfg), registry=registry(cfg)
+        source=source(cfg),
+        store=store(cfg),
+        tracker=tracker(cfg),
+        registry=registry(cfg),
+        benchmark=benchmark_source(cfg),
     )
 
 
 def score_ports(cfg: StockpipeConfig) -> ScorePorts:
     return ScorePorts(
-        source=source(cfg), store=store(cfg), registry=MlflowModelLoader(cfg.tracking_uri)
+        source=source(cfg),
+        store=store(cfg),
+        registry=MlflowModelLoader(cfg.tracking_uri),
+        benchmark=benchmark_source(cfg),
     )

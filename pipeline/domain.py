@@ -8,7 +8,7 @@ bind them to hand-written fakes.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,9 +56,9 @@ class PriceStore(Protocol):
 
     def upsert(self, batch: PriceBatch) -> int: ...
 
-    def history(self, tickers: tuple[str, ...]) -> pl.LazyFrame: ...
-
-    def recent(self, tickers: tuple[str, ...], rows: int) -> pl.LazyFrame: ...
+    def history(
+        self, tickers: tuple[str, ...], benchmark: str | None = None, rows: int | None = None
+    ) -> pl.LazyFrame: ...
 
     def folds(self, tickers: tuple[str, ...], params: Mapping[str, Any]) -> list[Fold]: ...
 
@@ -111,11 +111,3 @@ class PredictionSink(Protocol):
     """Where scored predictions go."""
 
     def write(self, frame: pl.DataFrame) -> Path: ...
-
-
-def iter_fold_masks(dates: pl.Series, folds: list[Fold]) -> Iterator[tuple[Fold, Any, Any]]:
-    """Yield (fold, train_mask, test_mask) boolean numpy masks over ``dates``."""
-    for fold in folds:
-        train = ((dates >= fold.train_start) & (dates <= fold.train_end)).to_numpy()
-        test = ((dates >= fold.test_start) & (dates <= fold.test_end)).to_numpy()
-        yield fold, train, test

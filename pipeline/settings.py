@@ -21,6 +21,9 @@ class DataConfig(_Frozen):
 
     path: Path = Path("data/sample/NVDA.csv")
     tickers: tuple[str, ...] | None = None
+    benchmark_path: Path | None = Field(
+        None, description="Price file of the market family's benchmark ticker (e.g. SPY)"
+    )
     warehouse: Path = Path("data/warehouse/stockpipe.duckdb")
 
 
@@ -33,9 +36,15 @@ class SelectionConfig(_Frozen):
 
     features: Literal["__AUTO__"] | tuple[str, ...] = "__AUTO__"
     exclude: tuple[str, ...] = ()
-    selector: Literal["none", "kbest"] = "kbest"
+    selector: Literal["none", "variance", "kbest", "from_model", "rfecv"] = "kbest"
     k: int | Literal["all"] = 10
     score_func: Literal["f_regression", "mutual_info_regression"] = "f_regression"
+    variance_threshold: float = Field(0.0, ge=0)
+    importance_threshold: str | float = "median"
+    rfecv_estimator: Literal["ridge", "lightgbm"] = "ridge"
+    rfecv_splits: int = Field(3, ge=2)
+    rfecv_step: int = Field(1, ge=1)
+    rfecv_min_features: int = Field(3, ge=1)
 
 
 class ModelConfig(_Frozen):

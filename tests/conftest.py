@@ -26,6 +26,7 @@ def conf_dir(tmp_path: Path) -> Path:
         conf / "local" / "data.yaml",
         {
             "path": str(SAMPLE / "NVDA.csv"),
+            "benchmark_path": str(SAMPLE / "SPY.csv"),
             "warehouse": str(tmp_path / "warehouse.duckdb"),
         },
     )

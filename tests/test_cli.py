@@ -15,6 +15,8 @@ from click.testing import CliRunner, Result
 from support import REPO, SAMPLE, write_yaml
 
 from pipeline.cli import main
+from pipeline.data.files import FileSource
+from pipeline.data.warehouse import DuckDBStore
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +32,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     shutil.copytree(REPO / "conf" / "base", conf / "base")
     write_yaml(
         conf / "local" / "data.yaml",
-        {"warehouse": str(root / "wh.duckdb"), "path": str(SAMPLE / "NVDA.csv")},
+        {
+            "warehouse": str(root / "wh.duckdb"),
+            "path": str(SAMPLE / "NVDA.csv"),
+            "benchmark_path": str(SAMPLE / "SPY.csv"),
+        },
     )
     uri = f"sqlite:///{root / 'mlflow.db'}"
     write_yaml(
@@ -119,17 +125,17 @@ def test_score_writes_documented_schema(project: dict[str, Any]) -> None:
     doc = json.loads(project["summary"].read_text())
     assert row["model_version"] == doc["champion"]["version"]
 
-    # Scoring from the short warm-up window equals predicting on the whole history:
-    # no train/serve skew from loading less data.
+    # Scoring from the short warm-up window equals predicting on the whole history: no
+    # train/serve skew from loading less data. Recursive smoothers (EWM, Wilder) are the only
+    # features that differ, by less than their declared 1e-8 seed weight.
     mlflow.set_tracking_uri(project["uri"])
     model = mlflow.sklearn.load_model("models:/StocksPredictionModel@champion")
-    full = pl.read_csv(SAMPLE / "NVDA.csv", try_parse_dates=True).with_columns(
-        pl.lit("NVDA").alias("ticker")
-    )
-    expected = model.predict(
-        full.select("ticker", "date", "open", "high", "low", "close", "volume").to_pandas()
-    )[-1]
-    np.testing.assert_allclose(row["prediction"], expected, rtol=1e-12)
+    store = DuckDBStore(":memory:")
+    store.upsert(FileSource(SAMPLE / "NVDA.csv").load())
+    store.upsert(FileSource(SAMPLE / "SPY.csv").load())
+    full = store.history(("NVDA",), "SPY").collect()
+    expected = model.predict(full.to_pandas())[-1]
+    np.testing.assert_allclose(row["prediction"], expected, rtol=1e-7, atol=1e-12)
 
 
 def test_retrain_moves_alias_and_bad_input_registers_nothing(project: dict[str, Any]) -> None:

@@ -28,11 +28,18 @@ SCHEMA = {"date": pl.Date, **{c: pl.Float64 for c in ("open", "high", "low", "cl
 DEFAULT_DEFS = build_feature_defs(FeaturesConfig())
 
 GOLDEN_WARMUPS: dict[str, int] = {
-    "logret_1": 1, "logret_5": 5, "logret_20": 20,
-    "lag_logret_1_1": 2, "lag_logret_1_2": 3, "lag_logret_1_3": 4, "lag_logret_1_4": 5,
+    "logret_1": 1,
+    "logret_5": 5,
+    "logret_20": 20,
+    "lag_logret_1_1": 2,
+    "lag_logret_1_2": 3,
+    "lag_logret_1_3": 4,
+    "lag_logret_1_4": 5,
     "lag_logret_1_5": 6,
-    "rolling_mean_logret_1_5": 5, "rolling_mean_logret_1_20": 20,
-    "rolling_std_logret_1_5": 5, "rolling_std_logret_1_20": 20,
+    "rolling_mean_logret_1_5": 5,
+    "rolling_mean_logret_1_20": 20,
+    "rolling_std_logret_1_5": 5,
+    "rolling_std_logret_1_20": 20,
     "rolling_zscore_volume_20": 19,
     "hl_range": 0,
 }
@@ -161,7 +168,10 @@ def assert_matches_oracle(
         assert a.is_null().equals(b.is_null()), f"{d.name}: null positions differ"
         mask = a.is_not_null()
         np.testing.assert_allclose(
-            a.filter(mask).to_numpy(), b.filter(mask).to_numpy(), rtol=1e-9, atol=1e-12,
+            a.filter(mask).to_numpy(),
+            b.filter(mask).to_numpy(),
+            rtol=1e-9,
+            atol=1e-12,
             err_msg=d.name,
         )
 
@@ -237,10 +247,17 @@ def test_bare_rolling_mean_is_bit_identical_in_default_lazy_engine(nvda: pl.Data
 
 def constant_prices(n: int) -> pl.DataFrame:
     dates = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(n)]
-    return pl.DataFrame({
-        "ticker": ["C"] * n, "date": dates, "open": [10.0] * n, "high": [10.5] * n,
-        "low": [9.5] * n, "close": [10.0] * n, "volume": [1.0e6] * n,
-    })
+    return pl.DataFrame(
+        {
+            "ticker": ["C"] * n,
+            "date": dates,
+            "open": [10.0] * n,
+            "high": [10.5] * n,
+            "low": [9.5] * n,
+            "close": [10.0] * n,
+            "volume": [1.0e6] * n,
+        }
+    )
 
 
 def test_single_row_is_all_null_except_hl_range() -> None:

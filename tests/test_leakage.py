@@ -69,8 +69,11 @@ def perturb_after(prices: pl.DataFrame, cut: dt.date, seed: int) -> pl.DataFrame
     high = np.maximum(open_, close) * rng.uniform(1.0, 1.2, n)
     low = np.minimum(open_, close) * rng.uniform(0.8, 1.0, n)
     tail = tail.with_columns(
-        open=pl.Series(open_), high=pl.Series(high), low=pl.Series(low),
-        close=pl.Series(close), volume=pl.Series(rng.uniform(1.0, 1e10, n)),
+        open=pl.Series(open_),
+        high=pl.Series(high),
+        low=pl.Series(low),
+        close=pl.Series(close),
+        volume=pl.Series(rng.uniform(1.0, 1e10, n)),
     )
     return pl.concat([head, tail])
 
@@ -168,8 +171,13 @@ def test_features_on_full_history_sliced_equal_truncated_history(
     defs = build_feature_defs(cfg)
     prices = panel.filter(pl.col("ticker").is_in(tickers))
     full = add_features(prices.lazy(), defs).collect()
-    for day in (dt.date(1999, 3, 1), dt.date(2001, 9, 17), dt.date(2012, 11, 1),
-                dt.date(2020, 3, 16), dt.date(2026, 9, 24)):
+    for day in (
+        dt.date(1999, 3, 1),
+        dt.date(2001, 9, 17),
+        dt.date(2012, 11, 1),
+        dt.date(2020, 3, 16),
+        dt.date(2026, 9, 24),
+    ):
         before = pl.col("date") <= day
         truncated = add_features(prices.lazy().filter(before), defs).collect()
         sliced = full.filter(before)
@@ -185,8 +193,9 @@ def test_training_set_rows_reused_across_folds(panel: pl.DataFrame, horizon: int
     full = build_training_set(panel.lazy(), defs, columns, horizon)
     assert not np.isnan(full.X).any()  # the warm-up drop is exact: no feature is missing
     for day in (dt.date(2005, 6, 1), dt.date(2018, 1, 2)):
-        part = build_training_set(panel.lazy().filter(pl.col("date") <= day), defs, columns,
-                                  horizon)
+        part = build_training_set(
+            panel.lazy().filter(pl.col("date") <= day), defs, columns, horizon
+        )
         keys = pl.DataFrame({"ticker": part.tickers, "date": part.dates})
         in_full = pl.DataFrame({"ticker": full.tickers, "date": full.dates}).with_row_index()
         idx = keys.join(in_full, on=["ticker", "date"], how="left", maintain_order="left")

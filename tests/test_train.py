@@ -14,6 +14,7 @@ from pipeline.config import load_config
 from pipeline.data.files import FileSource
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.errors import ConfigError, DataError, TrackingError
+from pipeline.features.spec import build_feature_defs, total_warmup
 from pipeline.settings import StockpipeConfig
 from pipeline.training.train import TrainPorts, train
 
@@ -26,6 +27,7 @@ def _ports(
         store=DuckDBStore(":memory:"),
         tracker=tracker,
         registry=registry,
+        benchmark=FileSource(SAMPLE / "SPY.csv"),
     )
 
 
@@ -60,7 +62,8 @@ def test_train_registers_champion_and_reports(cfg: StockpipeConfig) -> None:
     # per-fold metrics are logged with the fold as step
     assert [s for s, _ in parent.metrics["fold_rmse"]] == list(range(5))
     model, example, tags = parent.models[0]
-    assert tags["horizon"] == "1" and int(tags["warmup_rows"]) == 20
+    assert tags["horizon"] == "1" and tags["benchmark"] == "SPY"
+    assert int(tags["warmup_rows"]) == total_warmup(build_feature_defs(cfg.model.features))
     preds = model.predict(example)
     assert preds.shape == (len(example),) and np.isfinite(preds).all()
 

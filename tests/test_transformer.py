@@ -150,8 +150,9 @@ def test_shuffled_input_rows_stay_aligned(panel: pl.DataFrame, seed: int) -> Non
     assert ref.height == shuffled.height
     assert np.array_equal(bits(out), bits(ref.select(NAMES).to_numpy()))
     # and the same rows in the original order, permuted the same way
-    order = shuffled.join(panel.with_row_index("pos"), on=["ticker", "date"], how="left",
-                          maintain_order="left")["pos"].to_numpy()
+    order = shuffled.join(
+        panel.with_row_index("pos"), on=["ticker", "date"], how="left", maintain_order="left"
+    )["pos"].to_numpy()
     assert np.array_equal(bits(out), bits(pf.transform(panel)[order]))
 
 
@@ -161,11 +162,13 @@ def test_shuffled_input_rows_stay_aligned(panel: pl.DataFrame, seed: int) -> Non
 def test_pipeline_fits_and_predicts_on_raw_rows(nvda: pl.DataFrame) -> None:
     labelled = add_target(nvda, 1).filter(pl.col(TARGET).is_not_null())
     X, y = labelled.select(PRICE_COLUMNS), labelled.get_column(TARGET).to_numpy()
-    model = Pipeline([
-        ("features", PolarsFeatures(spec=SPEC)),
-        ("impute", SimpleImputer()),
-        ("model", LinearRegression()),
-    ])
+    model = Pipeline(
+        [
+            ("features", PolarsFeatures(spec=SPEC)),
+            ("impute", SimpleImputer()),
+            ("model", LinearRegression()),
+        ]
+    )
     pred = model.fit(X, y).predict(X)
     assert pred.shape == (X.height,)
     assert np.isfinite(pred).all()

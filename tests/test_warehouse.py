@@ -68,7 +68,7 @@ def test_upsert_is_idempotent_and_replaces(tmp_path: Path, store: DuckDBStore) -
 
 
 def test_recent_returns_last_rows_per_ticker(store: DuckDBStore) -> None:
-    recent = store.recent(("NVDA", "SPY"), 7).collect()
+    recent = store.history(("NVDA", "SPY"), rows=7).collect()
     assert recent.group_by("ticker").len().sort("ticker")["len"].to_list() == [7, 7]
     full = store.history(("SPY",)).collect()
     assert recent.filter(pl.col("ticker") == "SPY").equals(full.tail(7))

@@ -90,12 +90,6 @@ class DuckDBStore:
             raise DataError(f"warehouse {self.path}: no prices for tickers {list(tickers)}")
         return (frame if benchmark is not None else frame.drop("bench_close")).lazy()
 
-    def recent(
-        self, tickers: tuple[str, ...], rows: int, benchmark: str | None = None
-    ) -> pl.LazyFrame:
-        """The last ``rows`` rows per ticker: the history window scoring needs."""
-        return self.history(tickers, benchmark, rows)
-
     def _require(self, ticker: str) -> None:
         found = self.con.execute(
             "SELECT count(*) FROM v_prices WHERE ticker = ?", [ticker]

@@ -42,7 +42,9 @@ def _walk(node: Any, name: str, path: str) -> None:
             raise LookAheadError(f"feature '{name}': reversed cumulative op at {path}")
         if key == "Function" and isinstance(value, dict):
             fn = value.get("function")
-            label = fn if isinstance(fn, str) else next(iter(fn), "") if isinstance(fn, dict) else ""
+            label = (
+                fn if isinstance(fn, str) else next(iter(fn), "") if isinstance(fn, dict) else ""
+            )
             if label in _FORBIDDEN_FUNCTIONS:
                 raise LookAheadError(f"feature '{name}': {label} is not causal ({path})")
             if label in {"Shift", "Diff"}:

@@ -88,7 +88,9 @@ def ewm_mean(x: pl.Expr, *, span: int) -> pl.Expr:
 def ewm_vol(ret: pl.Expr, *, span: int) -> pl.Expr:
     """RiskMetrics volatility: sqrt of the EMA of squared returns (zero-mean assumption)."""
     alpha = span_alpha(span)
-    return (ret * ret).ewm_mean(alpha=alpha, adjust=False, min_samples=convergence_rows(alpha)).sqrt()
+    return (
+        (ret * ret).ewm_mean(alpha=alpha, adjust=False, min_samples=convergence_rows(alpha)).sqrt()
+    )
 
 
 def wilder_mean(x: pl.Expr, *, window: int) -> pl.Expr:

@@ -60,8 +60,9 @@ class Returns(_Family):
     windows: Windows
 
     def defs(self, kind: str) -> list[FeatureDef]:
-        fn, prefix = ((lib.log_return, "logret") if kind == "log_return"
-                      else (lib.simple_return, "ret"))
+        fn, prefix = (
+            (lib.log_return, "logret") if kind == "log_return" else (lib.simple_return, "ret")
+        )
         return [FeatureDef(f"{prefix}_{w}", fn(C, window=w), w) for w in self.windows]
 
 
@@ -71,15 +72,20 @@ class Lags(_Family):
 
     def defs(self, kind: str) -> list[FeatureDef]:
         base, b = source(self.of)
-        return [FeatureDef(f"lag_{self.of}_{k}", lib.lag(base, periods=k), b + k)
-                for k in self.lags]
+        return [
+            FeatureDef(f"lag_{self.of}_{k}", lib.lag(base, periods=k), b + k) for k in self.lags
+        ]
 
 
 _ROLLING = {
-    "rolling_mean": lib.rolling_mean, "rolling_std": lib.rolling_std,
-    "rolling_min": lib.rolling_min, "rolling_max": lib.rolling_max,
-    "rolling_sum": lib.rolling_sum, "rolling_skew": lib.rolling_skew,
-    "rolling_zscore": lib.rolling_zscore, "dist_max": lib.distance_from_max,
+    "rolling_mean": lib.rolling_mean,
+    "rolling_std": lib.rolling_std,
+    "rolling_min": lib.rolling_min,
+    "rolling_max": lib.rolling_max,
+    "rolling_sum": lib.rolling_sum,
+    "rolling_skew": lib.rolling_skew,
+    "rolling_zscore": lib.rolling_zscore,
+    "dist_max": lib.distance_from_max,
     "dist_min": lib.distance_from_min,
 }
 
@@ -90,8 +96,10 @@ class Rolling(_Family):
 
     def defs(self, kind: str) -> list[FeatureDef]:
         base, b = source(self.of)
-        return [FeatureDef(f"{kind}_{self.of}_{w}", _ROLLING[kind](base, window=w), b + w - 1)
-                for w in self.windows]
+        return [
+            FeatureDef(f"{kind}_{self.of}_{w}", _ROLLING[kind](base, window=w), b + w - 1)
+            for w in self.windows
+        ]
 
 
 class Ewm(_Family):
@@ -101,8 +109,14 @@ class Ewm(_Family):
     def defs(self, kind: str) -> list[FeatureDef]:
         base, b = source(self.of)
         fn = lib.ewm_mean if kind == "ewm_mean" else lib.ewm_vol
-        return [FeatureDef(f"{kind}_{self.of}_{s}", fn(base, span=s),
-                           b + lib.convergence_rows(lib.span_alpha(s)) - 1) for s in self.spans]
+        return [
+            FeatureDef(
+                f"{kind}_{self.of}_{s}",
+                fn(base, span=s),
+                b + lib.convergence_rows(lib.span_alpha(s)) - 1,
+            )
+            for s in self.spans
+        ]
 
 
 class Windowed(_Family):
@@ -111,17 +125,18 @@ class Windowed(_Family):
     windows: Windows
 
     def defs(self, kind: str) -> list[FeatureDef]:
-        out = []
-        for w in self.windows:
-            conv = lib.convergence_rows(1.0 / w)
-            expr, warm = {
-                "rsi": (lambda: (lib.rsi(C, window=w), conv)),
-                "natr": (lambda: (lib.natr(H, L, C, window=w), conv - 1)),
-                "obv_ratio": (lambda: (lib.obv_ratio(C, V, window=w), w)),
-                "volume_ratio": (lambda: (lib.volume_ratio(V, window=w), w - 1)),
-            }[kind]()
-            out.append(FeatureDef(f"{kind}_{w}", expr, warm))
-        return out
+        return [FeatureDef(f"{kind}_{w}", *self._one(kind, w)) for w in self.windows]
+
+    @staticmethod
+    def _one(kind: str, w: int) -> tuple[pl.Expr, int]:
+        conv = lib.convergence_rows(1.0 / w)
+        if kind == "rsi":  # the first diff is at row 1, Wilder needs `conv` diffs after it
+            return lib.rsi(C, window=w), conv
+        if kind == "natr":  # the true range exists from row 0
+            return lib.natr(H, L, C, window=w), conv - 1
+        if kind == "obv_ratio":
+            return lib.obv_ratio(C, V, window=w), w
+        return lib.volume_ratio(V, window=w), w - 1
 
 
 class Macd(_Family):
@@ -137,9 +152,11 @@ class Macd(_Family):
         sig = lib.macd_signal(C, fast=f, slow=s, signal=g)
         w_line = lib.convergence_rows(lib.span_alpha(s)) - 1
         w_sig = w_line + lib.convergence_rows(lib.span_alpha(g)) - 1
-        return [FeatureDef(f"macd_line_{f}_{s}", line, w_line),
-                FeatureDef(f"macd_signal_{f}_{s}_{g}", sig, w_sig),
-                FeatureDef(f"macd_hist_{f}_{s}_{g}", line - sig, w_sig)]
+        return [
+            FeatureDef(f"macd_line_{f}_{s}", line, w_line),
+            FeatureDef(f"macd_signal_{f}_{s}_{g}", sig, w_sig),
+            FeatureDef(f"macd_hist_{f}_{s}_{g}", line - sig, w_sig),
+        ]
 
 
 class Bollinger(_Family):
@@ -148,9 +165,14 @@ class Bollinger(_Family):
 
     def defs(self, kind: str) -> list[FeatureDef]:
         k = _fmt(self.k)
-        return [d for w in self.windows for d in (
-            FeatureDef(f"bb_pctb_{w}_{k}", lib.bollinger_pctb(C, window=w, k=self.k), w - 1),
-            FeatureDef(f"bb_width_{w}_{k}", lib.bollinger_width(C, window=w, k=self.k), w - 1))]
+        return [
+            d
+            for w in self.windows
+            for d in (
+                FeatureDef(f"bb_pctb_{w}_{k}", lib.bollinger_pctb(C, window=w, k=self.k), w - 1),
+                FeatureDef(f"bb_width_{w}_{k}", lib.bollinger_width(C, window=w, k=self.k), w - 1),
+            )
+        ]
 
 
 class Stochastic(_Family):
@@ -161,9 +183,12 @@ class Stochastic(_Family):
         out = []
         for w in self.windows:
             k = lib.stochastic_k(H, L, C, window=w)
-            out += [FeatureDef(f"stoch_k_{w}", k, w - 1),
-                    FeatureDef(f"stoch_d_{w}_{self.smooth}", k.rolling_mean(self.smooth),
-                               w + self.smooth - 2)]
+            out += [
+                FeatureDef(f"stoch_k_{w}", k, w - 1),
+                FeatureDef(
+                    f"stoch_d_{w}_{self.smooth}", k.rolling_mean(self.smooth), w + self.smooth - 2
+                ),
+            ]
         return out
 
 
@@ -176,11 +201,17 @@ class HighLowRange(_Family):
 
 class Calendar(_Family):
     fields: tuple[Literal["day_of_week", "month", "days_to_month_end"], ...] = (
-        "day_of_week", "month", "days_to_month_end")
+        "day_of_week",
+        "month",
+        "days_to_month_end",
+    )
 
     def defs(self, kind: str) -> list[FeatureDef]:
-        fns = {"day_of_week": lib.day_of_week, "month": lib.month,
-               "days_to_month_end": lib.days_to_month_end}
+        fns = {
+            "day_of_week": lib.day_of_week,
+            "month": lib.month,
+            "days_to_month_end": lib.days_to_month_end,
+        }
         return [FeatureDef(f"cal_{f}", fns[f](pl.col("date")), 0) for f in self.fields]
 
 
@@ -199,8 +230,11 @@ class Market(_Family):
             out += [
                 FeatureDef(f"beta_{tag}_{w}", lib.rolling_beta(r, rb, window=w), w),
                 FeatureDef(f"corr_{tag}_{w}", lib.rolling_corr(r, rb, window=w), w),
-                FeatureDef(f"excess_logret_{tag}_{w}", lib.log_return(C, window=w)
-                           - lib.log_return(pl.col(BENCH_CLOSE), window=w), w),
+                FeatureDef(
+                    f"excess_logret_{tag}_{w}",
+                    lib.log_return(C, window=w) - lib.log_return(pl.col(BENCH_CLOSE), window=w),
+                    w,
+                ),
             ]
         return out
 
@@ -266,8 +300,11 @@ def build_feature_defs(cfg: FeaturesConfig) -> list[FeatureDef]:
         if unknown:
             raise ValueError(f"cross_section.of: unknown feature(s) {unknown}")
         fns = {"rank": lib.cross_sectional_rank, "zscore": lib.cross_sectional_zscore}
-        defs += [FeatureDef(f"cs_{stat}_{n}", fns[stat](pl.col(n)), by_name[n].warmup, "date")
-                 for n in cfg.cross_section.of for stat in cfg.cross_section.stats]
+        defs += [
+            FeatureDef(f"cs_{stat}_{n}", fns[stat](pl.col(n)), by_name[n].warmup, "date")
+            for n in cfg.cross_section.of
+            for stat in cfg.cross_section.stats
+        ]
     names = [d.name for d in defs]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

@@ -5,11 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sklearn.feature_selection import (
-    SelectKBest,
-    f_regression,
-    mutual_info_regression,
-)
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -17,6 +12,7 @@ from sklearn.preprocessing import StandardScaler
 from pipeline.errors import ConfigError
 from pipeline.features.spec import build_feature_defs
 from pipeline.model.estimators import make_estimator
+from pipeline.model.selectors import make_selector
 from pipeline.model.transformer import PolarsFeatures
 from pipeline.settings import AUTO, ModelConfig
 
@@ -56,14 +52,9 @@ def build_tail(
     steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy=cfg.imputer))]
     if cfg.scaler == "standard":
         steps.append(("scale", StandardScaler()))
-    if cfg.selection.selector == "kbest":
-        k = sel_params.get("k", cfg.selection.k)
-        score = (
-            f_regression if cfg.selection.score_func == "f_regression" else mutual_info_regression
-        )
-        steps.append(
-            ("select", SelectKBest(score, k="all" if k == "all" else min(int(k), n_features)))
-        )
+    selector = make_selector(cfg.selection, sel_params, n_features, seed)
+    if selector is not None:
+        steps.append(("select", selector))
     steps.append(("model", make_estimator(kind, est_params, seed)))
     return steps
 

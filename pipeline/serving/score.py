@@ -9,8 +9,10 @@ from typing import Any, Protocol
 import numpy as np
 import polars as pl
 
+from pipeline.data.inputs import load_inputs, store_inputs
 from pipeline.domain import PredictionSink, PriceSource, PriceStore
 from pipeline.errors import ModelError
+from pipeline.features.spec import FeaturesConfig, Market
 from pipeline.settings import StockpipeConfig
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ class LoadedModel:
     version: str | None
     warmup: int
     horizon: int | None
+    benchmark: str | None = None
 
 
 class ModelLoader(Protocol):
@@ -40,6 +43,7 @@ class ScorePorts:
     source: PriceSource
     store: PriceStore
     registry: ModelLoader
+    benchmark: PriceSource | None = None
 
 
 def score(
@@ -47,12 +51,18 @@ def score(
 ) -> pl.DataFrame:
     """Predict the next ``horizon`` log return for every ticker, as of its latest date."""
     uri = model_uri or f"models:/{cfg.tracking.registered_model}@{cfg.tracking.champion_alias}"
-    batch = ports.source.load()
     model = ports.registry.load(uri)
-    ports.store.upsert(batch)
-    window = ports.store.recent(batch.tickers, model.warmup + 1 + HISTORY_MARGIN).collect()
+    # The model, not today's config, decides which benchmark its features need.
+    features = (
+        FeaturesConfig(market=Market(benchmark=model.benchmark))
+        if model.benchmark
+        else (FeaturesConfig())
+    )
+    inputs = load_inputs(features, ports.source, ports.benchmark)
+    store_inputs(ports.store, inputs)
+    window = inputs.history(ports.store, rows=model.warmup + 1 + HISTORY_MARGIN).collect()
     log.info(
-        "scoring %d tickers from %d history rows with %s", len(batch.tickers), window.height, uri
+        "scoring %d tickers from %d history rows with %s", len(inputs.tickers), window.height, uri
     )
     try:
         preds = np.asarray(model.predictor.predict(window.to_pandas()), dtype=float).ravel()

@@ -254,5 +254,10 @@ class MlflowModelLoader:
         warmup = int(tags.get("warmup_rows", getattr(features, "warmup_", 0)))
         horizon = int(tags["horizon"]) if "horizon" in tags else None
         return LoadedModel(
-            predictor=pyfunc_model, name=name, version=version, warmup=warmup, horizon=horizon
+            predictor=pyfunc_model,
+            name=name,
+            version=version,
+            warmup=warmup,
+            horizon=horizon,
+            benchmark=tags.get("benchmark") or None,
         )

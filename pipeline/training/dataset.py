@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipeline.domain import PRICE_COLUMNS, Fold
+from pipeline.domain import Fold
 from pipeline.errors import DataError
 from pipeline.features.engine import TARGET, TICKER, add_features, add_target
 from pipeline.features.spec import FeatureDef, total_warmup
@@ -57,7 +57,8 @@ def build_training_set(
             f"no trainable rows: history is shorter than the feature warm-up ({warmup} rows) "
             f"plus the horizon ({horizon})"
         )
-    raw = prices.select(PRICE_COLUMNS).collect()
+    # Raw model inputs (prices, plus bench_close when used) for input examples and refits.
+    raw = prices.sort(TICKER, "date").collect()
     return TrainingSet(
         X=frame.select(columns).to_numpy().astype(np.float64),
         y=frame.get_column(TARGET).to_numpy(),

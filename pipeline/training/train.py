@@ -13,10 +13,11 @@ import numpy as np
 import yaml
 from sklearn.pipeline import Pipeline
 
+from pipeline.data.inputs import load_inputs, store_inputs
 from pipeline.domain import Fold, PriceSource, PriceStore, Registry, Tracker
+from pipeline.errors import ConfigError
 from pipeline.evaluation.metrics import mean_over_folds, score_all
 from pipeline.features.spec import build_feature_defs, total_warmup
-from pipeline.errors import ConfigError
 from pipeline.model.estimators import check_params
 from pipeline.model.pipeline import (
     SELECTOR_PARAM_PREFIX,
@@ -40,6 +41,7 @@ class TrainPorts:
     store: PriceStore
     tracker: Tracker
     registry: Registry
+    benchmark: PriceSource | None = None
 
 
 def fold_params(cfg: StockpipeConfig) -> dict[str, Any]:
@@ -88,6 +90,15 @@ def _refit(cfg: StockpipeConfig, best: CandidateResult, data: TrainingSet) -> Pi
     return compose_fitted(features, tail)
 
 
+def selection_stability(selected: list[list[str]], columns: tuple[str, ...]) -> str:
+    """CSV of how often each feature survived selection across folds, most stable first."""
+    n = max(len(selected), 1)
+    counts = {c: sum(c in kept for kept in selected) for c in columns}
+    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    lines = ["feature,folds_kept,share"] + [f"{c},{k},{k / n:.3f}" for c, k in rows]
+    return "\n".join(lines) + "\n"
+
+
 def _check_candidates(cfg: StockpipeConfig) -> None:
     for cand in cfg.candidates.candidates:
         names = [k for k in (*cand.params, *cand.space) if not k.startswith(SELECTOR_PARAM_PREFIX)]
@@ -105,14 +116,15 @@ def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
     """
     started = time.perf_counter()
     _check_candidates(cfg)
-    batch = ports.source.load()
+    inputs = load_inputs(cfg.model.features, ports.source, ports.benchmark)
+    batch = inputs.batch
     ports.tracker.check()
-    ports.store.upsert(batch)
+    store_inputs(ports.store, inputs)
     tickers = batch.tickers
     horizon = cfg.model.target.horizon
     defs = build_feature_defs(cfg.model.features)
     columns = feature_columns(cfg.model)
-    data = build_training_set(ports.store.history(tickers), defs, columns, horizon)
+    data = build_training_set(inputs.history(ports.store), defs, columns, horizon)
     folds = ports.store.folds(tickers, fold_params(cfg))
     baseline = _baseline(data, folds)
     log.info("training set: %d rows, %d features, %d folds", len(data.y), len(columns), len(folds))
@@ -126,6 +138,7 @@ def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
                 "tickers": ",".join(tickers),
                 "n_features": len(columns),
                 "data_sha256": batch.sha256,
+                "benchmark_sha256": inputs.benchmark_sha256,
                 "config_hash": config_hash(cfg),
             }
         )
@@ -143,6 +156,10 @@ def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
                 for k, m in enumerate(result.evaluation.per_fold):
                     child.log_metrics({f"fold_{name}": v for name, v in m.items()}, step=k)
                 child.log_metrics({"n_trials": result.n_trials, "n_pruned": result.n_pruned})
+                child.log_text(
+                    selection_stability(result.evaluation.selected, data.columns),
+                    "selection/stability.csv",
+                )
             log.info(
                 "%s: best mean rmse %.6f after %d trials (%.1fs)",
                 cand.name,
@@ -154,20 +171,25 @@ def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
 
         best = min(results, key=lambda r: r.best_value)
         model = _refit(cfg, best, data)
-        example = batch.frame.tail(total_warmup(defs) + 5).to_pandas()
+        example = data.raw.tail(total_warmup(defs) + 5).to_pandas()
         tags = {
             "candidate": best.name,
             "estimator": best.kind,
             "horizon": str(horizon),
             "warmup_rows": str(model.named_steps["features"].warmup_),
             "data_sha256": batch.sha256,
+            "benchmark_sha256": inputs.benchmark_sha256,
             "config_hash": config_hash(cfg),
+            "benchmark": inputs.benchmark or "",
             "tickers": ",".join(tickers),
             "seed": str(cfg.training.seed),
             "primary_metric": "rmse",
             "rmse": f"{best.best_value:.8f}",
         }
         parent.log_params({"champion_candidate": best.name})
+        parent.log_text(
+            selection_stability(best.evaluation.selected, data.columns), "selection/stability.csv"
+        )
         parent.log_metrics(best.evaluation.mean)
         for k, m in enumerate(best.evaluation.per_fold):
             parent.log_metrics({f"fold_{name}": v for name, v in m.items()}, step=k)

@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from pipeline.domain import Fold
 from pipeline.evaluation.metrics import mean_over_folds, score_all
 from pipeline.model.pipeline import build_tail
+from pipeline.model.selectors import kept_features
 from pipeline.settings import (
     CandidateConfig,
     CategoricalSpace,
@@ -54,6 +55,7 @@ class FoldEvaluation:
 
     per_fold: list[dict[str, float]]
     predictions: list[np.ndarray] = field(default_factory=list)
+    selected: list[list[str]] = field(default_factory=list)
 
     @property
     def mean(self) -> dict[str, float]:
@@ -79,6 +81,7 @@ def evaluate_params(
         metrics = score_all(data.y[test], pred)
         result.per_fold.append(metrics)
         result.predictions.append(pred)
+        result.selected.append(kept_features(tail.named_steps.get("select"), data.columns))
         if on_fold is not None:
             on_fold(fold.fold, float(np.mean([m["rmse"] for m in result.per_fold])))
     return result

@@ -1,0 +1,64 @@
+"""Load and validate everything a job reads (prices and the benchmark) before writing anything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from pipeline.domain import PriceBatch, PriceSource, PriceStore
+from pipeline.errors import ConfigError, DataError
+from pipeline.features.spec import FeaturesConfig
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Validated batches: the panel to model and, if features need one, the benchmark."""
+
+    batch: PriceBatch
+    benchmark_batch: PriceBatch | None
+    benchmark: str | None
+
+    @property
+    def tickers(self) -> tuple[str, ...]:
+        return self.batch.tickers
+
+    def history(self, store: PriceStore, rows: int | None = None) -> pl.LazyFrame:
+        """Price history of the panel (with ``bench_close`` when a benchmark is used)."""
+        return store.history(self.tickers, self.benchmark, rows)
+
+    @property
+    def benchmark_sha256(self) -> str:
+        """sha256 of the benchmark's file ('' without one, or when it is part of the input)."""
+        return "" if self.benchmark_batch is None else self.benchmark_batch.sha256
+
+
+def load_inputs(
+    features: FeaturesConfig, source: PriceSource, benchmark_source: PriceSource | None
+) -> Inputs:
+    """Read and validate; raises before anything is written if either input is bad."""
+    batch = source.load()
+    bench = features.benchmark
+    if bench is None:
+        return Inputs(batch, None, None)
+    if bench in batch.tickers:
+        return Inputs(batch, None, bench)
+    if benchmark_source is None:
+        raise ConfigError(
+            f"model.yaml: key 'features.market': benchmark '{bench}' is not in the input; set "
+            f"data.yaml 'benchmark_path' to its price file"
+        )
+    bench_batch = benchmark_source.load()
+    if bench not in bench_batch.tickers:
+        raise DataError(
+            f"{bench_batch.source}: benchmark '{bench}' not found; tickers: "
+            f"{list(bench_batch.tickers)}"
+        )
+    return Inputs(batch, bench_batch, bench)
+
+
+def store_inputs(store: PriceStore, inputs: Inputs) -> None:
+    """Upsert the validated batches into the warehouse."""
+    store.upsert(inputs.batch)
+    if inputs.benchmark_batch is not None:
+        store.upsert(inputs.benchmark_batch)
