@@ -61,14 +61,34 @@ class FoldsConfig(_Frozen):
     scheme: Literal["expanding", "sliding"] = "expanding"
     n_folds: int = Field(5, ge=2)
     test_size: int = Field(250, ge=1)
+    step: int | None = Field(None, ge=1, description="Days between test starts; >= test_size")
     purge: int = Field(1, ge=0)
     embargo: int = Field(0, ge=0)
     min_train_size: int = Field(500, ge=10)
     max_train_size: int | None = Field(None, ge=10)
 
+    @model_validator(mode="after")
+    def _step(self) -> FoldsConfig:
+        if self.step is not None and self.step < self.test_size:
+            raise ValueError("step must be >= test_size: test windows may not overlap")
+        if self.scheme == "sliding" and self.max_train_size is None:
+            raise ValueError("scheme 'sliding' needs max_train_size")
+        return self
+
+
+class StrategyConfig(_Frozen):
+    """How predictions become positions for the backtest, and what trading costs."""
+
+    mode: Literal["long_flat", "long_short"] = "long_flat"
+    threshold: float = Field(0.0, ge=0)
+    cost_bps: float = Field(5.0, ge=0)
+    periods_per_year: float = Field(252.0, gt=0)
+    bootstrap_samples: int = Field(1000, ge=100)
+
 
 class TrainingConfig(_Frozen):
     folds: FoldsConfig = FoldsConfig()
+    strategy: StrategyConfig = StrategyConfig()
     seed: int = 42
     n_trials: int | None = Field(None, ge=1, description="Overrides every candidate's budget")
     summary_path: Path = Path("outputs/train_summary.json")

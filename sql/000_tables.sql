@@ -13,10 +13,12 @@ CREATE TABLE IF NOT EXISTS prices (
 );
 
 -- One row, written by Python with bound parameters before the fold manifest is read.
-CREATE TABLE IF NOT EXISTS fold_params (
+-- Parameter tables hold no durable data, so they are recreated on every connection.
+CREATE OR REPLACE TABLE fold_params (
     scheme         VARCHAR NOT NULL,
     n_folds        INTEGER NOT NULL,
     test_size      INTEGER NOT NULL,
+    step           INTEGER,
     purge          INTEGER NOT NULL,
     embargo        INTEGER NOT NULL,
     min_train_size INTEGER NOT NULL,
@@ -25,6 +27,6 @@ CREATE TABLE IF NOT EXISTS fold_params (
 );
 
 -- The tickers of the panel being trained; the calendar and fold manifest are computed over them.
-CREATE TABLE IF NOT EXISTS panel (
+CREATE OR REPLACE TABLE panel (
     ticker VARCHAR PRIMARY KEY
 );

@@ -1,6 +1,8 @@
 -- Walk-forward fold manifest over the trading calendar.
--- Test windows tile the end of the labelled calendar; each train window ends `purge + embargo`
--- days before its test window starts, so no training label (t, t + horizon] reaches test days.
+-- The last test window ends on the last labelled day and earlier ones start `step` days apart
+-- (step = test_size by default, so test windows tile the end of history without overlap).
+-- Each train window ends `purge + embargo` days before its test window starts, so no
+-- training label (t, t + horizon] reaches a test day.
 -- Walk-forward training never follows its test window, so the embargo acts as extra gap.
 CREATE OR REPLACE VIEW v_folds AS
 WITH p AS (
@@ -15,9 +17,11 @@ fold_ids AS (
 bounds AS (
     SELECT
         f.fold,
-        l.n - (p.n_folds - f.fold) * p.test_size AS test_start_idx,
-        l.n - (p.n_folds - f.fold - 1) * p.test_size - 1 AS test_end_idx,
-        l.n - (p.n_folds - f.fold) * p.test_size - p.purge - p.embargo - 1 AS train_end_idx,
+        l.n - 1 - (p.n_folds - 1 - f.fold) * coalesce(p.step, p.test_size)
+            - p.test_size + 1 AS test_start_idx,
+        l.n - 1 - (p.n_folds - 1 - f.fold) * coalesce(p.step, p.test_size) AS test_end_idx,
+        l.n - 1 - (p.n_folds - 1 - f.fold) * coalesce(p.step, p.test_size)
+            - p.test_size - p.purge - p.embargo AS train_end_idx,
         p.scheme,
         p.max_train_size
     FROM fold_ids AS f, labelled AS l, p

@@ -21,6 +21,7 @@ class FakeRun:
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, list[tuple[int | None, float]]] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
+    artifacts: dict[str, bytes] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     models: list[Any] = field(default_factory=list)
     status: str = "RUNNING"
@@ -34,6 +35,10 @@ class FakeRun:
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.texts[artifact_file] = text
+
+    def log_artifact(self, local_path: Any, artifact_dir: str | None = None) -> None:
+        path = f"{artifact_dir}/{local_path.name}" if artifact_dir else local_path.name
+        self.artifacts[path] = local_path.read_bytes()
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         self.tags.update(tags)

@@ -27,6 +27,7 @@ FOLD_PARAM_KEYS = (
     "scheme",
     "n_folds",
     "test_size",
+    "step",
     "purge",
     "embargo",
     "min_train_size",
@@ -107,8 +108,8 @@ class DuckDBStore:
         try:
             self.con.execute("DELETE FROM fold_params")
             self.con.execute(
-                "INSERT INTO fold_params (scheme, n_folds, test_size, purge, embargo, "
-                "min_train_size, max_train_size, horizon) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO fold_params (scheme, n_folds, test_size, step, purge, embargo, "
+                "min_train_size, max_train_size, horizon) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 values,
             )
             # The calendar is the panel's, not the whole warehouse's.

@@ -87,6 +87,9 @@ class MlflowRun:
     def log_text(self, text: str, artifact_file: str) -> None:
         self._client.log_text(self.run_id, text, artifact_file)
 
+    def log_artifact(self, local_path: Path, artifact_dir: str | None = None) -> None:
+        self._client.log_artifact(self.run_id, str(local_path), artifact_dir)
+
     def set_tags(self, tags: Mapping[str, str]) -> None:
         import mlflow
 

@@ -10,7 +10,9 @@ import polars as pl
 
 from pipeline.domain import Fold
 from pipeline.errors import DataError
+from pipeline.evaluation.report import OutOfSample
 from pipeline.features.engine import TARGET, TICKER, add_features, add_target
+from pipeline.features.library import log_return
 from pipeline.features.spec import FeatureDef, total_warmup
 
 
@@ -24,6 +26,7 @@ class TrainingSet:
     tickers: pl.Series
     columns: tuple[str, ...]
     raw: pl.DataFrame  # the price rows the features came from, for input examples
+    last_return: np.ndarray  # log return over the past `horizon` days: the momentum baseline
 
     def masks(self, fold: Fold) -> tuple[np.ndarray, np.ndarray]:
         """Boolean row masks for a fold's train and test windows (inclusive dates)."""
@@ -31,6 +34,23 @@ class TrainingSet:
         train = ((d >= fold.train_start) & (d <= fold.train_end)).to_numpy()
         test = ((d >= fold.test_start) & (d <= fold.test_end)).to_numpy()
         return train, test
+
+    def out_of_sample(self, folds: list[Fold], predictions: list[np.ndarray]) -> OutOfSample:
+        """Concatenate each fold's test rows with that fold's predictions."""
+        parts = []
+        for fold, pred in zip(folds, predictions, strict=True):
+            _, test = self.masks(fold)
+            parts.append(
+                (
+                    np.full(int(test.sum()), fold.fold),
+                    self.dates.to_numpy()[test],
+                    self.tickers.to_numpy()[test],
+                    self.y[test],
+                    pred,
+                    self.last_return[test],
+                )
+            )
+        return OutOfSample(*(np.concatenate(cols) for cols in zip(*parts, strict=True)))
 
     @property
     def first_date(self) -> dt.date:
@@ -46,9 +66,12 @@ def build_training_set(
 ) -> TrainingSet:
     """Compute every feature and the target once; drop warm-up rows and unlabelled tail rows."""
     warmup = total_warmup([d for d in defs if d.name in columns])
-    lf = add_target(add_features(prices, defs), horizon)
+    lf = feature_frame(prices, defs, horizon)
     frame = (
-        lf.with_columns(pl.int_range(pl.len()).over(TICKER).alias("__pos__"))
+        lf.with_columns(
+            pl.int_range(pl.len()).over(TICKER).alias("__pos__"),
+            log_return(pl.col("close"), window=horizon).over(TICKER).alias("__last__"),
+        )
         .filter((pl.col("__pos__") >= warmup) & pl.col(TARGET).is_not_null())
         .collect()
     )
@@ -66,4 +89,10 @@ def build_training_set(
         tickers=frame.get_column(TICKER),
         columns=columns,
         raw=raw,
+        last_return=frame.get_column("__last__").fill_null(0.0).to_numpy(),
     )
+
+
+def feature_frame(prices: pl.LazyFrame, defs: list[FeatureDef], horizon: int) -> pl.LazyFrame:
+    """Prices plus every feature and the target: exactly what the model sees."""
+    return add_target(add_features(prices, defs), horizon)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,9 @@ from sklearn.pipeline import Pipeline
 from pipeline.data.inputs import load_inputs, store_inputs
 from pipeline.domain import Fold, PriceSource, PriceStore, Registry, Tracker
 from pipeline.errors import ConfigError
+from pipeline.evaluation.files import write_report_files
 from pipeline.evaluation.metrics import mean_over_folds, score_all
+from pipeline.evaluation.report import flat_metrics, walk_forward_report
 from pipeline.features.spec import build_feature_defs, total_warmup
 from pipeline.model.estimators import check_params
 from pipeline.model.pipeline import (
@@ -42,6 +46,23 @@ class TrainPorts:
     tracker: Tracker
     registry: Registry
     benchmark: PriceSource | None = None
+
+
+def folds_hash(folds: list[Fold]) -> str:
+    """Fingerprint of the fold manifest: same hash, same train/test dates."""
+    doc = [
+        [
+            f.fold,
+            str(f.train_start),
+            str(f.train_end),
+            str(f.test_start),
+            str(f.test_end),
+            f.train_rows,
+            f.test_rows,
+        ]
+        for f in folds
+    ]
+    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
 
 
 def fold_params(cfg: StockpipeConfig) -> dict[str, Any]:
@@ -140,6 +161,7 @@ def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
                 "data_sha256": batch.sha256,
                 "benchmark_sha256": inputs.benchmark_sha256,
                 "config_hash": config_hash(cfg),
+                "folds_hash": folds_hash(folds),
             }
         )
         parent.log_text(
@@ -150,7 +172,15 @@ def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
         for cand in (c for c in cfg.candidates.candidates if c.enabled):
             n_trials = cfg.training.n_trials or cand.n_trials
             with ports.tracker.start_run(cand.name, parent=parent) as child:
-                result = tune_candidate(cand, cfg.model, data, folds, cfg.training.seed, n_trials)
+                result = tune_candidate(
+                    cand,
+                    cfg.model,
+                    data,
+                    folds,
+                    cfg.training.seed,
+                    n_trials,
+                    cfg.training.strategy,
+                )
                 child.log_params({"estimator": cand.estimator, **result.best_params})
                 child.log_metrics(result.evaluation.mean)
                 for k, m in enumerate(result.evaluation.per_fold):
@@ -170,6 +200,16 @@ def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
             results.append(result)
 
         best = min(results, key=lambda r: r.best_value)
+        oos = data.out_of_sample(folds, best.evaluation.predictions)
+        n_trials = sum(r.n_trials for r in results)
+        sharpes = [s for r in results for s in r.trial_sharpes]
+        report = walk_forward_report(
+            oos, folds, cfg.training.strategy, horizon, n_trials, sharpes, seed=cfg.training.seed
+        )
+        parent.log_metrics(flat_metrics(report, "oos_"))
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in write_report_files(Path(tmp), report, oos, cfg.training.strategy, horizon):
+                parent.log_artifact(path, "backtest")
         model = _refit(cfg, best, data)
         example = data.raw.tail(total_warmup(defs) + 5).to_pandas()
         tags = {
@@ -185,6 +225,9 @@ def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
             "seed": str(cfg.training.seed),
             "primary_metric": "rmse",
             "rmse": f"{best.best_value:.8f}",
+            "folds_hash": folds_hash(folds),
+            "n_trials": str(n_trials),
+            "trial_sharpe_var": repr(float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else 0.0),
         }
         parent.log_params({"champion_candidate": best.name})
         parent.log_text(
@@ -212,6 +255,8 @@ def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
         "metrics": best.evaluation.mean,
         "folds": _fold_rows(folds, best.evaluation.per_fold),
         "baselines": {"zero_return": baseline},
+        "backtest": report,
+        "folds_hash": folds_hash(folds),
         "candidates": [
             {
                 "name": r.name,

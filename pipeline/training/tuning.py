@@ -13,6 +13,7 @@ from sklearn.pipeline import Pipeline
 
 from pipeline.domain import Fold
 from pipeline.evaluation.metrics import mean_over_folds, score_all
+from pipeline.evaluation.report import strategy_sharpe
 from pipeline.model.pipeline import build_tail
 from pipeline.model.selectors import kept_features
 from pipeline.settings import (
@@ -22,6 +23,7 @@ from pipeline.settings import (
     IntSpace,
     ModelConfig,
     ParamSpace,
+    StrategyConfig,
 )
 from pipeline.training.dataset import TrainingSet
 
@@ -101,6 +103,12 @@ class CandidateResult:
     evaluation: FoldEvaluation
     study: optuna.Study
 
+    @property
+    def trial_sharpes(self) -> list[float]:
+        """Per-period strategy Sharpe of every completed trial (for the deflated Sharpe)."""
+        values = (t.user_attrs.get("sharpe") for t in self.study.trials)
+        return [float(v) for v in values if v is not None]
+
 
 def tune_candidate(
     cand: CandidateConfig,
@@ -109,6 +117,7 @@ def tune_candidate(
     folds: list[Fold],
     seed: int,
     n_trials: int,
+    strategy: StrategyConfig | None = None,
 ) -> CandidateResult:
     """Seeded TPE over the candidate's space; objective = mean fold RMSE (lower is better)."""
     sample = param_sampler(cand.space)
@@ -124,6 +133,11 @@ def tune_candidate(
 
         ev = evaluate_params(model_cfg, cand.estimator, params, data, folds, seed, report)
         trial.set_user_attr("per_fold", ev.per_fold)
+        if strategy is not None:
+            # Every trial's strategy Sharpe feeds the deflated Sharpe of the eventual winner.
+            oos = data.out_of_sample(folds, ev.predictions)
+            sr = strategy_sharpe(oos, strategy, model_cfg.target.horizon)
+            trial.set_user_attr("sharpe", sr if np.isfinite(sr) else None)
         return ev.mean["rmse"]
 
     study = optuna.create_study(

@@ -1,0 +1,88 @@
+"""Write a walk-forward report as files: metrics.json, folds.csv, predictions and two plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: CI and servers have no display
+
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
+
+from pipeline.evaluation.report import OutOfSample, equity_series
+from pipeline.settings import StrategyConfig
+
+FOLD_COLUMNS = (
+    "fold",
+    "train_start",
+    "train_end",
+    "test_start",
+    "test_end",
+    "train_rows",
+    "test_rows",
+)
+
+
+def _equity_plot(path: Path, dates: np.ndarray, strat: np.ndarray, bh: np.ndarray) -> None:
+    eq_s, eq_b = np.cumprod(1 + strat), np.cumprod(1 + bh)
+    drawdown = eq_s / np.maximum.accumulate(eq_s) - 1
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    top.plot(dates, eq_s, label="strategy (after costs)")
+    top.plot(dates, eq_b, label="buy and hold", alpha=0.7)
+    top.set_yscale("log")
+    top.set_ylabel("equity (log scale)")
+    top.legend(loc="upper left")
+    top.set_title("Walk-forward test windows only")
+    bottom.fill_between(dates, drawdown, 0, color="tab:red", alpha=0.4)
+    bottom.set_ylabel("drawdown")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _scatter_plot(path: Path, oos: OutOfSample) -> None:
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.scatter(oos.y_pred, oos.y_true, s=4, alpha=0.4)
+    lim = float(np.nanmax(np.abs(oos.y_true))) if oos.y_true.size else 1.0
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set_ylim(-lim, lim)
+    ax.set_xlabel("predicted log return")
+    ax.set_ylabel("realised log return")
+    ax.set_title("Predicted vs realised (test rows)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report_files(
+    out_dir: Path, report: dict[str, Any], oos: OutOfSample, cfg: StrategyConfig, horizon: int
+) -> list[Path]:
+    """Write every report file into ``out_dir`` and return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = out_dir / "metrics.json"
+    metrics.write_text(json.dumps(report, indent=2, allow_nan=False), encoding="utf-8")
+    folds = out_dir / "folds.csv"
+    pl.DataFrame([{k: f[k] for k in FOLD_COLUMNS} for f in report["folds"]]).write_csv(folds)
+    preds = out_dir / "predictions.parquet"
+    pl.DataFrame(
+        {
+            "ticker": oos.tickers,
+            "date": oos.dates,
+            "fold": oos.fold,
+            "prediction": oos.y_pred,
+            "realised": oos.y_true,
+        }
+    ).write_parquet(preds)
+    equity = out_dir / "equity_curve.png"
+    _equity_plot(equity, *equity_series(oos, cfg, horizon))
+    scatter = out_dir / "predicted_vs_realised.png"
+    _scatter_plot(scatter, oos)
+    return [metrics, folds, preds, equity, scatter]
