@@ -9,6 +9,8 @@ from pipeline.data.warehouse import DuckDBStore
 from pipeline.serving.score import ScorePorts
 from pipeline.settings import StockpipeConfig
 from pipeline.tracking.mlflow_adapter import MlflowModelLoader, MlflowRegistry, MlflowTracker
+from pipeline.training.backtest import BacktestPorts
+from pipeline.training.inspect import DataPorts
 from pipeline.training.train import TrainPorts
 
 
@@ -80,5 +82,19 @@ def score_ports(cfg: StockpipeConfig) -> ScorePorts:
         source=source(cfg),
         store=store(cfg),
         registry=MlflowModelLoader(cfg.tracking_uri),
+        benchmark=benchmark_source(cfg),
+    )
+
+
+def data_ports(cfg: StockpipeConfig) -> DataPorts:
+    return DataPorts(source=source(cfg), store=store(cfg), benchmark=benchmark_source(cfg))
+
+
+def backtest_ports(cfg: StockpipeConfig) -> BacktestPorts:
+    return BacktestPorts(
+        source=source(cfg),
+        store=store(cfg),
+        loader=MlflowModelLoader(cfg.tracking_uri),
+        tracker=tracker(cfg),
         benchmark=benchmark_source(cfg),
     )

@@ -105,6 +105,7 @@ def walk_forward_report(
     n_trials: int,
     trial_sharpes: Sequence[float] = (),
     seed: int = 0,
+    sharpe_variance: float | None = None,
 ) -> dict[str, Any]:
     """Pooled and per-fold metrics, baselines on the same test rows, DSR and a Sharpe CI.
 
@@ -117,6 +118,8 @@ def walk_forward_report(
     sr, skew, kurt = sharpe_moments(returns)
     finite = [s for s in trial_sharpes if math.isfinite(s)]
     variance = float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0
+    if sharpe_variance is not None:  # e.g. recorded on the model version at training time
+        variance = sharpe_variance
     report["n_trials"] = int(n_trials)
     report["deflated_sharpe"] = deflated_sharpe_ratio(
         sr, max(n_trials, 1), len(returns), skew, kurt, variance

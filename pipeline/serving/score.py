@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,6 +32,8 @@ class LoadedModel:
     warmup: int
     horizon: int | None
     benchmark: str | None = None
+    raw: Any = None  # the underlying sklearn pipeline, for refitting in backtests
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class ModelLoader(Protocol):

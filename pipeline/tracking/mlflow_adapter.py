@@ -263,4 +263,6 @@ class MlflowModelLoader:
             warmup=warmup,
             horizon=horizon,
             benchmark=tags.get("benchmark") or None,
+            raw=raw,
+            tags=tags,
         )

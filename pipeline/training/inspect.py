@@ -1,0 +1,45 @@
+"""Read-only views of what training will use: the fold manifest and the feature frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from pipeline.data.inputs import load_inputs, store_inputs
+from pipeline.domain import Fold, PriceSource, PriceStore
+from pipeline.features.spec import build_feature_defs
+from pipeline.model.pipeline import feature_columns
+from pipeline.settings import StockpipeConfig
+from pipeline.training.dataset import feature_frame
+from pipeline.training.train import fold_params, folds_hash
+
+
+@dataclass(frozen=True)
+class DataPorts:
+    source: PriceSource
+    store: PriceStore
+    benchmark: PriceSource | None = None
+
+
+def fold_manifest(cfg: StockpipeConfig, ports: DataPorts) -> tuple[list[Fold], str]:
+    """The walk-forward folds for the configured data, and their hash."""
+    inputs = load_inputs(cfg.model.features, ports.source, ports.benchmark)
+    store_inputs(ports.store, inputs)
+    folds = ports.store.folds(inputs.tickers, fold_params(cfg))
+    return folds, folds_hash(folds)
+
+
+def feature_table(cfg: StockpipeConfig, ports: DataPorts) -> pl.DataFrame:
+    """ticker, date, every selected feature and the target: exactly what the model sees."""
+    inputs = load_inputs(cfg.model.features, ports.source, ports.benchmark)
+    store_inputs(ports.store, inputs)
+    defs = build_feature_defs(cfg.model.features)
+    columns = feature_columns(cfg.model)
+    frame = feature_frame(inputs.history(ports.store), defs, cfg.model.target.horizon)
+    return frame.select("ticker", "date", *columns, "target").collect()
+
+
+def folds_table(folds: list[Fold]) -> pl.DataFrame:
+    """The manifest as a frame (one row per fold)."""
+    return pl.DataFrame([f.__dict__ for f in folds])
