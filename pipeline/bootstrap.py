@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.data.files import FileSource
@@ -10,6 +12,7 @@ from pipeline.serving.score import ScorePorts
 from pipeline.settings import StockpipeConfig
 from pipeline.tracking.mlflow_adapter import MlflowModelLoader, MlflowRegistry, MlflowTracker
 from pipeline.training.backtest import BacktestPorts
+from pipeline.training.callbacks import NoProgress, Progress
 from pipeline.training.inspect import DataPorts
 from pipeline.training.train import TrainPorts
 
@@ -22,6 +25,7 @@ def apply_overrides(
     seed: int | None = None,
     tracking_uri: str | None = None,
     summary: Path | None = None,
+    n_jobs: int | None = None,
 ) -> StockpipeConfig:
     """Return a new config with CLI flags applied (CLI paths are relative to the cwd)."""
     update: dict[str, object] = {}
@@ -34,6 +38,8 @@ def apply_overrides(
         training["seed"] = seed
     if summary is not None:
         training["summary_path"] = summary.resolve()
+    if n_jobs is not None:
+        training["tuning"] = cfg.training.tuning.model_copy(update={"n_jobs": n_jobs})
     if training:
         update["training"] = cfg.training.model_copy(update=training)
     if tracking_uri is not None:
@@ -67,14 +73,28 @@ def benchmark_source(cfg: StockpipeConfig) -> FileSource | None:
     return None if path is None else FileSource(cfg.resolve(path))
 
 
-def train_ports(cfg: StockpipeConfig) -> TrainPorts:
+def train_ports(cfg: StockpipeConfig, progress: Progress | None = None) -> TrainPorts:
     return TrainPorts(
         source=source(cfg),
         store=store(cfg),
         tracker=tracker(cfg),
         registry=registry(cfg),
         benchmark=benchmark_source(cfg),
+        loader=MlflowModelLoader(cfg.tracking_uri),
+        progress=progress or NoProgress(),
     )
+
+
+@contextmanager
+def progress(quiet: bool) -> Iterator[Progress]:
+    """A rich progress display on stderr, or nothing with ``--quiet``."""
+    if quiet:
+        yield NoProgress()
+        return
+    from pipeline.training.progress import CandidateProgress
+
+    with CandidateProgress() as bars:
+        yield bars
 
 
 def score_ports(cfg: StockpipeConfig) -> ScorePorts:

@@ -94,15 +94,44 @@ class Tracker(Protocol):
 
     def start_run(self, name: str, parent: Run | None = None) -> AbstractContextManager[Run]: ...
 
+    def log_trial(
+        self,
+        parent: Run,
+        name: str,
+        params: Mapping[str, Any],
+        per_fold: list[dict[str, float]],
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+        state: str,
+    ) -> None:
+        """Record one finished tuning trial as a closed nested run under ``parent``."""
+        ...
+
 
 class Registry(Protocol):
     """Model registry with aliases."""
 
-    def register(self, model_uri: str, run_id: str, tags: Mapping[str, str]) -> str:
+    def register(
+        self, model_uri: str, run_id: str, tags: Mapping[str, str], description: str = ""
+    ) -> str:
         """Register a new version; return its version number as a string."""
         ...
 
-    def set_alias(self, alias: str, version: str) -> None: ...
+    def set_alias(self, alias: str, version: str, record: bool = False) -> None:
+        """Point ``alias`` at ``version``; ``record`` appends it to the alias's history."""
+        ...
+
+    def alias_history(self, alias: str) -> list[str]:
+        """Versions the alias pointed at, oldest first (for rollback)."""
+        ...
+
+    def rollback(self, alias: str) -> str:
+        """Point ``alias`` back at its previous version; return that version."""
+        ...
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Every version with its aliases and tags, newest first."""
+        ...
 
     def version_for_alias(self, alias: str) -> str | None: ...
 

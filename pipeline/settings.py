@@ -86,9 +86,72 @@ class StrategyConfig(_Frozen):
     bootstrap_samples: int = Field(1000, ge=100)
 
 
+MINIMIZE = frozenset({"rmse", "mae", "mape", "max_drawdown", "annual_volatility", "turnover"})
+PrimaryMetric = Literal[
+    "rmse",
+    "mae",
+    "mape",
+    "r2",
+    "directional_accuracy",
+    "ic",
+    "rank_ic",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "total_return",
+    "annual_return",
+    "hit_rate",
+    "max_drawdown",
+]
+
+
+class TuningConfig(_Frozen):
+    """How the competition searches: objective, pruning, study storage and parallelism."""
+
+    primary_metric: PrimaryMetric = "rmse"
+    direction: Literal["auto", "minimize", "maximize"] = "auto"
+    pruner: Literal["none", "median", "percentile"] = "median"
+    pruner_startup_trials: int = Field(5, ge=0)
+    pruner_warmup_folds: int = Field(1, ge=0)
+    pruner_percentile: float = Field(25.0, gt=0, lt=100)
+    storage: str | None = Field(
+        None, description="None = in memory; a journal file path; or a postgresql:// URL"
+    )
+    study_name: str | None = None
+    n_jobs: int = Field(1, ge=1)
+    wait_for_workers_seconds: float = Field(600.0, ge=0)
+
+    @property
+    def resolved_direction(self) -> Literal["minimize", "maximize"]:
+        if self.direction != "auto":
+            return self.direction
+        return "minimize" if self.primary_metric in MINIMIZE else "maximize"
+
+    @model_validator(mode="after")
+    def _no_sqlite(self) -> TuningConfig:
+        if self.storage and self.storage.startswith("sqlite"):
+            raise ValueError(
+                "storage: SQLite locks under parallel workers; use a journal file path "
+                "(e.g. outputs/optuna.journal) or a postgresql:// URL"
+            )
+        return self
+
+
+class PromotionConfig(_Frozen):
+    """The gate a new model must pass before the champion alias moves to it."""
+
+    enabled: bool = True
+    min_improvement: float = Field(
+        0.0, ge=0, description="Required margin on the primary metric, in its own units"
+    )
+    challenger_alias: str = "challenger"
+
+
 class TrainingConfig(_Frozen):
     folds: FoldsConfig = FoldsConfig()
     strategy: StrategyConfig = StrategyConfig()
+    tuning: TuningConfig = TuningConfig()
+    promotion: PromotionConfig = PromotionConfig()
     seed: int = 42
     n_trials: int | None = Field(None, ge=1, description="Overrides every candidate's budget")
     summary_path: Path = Path("outputs/train_summary.json")

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import REPO, SAMPLE, write_yaml
+from support import FAST_CANDIDATES, REPO, SAMPLE, write_yaml
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -44,4 +44,5 @@ def conf_dir(tmp_path: Path) -> Path:
             "summary_path": str(tmp_path / "summary.json"),
         },
     )
+    write_yaml(conf / "local" / "model_candidates.yaml", FAST_CANDIDATES)
     return conf

@@ -53,10 +53,28 @@ class FakeTracker:
     uri: str = "fake://"
     reachable: bool = True
     runs: list[FakeRun] = field(default_factory=list)
+    trials: list[FakeRun] = field(default_factory=list)
 
     def check(self) -> None:
         if not self.reachable:
             raise TrackingError(f"tracking server {self.uri} is unreachable")
+
+    def log_trial(
+        self,
+        parent: Any,
+        name: str,
+        params: Mapping[str, Any],
+        per_fold: list[dict[str, float]],
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+        state: str,
+    ) -> None:
+        run = FakeRun(name, parent, params=dict(params), tags={**tags, "state": state})
+        for step, fold in enumerate(per_fold):
+            run.log_metrics({f"fold_{k}": v for k, v in fold.items()}, step=step)
+        run.log_metrics(metrics)
+        run.status = "FINISHED"
+        self.trials.append(run)
 
     @contextmanager
     def start_run(self, name: str, parent: Any = None) -> Iterator[FakeRun]:
@@ -72,19 +90,46 @@ class FakeTracker:
 
 @dataclass
 class FakeRegistry:
-    versions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    registered: dict[str, dict[str, Any]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    history: dict[str, list[str]] = field(default_factory=dict)
 
-    def register(self, model_uri: str, run_id: str, tags: Mapping[str, str]) -> str:
-        version = str(len(self.versions) + 1)
-        self.versions[version] = {"uri": model_uri, "run_id": run_id, "tags": dict(tags)}
+    def register(
+        self, model_uri: str, run_id: str, tags: Mapping[str, str], description: str = ""
+    ) -> str:
+        version = str(len(self.registered) + 1)
+        self.registered[version] = {
+            "uri": model_uri,
+            "run_id": run_id,
+            "tags": dict(tags),
+            "description": description,
+        }
         return version
 
-    def set_alias(self, alias: str, version: str) -> None:
+    def set_alias(self, alias: str, version: str, record: bool = False) -> None:
         self.aliases[alias] = version
+        if record:
+            self.history.setdefault(alias, []).append(version)
+
+    def alias_history(self, alias: str) -> list[str]:
+        return list(self.history.get(alias, []))
+
+    def rollback(self, alias: str) -> str:
+        hist = self.history.get(alias, [])
+        if len(hist) < 2:
+            raise TrackingError("nothing to roll back to")
+        hist.pop()
+        self.aliases[alias] = hist[-1]
+        return hist[-1]
 
     def version_for_alias(self, alias: str) -> str | None:
         return self.aliases.get(alias)
 
     def version_tags(self, version: str) -> dict[str, str]:
-        return dict(self.versions[version]["tags"])
+        return dict(self.registered[version]["tags"])
+
+    def versions(self) -> list[dict[str, Any]]:
+        return [
+            {"version": v, "aliases": [a for a, x in self.aliases.items() if x == v], **doc}
+            for v, doc in sorted(self.registered.items(), key=lambda kv: -int(kv[0]))
+        ]

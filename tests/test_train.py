@@ -61,7 +61,28 @@ def test_train_registers_champion_and_reports(cfg: StockpipeConfig) -> None:
     assert all(r.parent is parent for r in tracker.runs[1:])
     # per-fold metrics are logged with the fold as step
     assert [s for s, _ in parent.metrics["fold_rmse"]] == list(range(5))
-    model, example, tags = parent.models[0]
+    children = tracker.runs[1:]
+    assert all(len(c.models) == 1 for c in children) and parent.models == []
+    winner = next(c for c in children if c.name == champ["candidate"])
+    assert registry.registered["1"]["uri"].endswith(f"{winner.run_id}-1")
+    assert len(tracker.trials) == sum(c["n_trials"] for c in summary["candidates"])
+    assert all(t.parent in children for t in tracker.trials)
+    assert {"backtest/metrics.json", "competition/comparison.csv"} <= set(parent.artifacts)
+    tags = registry.registered["1"]["tags"]
+    for key in (
+        "data_sha256",
+        "config_hash",
+        "feature_spec_hash",
+        "folds_hash",
+        "git_commit",
+        "seed",
+        "package_versions",
+        "primary_metric",
+        "rmse",
+        "promotion_reason",
+    ):
+        assert tags[key], key
+    model, example, _ = winner.models[0]
     assert tags["horizon"] == "1" and tags["benchmark"] == "SPY"
     assert int(tags["warmup_rows"]) == total_warmup(build_feature_defs(cfg.model.features))
     preds = model.predict(example)
@@ -82,7 +103,7 @@ def test_unreachable_tracker_fails_before_any_write(cfg: StockpipeConfig) -> Non
     ports = _ports(cfg, tracker, registry)
     with pytest.raises(TrackingError, match="unreachable"):
         train(cfg, ports)
-    assert tracker.runs == [] and registry.versions == {}
+    assert tracker.runs == [] and registry.registered == {}
     with pytest.raises(DataError):  # the warehouse was never written
         ports.store.history(("NVDA",))
 
@@ -93,7 +114,7 @@ def test_bad_data_registers_nothing(cfg: StockpipeConfig, tmp_path: Path) -> Non
     tracker, registry = FakeTracker(), FakeRegistry()
     with pytest.raises(DataError, match=r"BAD\.csv: column 'close'"):
         train(cfg, _ports(cfg, tracker, registry, data=bad))
-    assert tracker.runs == [] and registry.versions == {}
+    assert tracker.runs == [] and registry.registered == {}
 
 
 def test_unknown_estimator_param_fails_before_any_work(conf_dir: Path) -> None:
@@ -107,7 +128,7 @@ def test_unknown_estimator_param_fails_before_any_work(conf_dir: Path) -> None:
         ConfigError, match=r"candidate 'broken': unknown parameter\(s\) \['no_such'\]"
     ):
         train(cfg, _ports(cfg, tracker, registry))
-    assert tracker.runs == [] and registry.versions == {}
+    assert tracker.runs == [] and registry.registered == {}
 
 
 def test_failure_inside_run_marks_it_failed_and_registers_nothing(conf_dir: Path) -> None:
@@ -120,7 +141,7 @@ def test_failure_inside_run_marks_it_failed_and_registers_nothing(conf_dir: Path
     tracker, registry = FakeTracker(), FakeRegistry()
     with pytest.raises(Exception, match="alpha"):
         train(cfg, _ports(cfg, tracker, registry))
-    assert tracker.runs[0].status == "FAILED" and registry.versions == {}
+    assert tracker.runs[0].status == "FAILED" and registry.registered == {}
 
 
 def test_panel_training(conf_dir: Path, tmp_path: Path) -> None:

@@ -85,7 +85,8 @@ def _groups(oos: OutOfSample) -> np.ndarray | None:
     return oos.dates if len(np.unique(oos.tickers)) > 1 else None
 
 
-def _block(oos: OutOfSample, cfg: StrategyConfig, horizon: int) -> dict[str, Any]:
+def metrics_block(oos: OutOfSample, cfg: StrategyConfig, horizon: int) -> dict[str, Any]:
+    """Forecast and strategy metrics of one set of test rows (a fold, or all of them)."""
     doc: dict[str, Any] = forecast_metrics(oos.y_true, oos.y_pred, _groups(oos))
     doc.update(_strategy(oos, oos.y_pred, cfg, horizon)[0])
     return doc
@@ -113,7 +114,7 @@ def walk_forward_report(
     ``trial_sharpes`` their per-period strategy Sharpes, whose variance sets how high a Sharpe
     luck alone would reach among that many tries.
     """
-    report = _block(oos, cfg, horizon)
+    report = metrics_block(oos, cfg, horizon)
     returns = _strategy(oos, oos.y_pred, cfg, horizon)[1]
     sr, skew, kurt = sharpe_moments(returns)
     finite = [s for s in trial_sharpes if math.isfinite(s)]
@@ -152,7 +153,7 @@ def walk_forward_report(
     }
     report["folds"] = []
     for fold in folds:
-        block = _block(oos.select(oos.fold == fold.fold), cfg, horizon)
+        block = metrics_block(oos.select(oos.fold == fold.fold), cfg, horizon)
         report["folds"].append(
             {
                 "fold": fold.fold,

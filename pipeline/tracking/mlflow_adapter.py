@@ -8,6 +8,7 @@ never dies at the end because the server was down at the start.
 from __future__ import annotations
 
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -29,6 +30,8 @@ SKOPS_TRUSTED_TYPES = [
     "xgboost.core.Booster",
     "collections.OrderedDict",
     "numpy.dtype",
+    "sklearn.tree._tree.Tree",
+    "sklearn.model_selection._split.TimeSeriesSplit",
     "sklearn.feature_selection._univariate_selection.f_regression",
     "sklearn.feature_selection._mutual_info.mutual_info_regression",
 ]
@@ -119,6 +122,7 @@ class MlflowTracker:
         self.uri = uri
         self.experiment = experiment
         self.artifact_location = artifact_location
+        self._exp_id: str | None = None
 
     def check(self) -> None:
         if self.uri.startswith("sqlite:///"):
@@ -138,16 +142,52 @@ class MlflowTracker:
     def _experiment_id(self) -> str:
         import mlflow
 
+        if self._exp_id is not None:
+            return self._exp_id
         mlflow.set_tracking_uri(self.uri)
         client = mlflow.MlflowClient()
         exp = client.get_experiment_by_name(self.experiment)
         if exp is not None:
-            return str(exp.experiment_id)
+            self._exp_id = str(exp.experiment_id)
+            return self._exp_id
         location = None
         if self.uri.startswith("sqlite:///"):
             self.artifact_location.mkdir(parents=True, exist_ok=True)
             location = self.artifact_location.resolve().as_uri()
-        return str(client.create_experiment(self.experiment, artifact_location=location))
+        self._exp_id = str(client.create_experiment(self.experiment, artifact_location=location))
+        return self._exp_id
+
+    def log_trial(
+        self,
+        parent: Any,
+        name: str,
+        params: Mapping[str, Any],
+        per_fold: list[dict[str, float]],
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+        state: str,
+    ) -> None:
+        import mlflow
+        from mlflow.entities import Metric, Param
+
+        client = mlflow.MlflowClient(tracking_uri=self.uri)
+        run = client.create_run(
+            self._experiment_id(),
+            run_name=name,
+            tags={"mlflow.parentRunId": parent.run_id, **tags},
+        )
+        ts = int(time.time() * 1000)
+        batch = [
+            Metric(f"fold_{k}", v, ts, step)
+            for step, fold in enumerate(per_fold)
+            for k, v in fold.items()
+        ]
+        batch += [Metric(k, float(v), ts, 0) for k, v in metrics.items()]
+        client.log_batch(
+            run.info.run_id, metrics=batch, params=[Param(k, str(v)) for k, v in params.items()]
+        )
+        status = {"complete": "FINISHED", "pruned": "KILLED"}.get(state, "FAILED")
+        client.set_terminated(run.info.run_id, status=status)
 
     @contextmanager
     def start_run(self, name: str, parent: Any = None) -> Iterator[MlflowRun]:
@@ -172,7 +212,9 @@ class MlflowRegistry:
 
         return mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
-    def register(self, model_uri: str, run_id: str, tags: Mapping[str, str]) -> str:
+    def register(
+        self, model_uri: str, run_id: str, tags: Mapping[str, str], description: str = ""
+    ) -> str:
         from mlflow.exceptions import MlflowException
 
         client = self._client()
@@ -187,14 +229,61 @@ class MlflowRegistry:
             source=model_uri,
             run_id=run_id,
             tags=dict(tags),
+            description=description or None,
             model_id=model_uri.removeprefix("models:/")
             if model_uri.startswith("models:/m-")
             else None,
         )
         return str(mv.version)
 
-    def set_alias(self, alias: str, version: str) -> None:
-        self._client().set_registered_model_alias(self.name, alias, version)
+    def set_alias(self, alias: str, version: str, record: bool = False) -> None:
+        client = self._client()
+        client.get_model_version(self.name, version)  # raises if the version does not exist
+        client.set_registered_model_alias(self.name, alias, version)
+        if record:
+            history = [*self.alias_history(alias), version]
+            client.set_registered_model_tag(self.name, _history_tag(alias), ",".join(history))
+
+    def alias_history(self, alias: str) -> list[str]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = self._client().get_registered_model(self.name).tags
+        except MlflowException:
+            return []
+        raw = tags.get(_history_tag(alias), "")
+        return [v for v in raw.split(",") if v]
+
+    def rollback(self, alias: str) -> str:
+        history = self.alias_history(alias)
+        if len(history) < 2:
+            raise TrackingError(
+                f"{self.name}@{alias} has no previous version to roll back to "
+                f"(history: {history or 'empty'})"
+            )
+        previous = history[-2]
+        client = self._client()
+        client.set_registered_model_alias(self.name, alias, previous)
+        client.set_registered_model_tag(self.name, _history_tag(alias), ",".join(history[:-1]))
+        return previous
+
+    def versions(self) -> list[dict[str, Any]]:
+        client = self._client()
+        found = client.search_model_versions(f"name='{self.name}'")
+        out = []
+        for mv in sorted(found, key=lambda m: int(m.version), reverse=True):
+            full = client.get_model_version(self.name, mv.version)  # search omits aliases
+            out.append(
+                {
+                    "version": str(full.version),
+                    "aliases": list(full.aliases),
+                    "tags": dict(full.tags),
+                    "run_id": full.run_id,
+                    "created": full.creation_timestamp,
+                    "description": full.description,
+                }
+            )
+        return out
 
     def version_for_alias(self, alias: str) -> str | None:
         from mlflow.exceptions import MlflowException
@@ -206,6 +295,10 @@ class MlflowRegistry:
 
     def version_tags(self, version: str) -> dict[str, str]:
         return dict(self._client().get_model_version(self.name, version).tags)
+
+
+def _history_tag(alias: str) -> str:
+    return f"stockpipe.alias_history.{alias}"
 
 
 def _parse_registry_uri(uri: str) -> tuple[str, str | None, str | None] | None:

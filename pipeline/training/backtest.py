@@ -59,7 +59,9 @@ def backtest(
     data = build_training_set(
         inputs.history(ports.store), build_feature_defs(spec), columns, horizon
     )
-    params = {**fold_params(cfg), "horizon": horizon}
+    # The model's horizon decides the purge: its labels reach `horizon` days ahead.
+    purge = max(cfg.training.folds.purge, horizon)
+    params = {**fold_params(cfg), "horizon": horizon, "purge": purge}
     folds = ports.store.folds(inputs.tickers, params)
 
     predictions = []

@@ -1,4 +1,4 @@
-"""The `train` use case: data -> features -> tuned candidates -> tracked, registered champion."""
+"""The `train` use case: data -> features -> competition -> tracked, gated, registered model."""
 
 from __future__ import annotations
 
@@ -7,34 +7,36 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
-from sklearn.pipeline import Pipeline
 
-from pipeline.data.inputs import load_inputs, store_inputs
+from pipeline.data.inputs import Inputs, load_inputs, store_inputs
 from pipeline.domain import Fold, PriceSource, PriceStore, Registry, Tracker
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, StockpipeError
 from pipeline.evaluation.files import write_report_files
 from pipeline.evaluation.metrics import mean_over_folds, score_all
 from pipeline.evaluation.report import flat_metrics, walk_forward_report
-from pipeline.features.spec import build_feature_defs, total_warmup
+from pipeline.features.spec import build_feature_defs
 from pipeline.model.estimators import check_params
-from pipeline.model.pipeline import (
-    SELECTOR_PARAM_PREFIX,
-    build_tail,
-    compose_fitted,
-    feature_columns,
-)
-from pipeline.model.transformer import PolarsFeatures
+from pipeline.model.pipeline import SELECTOR_PARAM_PREFIX, feature_columns
+from pipeline.serving.score import ModelLoader
 from pipeline.settings import StockpipeConfig
+from pipeline.training import lineage
+from pipeline.training.callbacks import NoProgress, Progress
+from pipeline.training.competition import (
+    CompetitionResult,
+    run_competition,
+    selection_stability,
+)
 from pipeline.training.dataset import TrainingSet, build_training_set
-from pipeline.training.tuning import CandidateResult, tune_candidate
+from pipeline.training.promotion import Decision, decide, incumbent_value
 
 log = logging.getLogger(__name__)
+config_hash = lineage.config_hash
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,14 @@ class TrainPorts:
     tracker: Tracker
     registry: Registry
     benchmark: PriceSource | None = None
+    loader: ModelLoader | None = None  # loads the incumbent for the promotion gate
+    progress: Progress = field(default_factory=NoProgress)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    force_promote: bool = False
+    study_name: str | None = None
 
 
 def folds_hash(folds: list[Fold]) -> str:
@@ -67,57 +77,20 @@ def folds_hash(folds: list[Fold]) -> str:
 
 def fold_params(cfg: StockpipeConfig) -> dict[str, Any]:
     """Fold-manifest parameters bound into the SQL view."""
-    f = cfg.training.folds
-    return {**f.model_dump(), "horizon": cfg.model.target.horizon}
+    return {**cfg.training.folds.model_dump(), "horizon": cfg.model.target.horizon}
 
 
-def config_hash(cfg: StockpipeConfig) -> str:
-    """Stable hash of the resolved configuration (paths excluded)."""
-    doc = cfg.model_dump(mode="json", exclude={"project_root", "config_dir"})
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _fold_rows(folds: list[Fold], per_fold: list[dict[str, float]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "fold": f.fold,
-            "train_start": str(f.train_start),
-            "train_end": str(f.train_end),
-            "test_start": str(f.test_start),
-            "test_end": str(f.test_end),
-            "train_rows": f.train_rows,
-            "test_rows": f.test_rows,
-            **m,
-        }
-        for f, m in zip(folds, per_fold, strict=True)
+def study_prefix(cfg: StockpipeConfig, inputs: Inputs, folds: list[Fold]) -> str:
+    """Default study name: the same problem (data, features, folds, objective) resumes."""
+    doc = [
+        inputs.batch.sha256,
+        inputs.benchmark_sha256,
+        lineage.feature_spec_hash(cfg.model),
+        folds_hash(folds),
+        cfg.training.seed,
+        cfg.training.tuning.primary_metric,
     ]
-
-
-def _baseline(data: TrainingSet, folds: list[Fold]) -> dict[str, float]:
-    per_fold = []
-    for fold in folds:
-        _, test = data.masks(fold)
-        per_fold.append(score_all(data.y[test], np.zeros(int(test.sum()))))
-    return mean_over_folds(per_fold)
-
-
-def _refit(cfg: StockpipeConfig, best: CandidateResult, data: TrainingSet) -> Pipeline:
-    tail = Pipeline(
-        build_tail(cfg.model, best.kind, best.best_params, cfg.training.seed, len(data.columns))
-    )
-    tail.fit(data.X, data.y)
-    features = PolarsFeatures(spec=cfg.model.features.model_dump_json(), columns=data.columns)
-    features.fit(data.raw)
-    return compose_fitted(features, tail)
-
-
-def selection_stability(selected: list[list[str]], columns: tuple[str, ...]) -> str:
-    """CSV of how often each feature survived selection across folds, most stable first."""
-    n = max(len(selected), 1)
-    counts = {c: sum(c in kept for kept in selected) for c in columns}
-    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    lines = ["feature,folds_kept,share"] + [f"{c},{k},{k / n:.3f}" for c, k in rows]
-    return "\n".join(lines) + "\n"
+    return "stockpipe-" + hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:12]
 
 
 def _check_candidates(cfg: StockpipeConfig) -> None:
@@ -129,39 +102,88 @@ def _check_candidates(cfg: StockpipeConfig) -> None:
             raise ConfigError(f"model_candidates.yaml: candidate '{cand.name}': {exc}") from exc
 
 
-def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
+def _baseline(data: TrainingSet, folds: list[Fold]) -> dict[str, float]:
+    per_fold = []
+    for fold in folds:
+        _, test = data.masks(fold)
+        per_fold.append(score_all(data.y[test], np.zeros(int(test.sum()))))
+    return mean_over_folds(per_fold)
+
+
+def _gate(
+    cfg: StockpipeConfig, ports: TrainPorts, comp: CompetitionResult, folds: list[Fold], force: bool
+) -> Decision:
+    incumbent = ports.registry.version_for_alias(cfg.tracking.champion_alias)
+    score: float | None = None
+    problem: str | None = None
+    if incumbent is not None and not force and cfg.training.promotion.enabled:
+        try:
+            if ports.loader is None:
+                raise StockpipeError("no model loader configured")
+            model = ports.loader.load(f"models:/{cfg.tracking.registered_model}/{incumbent}")
+            if model.horizon not in (None, cfg.model.target.horizon):
+                raise StockpipeError(
+                    f"it predicts horizon {model.horizon}, not {cfg.model.target.horizon}"
+                )
+            score = incumbent_value(cfg, model, folds, ports.source, ports.benchmark, ports.store)
+        except (StockpipeError, ValueError, KeyError) as exc:
+            problem = str(exc)
+    return decide(cfg, comp.best.best_value, incumbent, score, force, problem)
+
+
+def train(
+    cfg: StockpipeConfig, ports: TrainPorts, options: TrainOptions | None = None
+) -> dict[str, Any]:
     """Run the whole training job; return the machine-readable summary.
 
-    Order matters for "nothing is written on failure": the data is validated and the tracker
-    reached before the warehouse or the registry is touched.
+    Order matters for "nothing is written on failure": config and data are validated and the
+    tracker reached before the warehouse or the registry is touched; registration comes last.
     """
+    options = options or TrainOptions()
     started = time.perf_counter()
     _check_candidates(cfg)
     inputs = load_inputs(cfg.model.features, ports.source, ports.benchmark)
     batch = inputs.batch
     ports.tracker.check()
     store_inputs(ports.store, inputs)
-    tickers = batch.tickers
-    horizon = cfg.model.target.horizon
+    tickers, horizon = batch.tickers, cfg.model.target.horizon
     defs = build_feature_defs(cfg.model.features)
     columns = feature_columns(cfg.model)
     data = build_training_set(inputs.history(ports.store), defs, columns, horizon)
     folds = ports.store.folds(tickers, fold_params(cfg))
     baseline = _baseline(data, folds)
-    log.info("training set: %d rows, %d features, %d folds", len(data.y), len(columns), len(folds))
+    tuning = cfg.training.tuning
+    study_name = options.study_name or tuning.study_name or study_prefix(cfg, inputs, folds)
+    log.info(
+        "training set: %d rows, %d features, %d folds; study %s",
+        len(data.y),
+        len(columns),
+        len(folds),
+        study_name,
+    )
+    lineage_tags = {
+        "data_sha256": batch.sha256,
+        "benchmark_sha256": inputs.benchmark_sha256,
+        "benchmark": inputs.benchmark or "",
+        "config_hash": config_hash(cfg),
+        "feature_spec_hash": lineage.feature_spec_hash(cfg.model),
+        "folds_hash": folds_hash(folds),
+        "git_commit": lineage.git_commit(cfg.project_root),
+        "seed": str(cfg.training.seed),
+        "package_versions": lineage.package_versions(),
+        "tickers": ",".join(tickers),
+        "horizon": str(horizon),
+        "study_name": study_name,
+    }
 
-    results: list[CandidateResult] = []
     with ports.tracker.start_run("train") as parent:
         parent.log_params(
             {
                 "horizon": horizon,
-                "seed": cfg.training.seed,
-                "tickers": ",".join(tickers),
                 "n_features": len(columns),
-                "data_sha256": batch.sha256,
-                "benchmark_sha256": inputs.benchmark_sha256,
-                "config_hash": config_hash(cfg),
-                "folds_hash": folds_hash(folds),
+                "primary_metric": tuning.primary_metric,
+                "direction": tuning.resolved_direction,
+                **lineage_tags,
             }
         )
         parent.log_text(
@@ -169,107 +191,107 @@ def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
             "config/resolved_config.yaml",
         )
         parent.log_metrics({f"baseline_zero_return_{k}": v for k, v in baseline.items()})
-        for cand in (c for c in cfg.candidates.candidates if c.enabled):
-            n_trials = cfg.training.n_trials or cand.n_trials
-            with ports.tracker.start_run(cand.name, parent=parent) as child:
-                result = tune_candidate(
-                    cand,
-                    cfg.model,
-                    data,
-                    folds,
-                    cfg.training.seed,
-                    n_trials,
-                    cfg.training.strategy,
-                )
-                child.log_params({"estimator": cand.estimator, **result.best_params})
-                child.log_metrics(result.evaluation.mean)
-                for k, m in enumerate(result.evaluation.per_fold):
-                    child.log_metrics({f"fold_{name}": v for name, v in m.items()}, step=k)
-                child.log_metrics({"n_trials": result.n_trials, "n_pruned": result.n_pruned})
-                child.log_text(
-                    selection_stability(result.evaluation.selected, data.columns),
-                    "selection/stability.csv",
-                )
-            log.info(
-                "%s: best mean rmse %.6f after %d trials (%.1fs)",
-                cand.name,
-                result.best_value,
-                result.n_trials,
-                result.seconds,
-            )
-            results.append(result)
-
-        best = min(results, key=lambda r: r.best_value)
-        oos = data.out_of_sample(folds, best.evaluation.predictions)
-        n_trials = sum(r.n_trials for r in results)
-        sharpes = [s for r in results for s in r.trial_sharpes]
-        report = walk_forward_report(
-            oos, folds, cfg.training.strategy, horizon, n_trials, sharpes, seed=cfg.training.seed
+        comp = run_competition(
+            cfg, ports.tracker, parent, data, folds, study_name, ports.progress, lineage_tags
         )
-        parent.log_metrics(flat_metrics(report, "oos_"))
+        best = comp.best
+        oos = data.out_of_sample(folds, best.evaluation.predictions)
+        report = walk_forward_report(
+            oos,
+            folds,
+            cfg.training.strategy,
+            horizon,
+            comp.n_trials,
+            comp.trial_sharpes,
+            seed=cfg.training.seed,
+        )
+        parent.log_metrics({**best.evaluation.mean, **flat_metrics(report, "oos_")})
+        for k, m in enumerate(best.evaluation.per_fold):
+            parent.log_metrics({f"fold_{n}": v for n, v in m.items() if v is not None}, step=k)
         with tempfile.TemporaryDirectory() as tmp:
             for path in write_report_files(Path(tmp), report, oos, cfg.training.strategy, horizon):
                 parent.log_artifact(path, "backtest")
-        model = _refit(cfg, best, data)
-        example = data.raw.tail(total_warmup(defs) + 5).to_pandas()
-        tags = {
-            "candidate": best.name,
-            "estimator": best.kind,
-            "horizon": str(horizon),
-            "warmup_rows": str(model.named_steps["features"].warmup_),
-            "data_sha256": batch.sha256,
-            "benchmark_sha256": inputs.benchmark_sha256,
-            "config_hash": config_hash(cfg),
-            "benchmark": inputs.benchmark or "",
-            "tickers": ",".join(tickers),
-            "seed": str(cfg.training.seed),
-            "primary_metric": "rmse",
-            "rmse": f"{best.best_value:.8f}",
-            "folds_hash": folds_hash(folds),
-            "n_trials": str(n_trials),
-            "trial_sharpe_var": repr(float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else 0.0),
-        }
-        parent.log_params({"champion_candidate": best.name})
+            for path in comp.write_artifacts(Path(tmp)):
+                parent.log_artifact(path, "competition")
         parent.log_text(
             selection_stability(best.evaluation.selected, data.columns), "selection/stability.csv"
         )
-        parent.log_metrics(best.evaluation.mean)
-        for k, m in enumerate(best.evaluation.per_fold):
-            parent.log_metrics({f"fold_{name}": v for name, v in m.items()}, step=k)
-        model_uri = parent.log_model(model, example, tags)
-        version = ports.registry.register(model_uri, parent.run_id, tags)
-        ports.registry.set_alias(cfg.tracking.champion_alias, version)
-        parent.set_tags({"registered_version": version})
+
+        decision = _gate(cfg, ports, comp, folds, options.force_promote)
+        primary = tuning.primary_metric
+        tags = {
+            **lineage_tags,
+            "candidate": best.name,
+            "estimator": best.kind,
+            "warmup_rows": str(best.warmup),
+            "primary_metric": primary,
+            primary: f"{best.best_value:.8g}",
+            "n_trials": str(comp.n_trials),
+            "trial_sharpe_var": repr(comp.trial_sharpe_variance),
+            "promoted": str(decision.promoted).lower(),
+            "promotion_reason": decision.reason,
+            "force_promote": str(decision.forced).lower(),
+        }
+        mean = best.evaluation.mean
+        description = (
+            f"{best.name} ({best.kind}) from study {study_name}: mean over "
+            f"{len(folds)} folds rmse {mean['rmse']:.6g}, mae {mean['mae']:.6g}, "
+            f"directional accuracy {mean['directional_accuracy']:.4f}, strategy "
+            f"sharpe {report['sharpe']}; {decision.reason}"
+        )
+        version = ports.registry.register(best.model_uri, best.run_id, tags, description)
+        alias = (
+            cfg.tracking.champion_alias
+            if decision.promoted
+            else cfg.training.promotion.challenger_alias
+        )
+        ports.registry.set_alias(alias, version, record=decision.promoted)
+        parent.set_tags(
+            {
+                "registered_version": version,
+                "promoted": str(decision.promoted),
+                "promotion_reason": decision.reason,
+            }
+        )
         run_id = parent.run_id
+    log.info("v%s -> @%s: %s", version, alias, decision.reason)
 
     return {
         "champion": {
             "candidate": best.name,
-            "run_id": run_id,
+            "run_id": best.run_id,
+            "parent_run_id": run_id,
             "registered_model": cfg.tracking.registered_model,
             "version": version,
             "model_uri": f"models:/{cfg.tracking.registered_model}/{version}",
-            "alias": cfg.tracking.champion_alias,
-            "promoted": True,
+            "alias": alias,
+            "promoted": decision.promoted,
+            "reason": decision.reason,
+            "forced": decision.forced,
+            "incumbent_version": decision.incumbent_version,
+            "incumbent_value": decision.incumbent_value,
+            "primary_metric": primary,
+            "primary_value": best.best_value,
         },
         "metrics": best.evaluation.mean,
-        "folds": _fold_rows(folds, best.evaluation.per_fold),
+        "folds": [
+            {
+                "fold": f.fold,
+                "train_start": str(f.train_start),
+                "train_end": str(f.train_end),
+                "test_start": str(f.test_start),
+                "test_end": str(f.test_end),
+                "train_rows": f.train_rows,
+                "test_rows": f.test_rows,
+                **m,
+            }
+            for f, m in zip(folds, best.evaluation.per_fold, strict=True)
+        ],
         "baselines": {"zero_return": baseline},
         "backtest": report,
-        "folds_hash": folds_hash(folds),
-        "candidates": [
-            {
-                "name": r.name,
-                "estimator": r.kind,
-                "best_value": r.best_value,
-                "n_trials": r.n_trials,
-                "n_pruned": r.n_pruned,
-                "best_params": r.best_params,
-                "seconds": round(r.seconds, 2),
-                "metrics": r.evaluation.mean,
-            }
-            for r in results
-        ],
+        "candidates": comp.summary(),
+        "study_name": study_name,
+        "n_trials": comp.n_trials,
         "data": {
             "rows": batch.frame.height,
             "tickers": list(tickers),
@@ -279,6 +301,7 @@ def train(cfg: StockpipeConfig, ports: TrainPorts) -> dict[str, Any]:
             "source": batch.source,
             "training_rows": len(data.y),
         },
+        "lineage": lineage_tags,
         "features": list(columns),
         "horizon": horizon,
         "tracking_uri": ports.tracker.uri,

@@ -1,19 +1,28 @@
-"""Optuna tuning of one candidate on walk-forward folds (search spaces are YAML data)."""
+"""Optuna tuning of one candidate on walk-forward folds (search spaces are YAML data).
+
+Each trial fits the candidate's pipeline tail on every fold's training rows and reports the
+running mean of the primary metric after each fold, so the pruner can stop hopeless trials
+early. Studies live in memory, in a journal file or in a database, so they can be resumed and
+shared by several worker processes.
+"""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 from sklearn.pipeline import Pipeline
 
 from pipeline.domain import Fold
-from pipeline.evaluation.metrics import mean_over_folds, score_all
-from pipeline.evaluation.report import strategy_sharpe
+from pipeline.errors import ModelError
+from pipeline.evaluation.report import metrics_block
 from pipeline.model.pipeline import build_tail
 from pipeline.model.selectors import kept_features
 from pipeline.settings import (
@@ -24,10 +33,13 @@ from pipeline.settings import (
     ModelConfig,
     ParamSpace,
     StrategyConfig,
+    TuningConfig,
 )
 from pipeline.training.dataset import TrainingSet
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+Callback = Callable[[optuna.Study, FrozenTrial], None]
 
 
 def param_sampler(space: Mapping[str, ParamSpace]) -> Callable[[optuna.Trial], dict[str, Any]]:
@@ -51,9 +63,36 @@ def param_sampler(space: Mapping[str, ParamSpace]) -> Callable[[optuna.Trial], d
     return sample
 
 
+def make_storage(spec: str | None, root: Path) -> optuna.storages.BaseStorage | None:
+    """None keeps the study in memory; a URL is an RDB; anything else is a journal file."""
+    if spec is None:
+        return None
+    if "://" in spec:
+        return optuna.storages.RDBStorage(spec, heartbeat_interval=60, grace_period=120)
+    from optuna.storages.journal import JournalFileBackend
+
+    path = Path(spec) if Path(spec).is_absolute() else root / spec
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def make_pruner(cfg: TuningConfig) -> optuna.pruners.BasePruner:
+    if cfg.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if cfg.pruner == "percentile":
+        return optuna.pruners.PercentilePruner(
+            cfg.pruner_percentile,
+            n_startup_trials=cfg.pruner_startup_trials,
+            n_warmup_steps=cfg.pruner_warmup_folds,
+        )
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=cfg.pruner_startup_trials, n_warmup_steps=cfg.pruner_warmup_folds
+    )
+
+
 @dataclass
 class FoldEvaluation:
-    """Per-fold metrics and out-of-sample predictions of one parameter set."""
+    """Per-fold metrics, out-of-sample predictions and kept features of one parameter set."""
 
     per_fold: list[dict[str, float]]
     predictions: list[np.ndarray] = field(default_factory=list)
@@ -61,7 +100,22 @@ class FoldEvaluation:
 
     @property
     def mean(self) -> dict[str, float]:
-        return mean_over_folds(self.per_fold)
+        """Mean of every metric over folds (NaN folds ignored; NaN if all are)."""
+        keys = self.per_fold[0].keys() if self.per_fold else ()
+        out = {}
+        for k in keys:
+            vals = [f[k] for f in self.per_fold if f[k] is not None and math.isfinite(f[k])]
+            out[k] = float(np.mean(vals)) if vals else float("nan")
+        return out
+
+
+def objective_value(per_fold: Sequence[Mapping[str, float]], metric: str, direction: str) -> float:
+    """Mean of the primary metric over folds; an undefined value counts as the worst."""
+    vals = [f[metric] for f in per_fold]
+    value = float(np.mean(vals)) if vals else float("nan")
+    if math.isfinite(value):
+        return value
+    return math.inf if direction == "minimize" else -math.inf
 
 
 def evaluate_params(
@@ -71,27 +125,29 @@ def evaluate_params(
     data: TrainingSet,
     folds: list[Fold],
     seed: int,
-    on_fold: Callable[[int, float], None] | None = None,
+    strategy: StrategyConfig,
+    on_fold: Callable[[int, list[dict[str, float]]], None] | None = None,
 ) -> FoldEvaluation:
     """Fit the pipeline tail on each fold's train rows and score its test rows."""
     result = FoldEvaluation(per_fold=[])
+    horizon = model_cfg.target.horizon
     for fold in folds:
         train, test = data.masks(fold)
         tail = Pipeline(build_tail(model_cfg, kind, params, seed, len(data.columns)))
         tail.fit(data.X[train], data.y[train])
         pred = np.asarray(tail.predict(data.X[test]), dtype=float)
-        metrics = score_all(data.y[test], pred)
-        result.per_fold.append(metrics)
+        oos = data.out_of_sample([fold], [pred])
+        result.per_fold.append(metrics_block(oos, strategy, horizon))
         result.predictions.append(pred)
         result.selected.append(kept_features(tail.named_steps.get("select"), data.columns))
         if on_fold is not None:
-            on_fold(fold.fold, float(np.mean([m["rmse"] for m in result.per_fold])))
+            on_fold(fold.fold, result.per_fold)
     return result
 
 
 @dataclass
 class CandidateResult:
-    """Outcome of tuning one candidate."""
+    """Outcome of tuning one candidate (over every worker's trials of its study)."""
 
     name: str
     kind: str
@@ -99,64 +155,148 @@ class CandidateResult:
     best_params: dict[str, Any]
     n_trials: int
     n_pruned: int
+    n_failed: int
     seconds: float
     evaluation: FoldEvaluation
     study: optuna.Study
 
     @property
     def trial_sharpes(self) -> list[float]:
-        """Per-period strategy Sharpe of every completed trial (for the deflated Sharpe)."""
+        """Mean per-fold strategy Sharpe of every completed trial (for the deflated Sharpe)."""
         values = (t.user_attrs.get("sharpe") for t in self.study.trials)
         return [float(v) for v in values if v is not None]
 
 
-def tune_candidate(
-    cand: CandidateConfig,
-    model_cfg: ModelConfig,
-    data: TrainingSet,
-    folds: list[Fold],
-    seed: int,
-    n_trials: int,
-    strategy: StrategyConfig | None = None,
-) -> CandidateResult:
-    """Seeded TPE over the candidate's space; objective = mean fold RMSE (lower is better)."""
+@dataclass(frozen=True)
+class TuningContext:
+    """What every trial of every candidate shares."""
+
+    model_cfg: ModelConfig
+    data: TrainingSet
+    folds: list[Fold]
+    seed: int
+    strategy: StrategyConfig
+    tuning: TuningConfig
+    storage: optuna.storages.BaseStorage | None
+
+
+def _objective(cand: CandidateConfig, ctx: TuningContext) -> Callable[[optuna.Trial], float]:
     sample = param_sampler(cand.space)
-    started = time.perf_counter()
+    metric, direction = ctx.tuning.primary_metric, ctx.tuning.resolved_direction
 
     def objective(trial: optuna.Trial) -> float:
         params = {**cand.params, **sample(trial)}
 
-        def report(step: int, running_rmse: float) -> None:
-            trial.report(running_rmse, step)
+        def report(step: int, per_fold: list[dict[str, float]]) -> None:
+            trial.set_user_attr("per_fold", per_fold)
+            value = objective_value(per_fold, metric, direction)
+            if math.isfinite(value):
+                trial.report(value, step)
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        ev = evaluate_params(model_cfg, cand.estimator, params, data, folds, seed, report)
-        trial.set_user_attr("per_fold", ev.per_fold)
-        if strategy is not None:
-            # Every trial's strategy Sharpe feeds the deflated Sharpe of the eventual winner.
-            oos = data.out_of_sample(folds, ev.predictions)
-            sr = strategy_sharpe(oos, strategy, model_cfg.target.horizon)
-            trial.set_user_attr("sharpe", sr if np.isfinite(sr) else None)
-        return ev.mean["rmse"]
+        try:
+            ev = evaluate_params(
+                ctx.model_cfg,
+                cand.estimator,
+                params,
+                ctx.data,
+                ctx.folds,
+                ctx.seed,
+                ctx.strategy,
+                report,
+            )
+        except (ValueError, ArithmeticError) as exc:
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+            raise
+        sharpe = ev.mean.get("sharpe", float("nan"))
+        ppy = ctx.strategy.periods_per_year / ctx.model_cfg.target.horizon
+        trial.set_user_attr(
+            "sharpe",
+            sharpe / math.sqrt(ppy) if math.isfinite(sharpe) else None,
+        )
+        return objective_value(ev.per_fold, metric, direction)
 
-    study = optuna.create_study(
-        study_name=cand.name,
-        direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+    return objective
+
+
+def open_study(cand: CandidateConfig, ctx: TuningContext, study_name: str) -> optuna.Study:
+    """Create or load the candidate's study (racing workers may both call this safely)."""
+    return optuna.create_study(
+        study_name=f"{study_name}.{cand.name}",
+        storage=ctx.storage,
+        load_if_exists=True,
+        direction=ctx.tuning.resolved_direction,
+        sampler=optuna.samplers.TPESampler(seed=ctx.seed),
+        pruner=make_pruner(ctx.tuning),
     )
-    study.optimize(objective, n_trials=n_trials, timeout=cand.timeout_seconds)
-    best_params = {**cand.params, **study.best_params}
-    evaluation = evaluate_params(model_cfg, cand.estimator, best_params, data, folds, seed)
+
+
+def run_trials(
+    cand: CandidateConfig,
+    ctx: TuningContext,
+    study: optuna.Study,
+    budget: int,
+    callbacks: Sequence[Callback] = (),
+) -> None:
+    """Run trials until the study holds ``budget`` finished trials (from any worker)."""
+    done = sum(t.state in FINISHED for t in study.trials)
+    remaining = max(budget - done, 0)
+    if remaining == 0:
+        return
+    study.optimize(
+        _objective(cand, ctx),
+        n_trials=remaining,
+        timeout=cand.timeout_seconds,
+        n_jobs=ctx.tuning.n_jobs,
+        callbacks=[optuna.study.MaxTrialsCallback(budget, states=FINISHED), *callbacks],
+        catch=(ValueError, ArithmeticError),
+    )
+
+
+def _wait_for_running(study: optuna.Study, seconds: float) -> None:
+    """Let other workers finish the trials they are running before picking the best."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False)):
+            return
+        time.sleep(0.5)
+
+
+def tune_candidate(
+    cand: CandidateConfig,
+    ctx: TuningContext,
+    study_name: str,
+    budget: int,
+    callbacks: Sequence[Callback] = (),
+) -> CandidateResult:
+    """Tune one candidate and re-evaluate its best trial locally for predictions."""
+    started = time.perf_counter()
+    study = open_study(cand, ctx, study_name)
+    run_trials(cand, ctx, study, budget, callbacks)
+    if ctx.storage is not None:
+        _wait_for_running(study, ctx.tuning.wait_for_workers_seconds)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        errors = [t.user_attrs["error"] for t in study.trials if "error" in t.user_attrs]
+        raise ModelError(
+            f"candidate '{cand.name}': no trial completed"
+            + (f"; last error: {errors[-1]}" if errors else "")
+        )
+    best = study.best_trial
+    best_params = {**cand.params, **best.params}
+    evaluation = evaluate_params(
+        ctx.model_cfg, cand.estimator, best_params, ctx.data, ctx.folds, ctx.seed, ctx.strategy
+    )
     states = [t.state for t in study.trials]
     return CandidateResult(
         name=cand.name,
         kind=cand.estimator,
-        best_value=float(study.best_value),
+        best_value=float(best.value),  # type: ignore[arg-type]
         best_params=best_params,
-        n_trials=len(study.trials),
-        n_pruned=sum(s == optuna.trial.TrialState.PRUNED for s in states),
+        n_trials=sum(s in FINISHED for s in states),
+        n_pruned=sum(s == TrialState.PRUNED for s in states),
+        n_failed=sum(s == TrialState.FAIL for s in states),
         seconds=time.perf_counter() - started,
         evaluation=evaluation,
         study=study,

@@ -1,0 +1,35 @@
+"""Command line: thin commands that load config, apply flags and call one use case.
+
+Heavy libraries (mlflow, lightgbm, ...) are imported inside commands so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import click
+
+from pipeline.cli import inspect, models, run
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--log-json", is_flag=True, help="Log JSON lines instead of text.")
+@click.version_option(package_name="stockpipe")
+def main(log_level: str, log_json: bool) -> None:
+    """stockpipe: leak-proof, tracked prediction models on daily stock prices."""
+    from pipeline.logging_setup import setup_logging
+
+    setup_logging(log_level, json_lines=log_json)
+
+
+for command in (
+    run.train,
+    run.worker,
+    run.score,
+    inspect.folds,
+    inspect.features,
+    inspect.backtest,
+    models.models,
+):
+    main.add_command(command)
+
+__all__ = ["main"]

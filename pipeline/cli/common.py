@@ -1,0 +1,68 @@
+"""Shared CLI plumbing: config options, error handling and config loading."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from pipeline.errors import StockpipeError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_options(func: F) -> F:
+    """Options shared by every command that reads data or talks to MLflow."""
+    options = [
+        click.option(
+            "--config",
+            "config_dir",
+            type=click.Path(path_type=Path),
+            default="conf",
+            show_default=True,
+            help="Config directory holding base/ (and local/).",
+        ),
+        click.option("--env", default=None, help="Overlay conf/<env>/ over base (e.g. server)."),
+        click.option(
+            "--data",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="CSV or parquet of date/open/high/low/close/volume[/ticker].",
+        ),
+        click.option("--tracking-uri", default=None, help="MLflow tracking URI override."),
+        click.option("--seed", type=int, default=None, help="Random seed override."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def handle_errors(func: F) -> F:
+    """Turn our typed errors into a one-line message and a non-zero exit, no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except StockpipeError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load(config_dir: Path, env: str | None, **overrides: Any) -> Any:
+    """Validated config with CLI overrides applied."""
+    from pipeline.bootstrap import apply_overrides
+    from pipeline.config import load_config
+
+    return apply_overrides(load_config(config_dir, env), **overrides)
+
+
+def num(value: float | None, digits: int = 3) -> str:
+    """Format a metric that may be undefined."""
+    return "n/a" if value is None else f"{value:.{digits}f}"

@@ -1,0 +1,113 @@
+"""`folds`, `features` and `backtest`: inspect what training uses and how it performs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline.cli.common import config_options, handle_errors, load, num
+
+
+@click.command()
+@config_options
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@handle_errors
+def folds(
+    config_dir: Path,
+    env: str | None,
+    data: Path | None,
+    tracking_uri: str | None,
+    seed: int | None,
+    fmt: str,
+) -> None:
+    """Print the walk-forward fold manifest (from the DuckDB view) and its hash."""
+    from pipeline import bootstrap
+    from pipeline.training.inspect import fold_manifest, folds_table
+
+    cfg = load(config_dir, env, data=data, seed=seed, tracking_uri=tracking_uri)
+    manifest, digest = fold_manifest(cfg, bootstrap.data_ports(cfg))
+    if fmt == "json":
+        doc = {"folds_hash": digest, "folds": folds_table(manifest).to_dicts()}
+        click.echo(json.dumps(doc, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"walk-forward folds ({cfg.training.folds.scheme}), hash {digest}")
+    frame = folds_table(manifest)
+    for col in frame.columns:
+        table.add_column(col, justify="right", no_wrap=True)
+    for row in frame.iter_rows():
+        table.add_row(*(str(v) for v in row))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+@click.command()
+@config_options
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Parquet file for ticker, date, every feature and the target.",
+)
+@handle_errors
+def features(
+    config_dir: Path,
+    env: str | None,
+    data: Path | None,
+    tracking_uri: str | None,
+    seed: int | None,
+    output: Path,
+) -> None:
+    """Write the computed feature frame: exactly what the model sees."""
+    from pipeline import bootstrap
+    from pipeline.serving.sinks import ParquetSink
+    from pipeline.training.inspect import feature_table
+
+    cfg = load(config_dir, env, data=data, seed=seed, tracking_uri=tracking_uri)
+    frame = feature_table(cfg, bootstrap.data_ports(cfg))
+    ParquetSink(output.resolve()).write(frame)
+    click.echo(f"wrote {frame.height} rows x {frame.width} columns to {output}")
+
+
+@click.command()
+@config_options
+@click.option(
+    "--model-uri", default=None, help="Defaults to models:/<registered_model>@<champion_alias>."
+)
+@click.option(
+    "--output-dir", type=click.Path(path_type=Path), default="outputs/backtest", show_default=True
+)
+@handle_errors
+def backtest(
+    config_dir: Path,
+    env: str | None,
+    data: Path | None,
+    tracking_uri: str | None,
+    seed: int | None,
+    model_uri: str | None,
+    output_dir: Path,
+) -> None:
+    """Re-run walk-forward for a registered model (refit per fold); write and log a report."""
+    from pipeline import bootstrap
+    from pipeline.training.backtest import backtest as run_backtest
+
+    cfg = load(config_dir, env, data=data, seed=seed, tracking_uri=tracking_uri)
+    report = run_backtest(cfg, bootstrap.backtest_ports(cfg), output_dir.resolve(), model_uri)
+    b = report["baselines"]["buy_and_hold"]
+    lo, hi = report["sharpe_ci"]
+    click.echo(
+        f"{report['model_uri']} (v{report['model_version']}), {len(report['folds'])} folds\n"
+        f"rmse {num(report['rmse'], 6)}  directional accuracy "
+        f"{num(report['directional_accuracy'])}  ic {num(report['ic'])}  "
+        f"rank ic {num(report['rank_ic'])}\n"
+        f"strategy sharpe {num(report['sharpe'], 2)} (95% CI {num(lo, 2)} .. {num(hi, 2)}), "
+        f"deflated sharpe {num(report['deflated_sharpe'])} over {report['n_trials']} trials, "
+        f"buy-and-hold sharpe {num(b['sharpe'], 2)}\n"
+        f"files: {output_dir}"
+    )

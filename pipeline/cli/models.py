@@ -1,0 +1,105 @@
+"""`models list|promote|rollback`: the registry's versions and aliases (Staging/Production
+map onto aliases such as `challenger`, `champion` and `production`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline.cli.common import handle_errors, load
+
+KEY_TAGS = (
+    "candidate",
+    "primary_metric",
+    "rmse",
+    "n_trials",
+    "promoted",
+    "data_sha256",
+    "git_commit",
+)
+
+
+def _options(func):  # type: ignore[no-untyped-def]
+    func = click.option("--tracking-uri", default=None, help="MLflow tracking URI override.")(func)
+    func = click.option("--env", default=None)(func)
+    return click.option(
+        "--config", "config_dir", type=click.Path(path_type=Path), default="conf", show_default=True
+    )(func)
+
+
+@click.group()
+def models() -> None:
+    """Inspect and move registry aliases."""
+
+
+@models.command("list")
+@_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@handle_errors
+def list_versions(config_dir: Path, env: str | None, tracking_uri: str | None, fmt: str) -> None:
+    """Versions, aliases, key metrics and lineage tags."""
+    from pipeline import bootstrap
+
+    cfg = load(config_dir, env, tracking_uri=tracking_uri)
+    versions = bootstrap.registry(cfg).versions()
+    if fmt == "json":
+        click.echo(json.dumps(versions, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{cfg.tracking.registered_model} ({cfg.tracking_uri})")
+    for col in ("version", "aliases", *KEY_TAGS):
+        table.add_column(col, no_wrap=True)
+    for v in versions:
+        tags = v["tags"]
+        metric = tags.get("primary_metric", "rmse")
+        row = [
+            v["version"],
+            ",".join(v["aliases"]),
+            tags.get("candidate", ""),
+            metric,
+            tags.get(metric, ""),
+            tags.get("n_trials", ""),
+            tags.get("promoted", ""),
+            tags.get("data_sha256", "")[:12],
+            tags.get("git_commit", "")[:12],
+        ]
+        table.add_row(*row)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+@models.command()
+@_options
+@click.argument("version")
+@click.option("--alias", default=None, help="Defaults to the champion alias.")
+@handle_errors
+def promote(
+    config_dir: Path, env: str | None, tracking_uri: str | None, version: str, alias: str | None
+) -> None:
+    """Point an alias (default: champion) at VERSION, by hand; recorded for rollback."""
+    from pipeline import bootstrap
+
+    cfg = load(config_dir, env, tracking_uri=tracking_uri)
+    alias = alias or cfg.tracking.champion_alias
+    bootstrap.registry(cfg).set_alias(alias, version, record=True)
+    click.echo(f"{cfg.tracking.registered_model}@{alias} -> v{version}")
+
+
+@models.command()
+@_options
+@click.option("--alias", default=None, help="Defaults to the champion alias.")
+@handle_errors
+def rollback(
+    config_dir: Path, env: str | None, tracking_uri: str | None, alias: str | None
+) -> None:
+    """Point the alias (default: champion) back at the version it had before."""
+    from pipeline import bootstrap
+
+    cfg = load(config_dir, env, tracking_uri=tracking_uri)
+    alias = alias or cfg.tracking.champion_alias
+    version = bootstrap.registry(cfg).rollback(alias)
+    click.echo(f"{cfg.tracking.registered_model}@{alias} rolled back to v{version}")

@@ -1,0 +1,157 @@
+"""`train`, `worker` and `score`: the commands that fit, tune and apply models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pipeline.cli.common import config_options, handle_errors, load, num
+
+
+@click.command()
+@config_options
+@click.option("--trials", type=int, default=None, help="Optuna trials per candidate.")
+@click.option(
+    "--summary",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the JSON summary.",
+)
+@click.option(
+    "--study-name",
+    default=None,
+    help="Optuna study (prefix) to create or resume; needs a persistent storage.",
+)
+@click.option("--n-jobs", type=int, default=None, help="Parallel trials on this machine.")
+@click.option(
+    "--force-promote",
+    is_flag=True,
+    help="Move the champion alias even if the incumbent is better (recorded).",
+)
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@handle_errors
+def train(
+    config_dir: Path,
+    env: str | None,
+    data: Path | None,
+    tracking_uri: str | None,
+    seed: int | None,
+    trials: int | None,
+    summary: Path | None,
+    study_name: str | None,
+    n_jobs: int | None,
+    force_promote: bool,
+    quiet: bool,
+) -> None:
+    """Run the model competition, track it, register the winner behind a promotion gate."""
+    from pipeline import bootstrap
+    from pipeline.training.train import TrainOptions
+    from pipeline.training.train import train as run_train
+
+    cfg = load(
+        config_dir,
+        env,
+        data=data,
+        trials=trials,
+        seed=seed,
+        tracking_uri=tracking_uri,
+        summary=summary,
+        n_jobs=n_jobs,
+    )
+    with bootstrap.progress(quiet) as progress:
+        result = run_train(
+            cfg,
+            bootstrap.train_ports(cfg, progress),
+            TrainOptions(force_promote=force_promote, study_name=study_name),
+        )
+    path = cfg.resolve(cfg.training.summary_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    champ, m = result["champion"], result["metrics"]
+    base, bt = result["baselines"]["zero_return"], result["backtest"]
+    lines = [
+        f"{c['name']:<14} best {c['best_value']:.6g}  trials {c['n_trials']:>3} "
+        f"(pruned {c['n_pruned']})  {c['seconds']:.1f}s"
+        for c in result["candidates"]
+    ]
+    click.echo("\n".join(lines))
+    click.echo(
+        f"winner: {champ['candidate']} -> {champ['registered_model']} v{champ['version']} "
+        f"@{champ['alias']} (promoted: {str(champ['promoted']).lower()})\n"
+        f"  {champ['reason']}\n"
+        f"mean over {len(result['folds'])} folds: rmse {m['rmse']:.6f} "
+        f"(zero-return {base['rmse']:.6f}), directional accuracy "
+        f"{m['directional_accuracy']:.3f} (zero-return {base['directional_accuracy']:.3f})\n"
+        f"strategy sharpe {num(bt['sharpe'], 2)} vs buy-and-hold "
+        f"{num(bt['baselines']['buy_and_hold']['sharpe'], 2)}, deflated sharpe "
+        f"{num(bt['deflated_sharpe'])} over {bt['n_trials']} trials\n"
+        f"summary: {path}  tracking: {result['tracking_uri']}  time: {result['seconds']}s"
+    )
+
+
+@click.command()
+@config_options
+@click.option("--study", "study_name", required=True, help="Study name of the competition.")
+@click.option("--trials", type=int, default=None, help="Trial budget per candidate.")
+@click.option("--n-jobs", type=int, default=None, help="Parallel trials in this worker.")
+@handle_errors
+def worker(
+    config_dir: Path,
+    env: str | None,
+    data: Path | None,
+    tracking_uri: str | None,
+    seed: int | None,
+    study_name: str,
+    trials: int | None,
+    n_jobs: int | None,
+) -> None:
+    """Join a running competition's study (shared storage) and run trials until its budget."""
+    from pipeline import bootstrap
+    from pipeline.training.worker import run_worker
+
+    cfg = load(
+        config_dir,
+        env,
+        data=data,
+        trials=trials,
+        seed=seed,
+        tracking_uri=tracking_uri,
+        n_jobs=n_jobs,
+    )
+    done = run_worker(cfg, bootstrap.data_ports(cfg), study_name)
+    for name, count in done.items():
+        click.echo(f"{name}: ran {count} trial(s) in {study_name}.{name}")
+
+
+@click.command()
+@config_options
+@click.option(
+    "--model-uri", default=None, help="Defaults to models:/<registered_model>@<champion_alias>."
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default="outputs/predictions.parquet",
+    show_default=True,
+)
+@handle_errors
+def score(
+    config_dir: Path,
+    env: str | None,
+    data: Path | None,
+    tracking_uri: str | None,
+    seed: int | None,
+    model_uri: str | None,
+    output: Path,
+) -> None:
+    """Predict with the registered model from the latest history; write parquet."""
+    from pipeline import bootstrap
+    from pipeline.serving.score import score as run_score
+    from pipeline.serving.sinks import ParquetSink
+
+    cfg = load(config_dir, env, data=data, seed=seed, tracking_uri=tracking_uri)
+    out = run_score(cfg, bootstrap.score_ports(cfg), ParquetSink(output.resolve()), model_uri)
+    click.echo(str(out))
+    click.echo(f"wrote {out.height} row(s) to {output}")

@@ -1,0 +1,149 @@
+"""The promotion gate: the champion alias moves only to a model that beats the incumbent.
+
+The incumbent is re-evaluated on the new model's folds and data (its own feature spec and
+hyperparameters, refitted per fold), so a different feature set or data version never lets a
+new model skip the comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from pipeline.data.inputs import load_inputs, store_inputs
+from pipeline.domain import Fold, PriceSource, PriceStore
+from pipeline.errors import StockpipeError
+from pipeline.evaluation.report import metrics_block
+from pipeline.features.spec import FeaturesConfig, build_feature_defs
+from pipeline.serving.score import LoadedModel
+from pipeline.settings import StockpipeConfig
+from pipeline.training.dataset import TrainingSet, build_training_set
+from pipeline.training.tuning import objective_value
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether the new version becomes champion, and a sentence saying why."""
+
+    promoted: bool
+    reason: str
+    incumbent_version: str | None = None
+    incumbent_value: float | None = None
+    forced: bool = False
+
+
+def registered_training_set(
+    model: LoadedModel,
+    source: PriceSource,
+    benchmark: PriceSource | None,
+    store: PriceStore,
+    horizon: int,
+) -> tuple[TrainingSet, list[tuple[str, object]]]:
+    """A loaded model's own features on the current data, and its unfitted tail steps."""
+    steps = getattr(model.raw, "steps", None)
+    if not steps or steps[0][0] != "features":
+        raise StockpipeError("not a stockpipe pipeline (no leading 'features' step)")
+    features = steps[0][1]
+    spec = FeaturesConfig.model_validate_json(features.spec)
+    columns = tuple(features.get_feature_names_out())
+    inputs = load_inputs(spec, source, benchmark)
+    store_inputs(store, inputs)
+    data = build_training_set(inputs.history(store), build_feature_defs(spec), columns, horizon)
+    return data, steps[1:]
+
+
+def refit_per_fold(
+    steps: list[tuple[str, object]], data: TrainingSet, folds: list[Fold]
+) -> list[np.ndarray]:
+    """Out-of-sample predictions of a clone of ``steps`` refitted on each fold's train rows."""
+    predictions = []
+    for fold in folds:
+        train, test = data.masks(fold)
+        tail = clone(Pipeline(steps))
+        tail.fit(data.X[train], data.y[train])
+        predictions.append(np.asarray(tail.predict(data.X[test]), dtype=float))
+    return predictions
+
+
+def incumbent_value(
+    cfg: StockpipeConfig,
+    model: LoadedModel,
+    folds: list[Fold],
+    source: PriceSource,
+    benchmark: PriceSource | None,
+    store: PriceStore,
+) -> float:
+    """The incumbent's primary metric (mean over the given folds), refitted per fold."""
+    horizon = cfg.model.target.horizon
+    data, steps = registered_training_set(model, source, benchmark, store, horizon)
+    predictions = refit_per_fold(steps, data, folds)
+    per_fold = [
+        metrics_block(data.out_of_sample([f], [p]), cfg.training.strategy, horizon)
+        for f, p in zip(folds, predictions, strict=True)
+    ]
+    tuning = cfg.training.tuning
+    return objective_value(per_fold, tuning.primary_metric, tuning.resolved_direction)
+
+
+def decide(
+    cfg: StockpipeConfig,
+    new_value: float,
+    incumbent: str | None,
+    incumbent_score: float | None,
+    force: bool,
+    problem: str | None = None,
+) -> Decision:
+    """Compare on the primary metric in its direction, with the configured margin."""
+    tuning, gate = cfg.training.tuning, cfg.training.promotion
+    metric, direction = tuning.primary_metric, tuning.resolved_direction
+    if force:
+        return Decision(
+            True,
+            f"promotion forced with --force-promote ({metric} {new_value:.6g}"
+            + (
+                f" vs incumbent v{incumbent} {incumbent_score:.6g})"
+                if incumbent_score is not None
+                else ")"
+            ),
+            incumbent,
+            incumbent_score,
+            forced=True,
+        )
+    if incumbent is None:
+        return Decision(True, f"no incumbent champion; first model ({metric} {new_value:.6g})")
+    if not gate.enabled:
+        return Decision(
+            True, "promotion gate disabled in training.yaml", incumbent, incumbent_score
+        )
+    if problem is not None or incumbent_score is None:
+        return Decision(
+            False,
+            f"incumbent v{incumbent} could not be re-evaluated on the new "
+            f"folds ({problem}); kept it, use --force-promote to override",
+            incumbent,
+        )
+    sign = 1.0 if direction == "maximize" else -1.0
+    gain = sign * (new_value - incumbent_score)
+    if not math.isfinite(new_value):
+        return Decision(False, f"new {metric} is undefined", incumbent, incumbent_score)
+    if gain > gate.min_improvement:
+        return Decision(
+            True,
+            f"beat incumbent v{incumbent} on {metric}: {new_value:.6g} vs "
+            f"{incumbent_score:.6g} ({direction}), better by {gain:.6g} on the same "
+            "folds",
+            incumbent,
+            incumbent_score,
+        )
+    return Decision(
+        False,
+        f"did not beat incumbent v{incumbent} on {metric}: {new_value:.6g} vs "
+        f"{incumbent_score:.6g} ({direction}) on the same folds, margin required "
+        f"> {gate.min_improvement:g}",
+        incumbent,
+        incumbent_score,
+    )

@@ -1,0 +1,58 @@
+"""The `worker` use case: join a competition's shared study from any machine.
+
+A worker computes the same training set and folds locally from the same config and data, then
+runs trials on each enabled candidate's study until the study's budget is reached. Only the
+coordinating `train` logs to MLflow and registers; workers write trials to the study storage.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pipeline.data.inputs import load_inputs, store_inputs
+from pipeline.errors import ConfigError
+from pipeline.features.spec import build_feature_defs
+from pipeline.model.pipeline import feature_columns
+from pipeline.settings import StockpipeConfig
+from pipeline.training.dataset import build_training_set
+from pipeline.training.inspect import DataPorts
+from pipeline.training.train import fold_params
+from pipeline.training.tuning import FINISHED, TuningContext, make_storage, open_study, run_trials
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(cfg: StockpipeConfig, ports: DataPorts, study_name: str) -> dict[str, int]:
+    """Run trials for every enabled candidate of ``study_name``; return trials run per one."""
+    tuning = cfg.training.tuning
+    if tuning.storage is None:
+        raise ConfigError(
+            "training.yaml: key 'tuning.storage': a worker needs a shared study storage "
+            "(a journal file path or a postgresql:// URL), not the in-memory default"
+        )
+    inputs = load_inputs(cfg.model.features, ports.source, ports.benchmark)
+    store_inputs(ports.store, inputs)
+    defs = build_feature_defs(cfg.model.features)
+    data = build_training_set(
+        inputs.history(ports.store), defs, feature_columns(cfg.model), cfg.model.target.horizon
+    )
+    folds = ports.store.folds(inputs.tickers, fold_params(cfg))
+    ctx = TuningContext(
+        cfg.model,
+        data,
+        folds,
+        cfg.training.seed,
+        cfg.training.strategy,
+        tuning,
+        make_storage(tuning.storage, cfg.project_root),
+    )
+    ran: dict[str, int] = {}
+    for cand in (c for c in cfg.candidates.candidates if c.enabled):
+        budget = cfg.training.n_trials or cand.n_trials
+        study = open_study(cand, ctx, study_name)
+        before = sum(t.state in FINISHED for t in study.trials)
+        run_trials(cand, ctx, study, budget)
+        mine = sum(t.state in FINISHED for t in study.trials) - before
+        ran[cand.name] = mine
+        log.info("worker: %s ran %d trial(s) in %s.%s", cand.name, mine, study_name, cand.name)
+    return ran
