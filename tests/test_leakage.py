@@ -16,10 +16,19 @@ import pytest
 from pipeline.domain import PRICE_COLUMNS
 from pipeline.features.engine import TARGET, add_features, add_target
 from pipeline.features.spec import (
+    BENCH_CLOSE,
+    Bollinger,
+    Calendar,
+    CrossSection,
+    Ewm,
     FeaturesConfig,
     Lags,
+    Macd,
+    Market,
     Returns,
     Rolling,
+    Stochastic,
+    Windowed,
     build_feature_defs,
     total_warmup,
 )
@@ -29,7 +38,27 @@ from pipeline.training.dataset import build_training_set
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 SCHEMA = {"date": pl.Date, **{c: pl.Float64 for c in ("open", "high", "low", "close", "volume")}}
 
-ALL_FAMILIES = FeaturesConfig(simple_return=Returns(windows=(1, 5, 20)))
+ALL_FAMILIES = FeaturesConfig(  # every family, so every registered feature is checked
+    simple_return=Returns(windows=(1, 5, 20)),
+    rolling_min=Rolling(of="low", windows=(10,)),
+    rolling_max=Rolling(of="high", windows=(10,)),
+    rolling_sum=Rolling(of="volume", windows=(5,)),
+    rolling_skew=Rolling(of="logret_1", windows=(20,)),
+    ewm_mean=Ewm(of="close", spans=(10,)),
+    ewm_vol=Ewm(of="logret_1", spans=(10,)),
+    rsi=Windowed(windows=(14,)),
+    macd=Macd(fast=12, slow=26, signal=9),
+    bollinger=Bollinger(windows=(20,), k=2.0),
+    natr=Windowed(windows=(14,)),
+    stochastic=Stochastic(windows=(14,), smooth=3),
+    obv_ratio=Windowed(windows=(20,)),
+    dist_max=Rolling(of="close", windows=(60,)),
+    dist_min=Rolling(of="close", windows=(60,)),
+    volume_ratio=Windowed(windows=(20,)),
+    calendar=Calendar(),
+    market=Market(benchmark="SPY", windows=(20,)),
+    cross_section=CrossSection(of=("logret_5", "rsi_14", "beta_spy_20")),
+)
 OTHER_SOURCES = FeaturesConfig(
     log_return=Returns(windows=(3, 63)),
     simple_return=Returns(windows=(2, 252)),
@@ -43,11 +72,14 @@ CUTS = (0, 3, 20, 1500, 6000, 6959)  # row positions in NVDA (6962 rows)
 
 
 def load_prices(*tickers: str) -> pl.DataFrame:
+    """Prices with the benchmark's close joined by date, as the warehouse serves them."""
     frames = [
         pl.read_csv(SAMPLE / f"{t}.csv", schema=SCHEMA).with_columns(ticker=pl.lit(t))
         for t in tickers
     ]
-    return pl.concat(frames).select(PRICE_COLUMNS)
+    bench = pl.read_csv(SAMPLE / "SPY.csv", schema=SCHEMA).select("date", bench_close="close")
+    prices = pl.concat(frames).select(PRICE_COLUMNS)
+    return prices.join(bench, on="date", how="left", maintain_order="left")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +93,10 @@ def panel() -> pl.DataFrame:
 
 
 def perturb_after(prices: pl.DataFrame, cut: dt.date, seed: int) -> pl.DataFrame:
-    """Replace every row after ``cut`` with random positive, internally consistent OHLCV."""
+    """Replace every row after ``cut`` with random positive, internally consistent OHLCV.
+
+    The benchmark's close is replaced too, with one random value per date.
+    """
     head, tail = prices.filter(pl.col("date") <= cut), prices.filter(pl.col("date") > cut)
     rng = np.random.default_rng(seed)
     n = tail.height
@@ -75,7 +110,16 @@ def perturb_after(prices: pl.DataFrame, cut: dt.date, seed: int) -> pl.DataFrame
         close=pl.Series(close),
         volume=pl.Series(rng.uniform(1.0, 1e10, n)),
     )
-    return pl.concat([head, tail])
+    if BENCH_CLOSE in tail.columns:
+        dates = tail.get_column("date").unique().sort()
+        bench = pl.DataFrame({"date": dates, BENCH_CLOSE: rng.uniform(1.0, 500.0, dates.len())})
+        tail = tail.drop(BENCH_CLOSE).join(bench, on="date", maintain_order="left")
+    return pl.concat([head, tail.select(prices.columns)])
+
+
+def moves_with_prices(name: str) -> bool:
+    """Whether the value depends on prices at all (calendar features depend on the date only)."""
+    return not name.startswith("cal_")
 
 
 def bits(values: np.ndarray) -> np.ndarray:
@@ -88,6 +132,11 @@ def assert_bit_identical(a: pl.Series, b: pl.Series) -> None:
 
 
 # --- 5. leakage ---------------------------------------------------------------------------
+def test_all_families_config_enables_every_family() -> None:
+    """A family added to FeaturesConfig must be added to ALL_FAMILIES to be leak-tested."""
+    assert all(getattr(ALL_FAMILIES, k) is not None for k in FeaturesConfig.model_fields)
+    partitions = {d.partition for d in build_feature_defs(ALL_FAMILIES)}
+    assert partitions == {"ticker", "date"}
 
 
 @pytest.mark.parametrize("cfg", CONFIGS)
@@ -99,15 +148,35 @@ def test_features_at_or_before_cut_ignore_the_future(
     cut = nvda.item(cut_row, "date")
     perturbed = perturb_after(nvda, cut, seed=cut_row)
     assert perturbed.height == nvda.height
-    assert not perturbed.filter(pl.col("date") > cut).equals(nvda.filter(pl.col("date") > cut))
+    for col in ("close", BENCH_CLOSE):
+        assert (perturbed[col] != nvda[col]).sum() == nvda.height - cut_row - 1
     clean = add_features(nvda.lazy(), defs).collect()
     dirty = add_features(perturbed.lazy(), defs).collect()
     for d in defs:
         assert_bit_identical(clean[d.name].head(cut_row + 1), dirty[d.name].head(cut_row + 1))
-        # the perturbation is visible right after the cut (the comparison above is not vacuous)
+        # the perturbation is visible right after the cut (the comparison above is not vacuous);
+        # on one ticker, a cross-sectional rank is always 1 and a z-score always null
         after = cut_row + 1 + d.warmup
-        if d.name != "hl_range" and after < nvda.height:
+        if moves_with_prices(d.name) and d.partition == "ticker" and after < nvda.height:
             assert clean.item(after, d.name) != dirty.item(after, d.name), d.name
+
+
+@pytest.mark.parametrize("cut", [dt.date(1999, 6, 1), dt.date(2010, 1, 4), dt.date(2026, 9, 1)])
+def test_panel_features_at_or_before_cut_ignore_the_future(
+    panel: pl.DataFrame, cut: dt.date
+) -> None:
+    """Cross-sectional and market features too: every ticker and the benchmark change."""
+    defs = build_feature_defs(ALL_FAMILIES)
+    perturbed = perturb_after(panel, cut, seed=cut.year)
+    clean = add_features(panel.lazy(), defs).collect()
+    dirty = add_features(perturbed.lazy(), defs).collect()
+    before, after = pl.col("date") <= cut, pl.col("date") > cut
+    assert clean.select("ticker", "date").equals(dirty.select("ticker", "date"))
+    assert clean.filter(after).height > 0
+    for d in defs:
+        assert_bit_identical(clean.filter(before)[d.name], dirty.filter(before)[d.name])
+        if moves_with_prices(d.name):
+            assert not clean.filter(after)[d.name].equals(dirty.filter(after)[d.name]), d.name
 
 
 @pytest.mark.parametrize("horizon", [1, 5])
@@ -141,7 +210,8 @@ def test_transformer_rows_before_cut_ignore_the_future(nvda: pl.DataFrame, cut_r
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_panel_features_equal_per_ticker_features(panel: pl.DataFrame, cfg: FeaturesConfig) -> None:
     defs = build_feature_defs(cfg)
-    names = [d.name for d in defs]
+    per_ticker = [d for d in defs if d.partition == "ticker"]  # cross-sectional ones span them
+    names = [d.name for d in per_ticker]
     # interleave the tickers by date, so every ticker's neighbours in the input are other tickers
     shuffled = panel.sort("date", "ticker")
     out = add_features(shuffled.lazy(), defs).collect()
@@ -150,14 +220,14 @@ def test_panel_features_equal_per_ticker_features(panel: pl.DataFrame, cfg: Feat
     assert starts.height == 3
     warm = total_warmup(defs) + 5
     for ticker, start in starts.iter_rows():
-        alone = add_features(panel.filter(pl.col("ticker") == ticker), defs)
+        alone = add_features(panel.filter(pl.col("ticker") == ticker), per_ticker)
         mine = out.slice(start, alone.height)
         assert mine.get_column("ticker").unique().to_list() == [ticker]
         # the rows at the ticker boundary: first row of each ticker, through the warm-up
         assert mine.head(warm).select(names).equals(alone.head(warm).select(names))
         for d in defs:
             assert mine[d.name].head(d.warmup).null_count() == d.warmup, (ticker, d.name)
-        assert mine.equals(alone)
+        assert mine.select(alone.columns).equals(alone)
 
 
 # --- 8. precompute once, slice per fold -----------------------------------------------------

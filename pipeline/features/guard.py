@@ -14,7 +14,25 @@ import polars as pl
 
 from pipeline.errors import ConfigError
 
-_FORBIDDEN_FUNCTIONS = {"Reverse", "Sort", "SortBy", "Gather", "Get", "Explode", "Implode"}
+# Reorderings, index lookups and whole-partition transforms: all can read rows after t.
+_FORBIDDEN_FUNCTIONS = {
+    "Reverse",
+    "Sort",
+    "SortBy",
+    "Gather",
+    "Get",
+    "Explode",
+    "Implode",
+    "Rank",
+    "Interpolate",
+    "InterpolateBy",
+    "BackwardFill",
+    "Slice",
+    "Head",
+    "Tail",
+    "Filter",
+}
+_OFFSET_FUNCTIONS = {"Shift", "Diff", "PctChange", "ShiftAndFill"}
 
 
 class LookAheadError(ConfigError):
@@ -29,6 +47,8 @@ def _walk(node: Any, name: str, path: str) -> None:
     if not isinstance(node, dict):
         return
     for key, value in node.items():
+        if key in _FORBIDDEN_FUNCTIONS:  # top-level nodes such as {"Sort": ...}, {"Gather": ...}
+            raise LookAheadError(f"feature '{name}': {key} is not causal ({path})")
         if key == "center" and value is True:
             raise LookAheadError(f"feature '{name}': centred window at {path}")
         if key in {"Agg", "Window", "Over"}:
@@ -47,25 +67,35 @@ def _walk(node: Any, name: str, path: str) -> None:
             )
             if label in _FORBIDDEN_FUNCTIONS:
                 raise LookAheadError(f"feature '{name}': {label} is not causal ({path})")
-            if label in {"Shift", "Diff"}:
+            if label in _OFFSET_FUNCTIONS:
                 _check_offset(value.get("input", []), fn, name, f"{path}.{label}")
         _walk(value, name, f"{path}.{key}")
 
 
+def _literal_int(node: Any) -> int | None:
+    """The value of a plain integer literal node, or None for anything computed."""
+    if isinstance(node, int) and not isinstance(node, bool):
+        return node
+    if isinstance(node, dict) and set(node) == {"Literal"}:
+        inner = node["Literal"]
+        if isinstance(inner, dict) and set(inner) == {"Dyn"}:
+            dyn = inner["Dyn"]
+            if isinstance(dyn, dict) and set(dyn) == {"Int"} and isinstance(dyn["Int"], int):
+                return int(dyn["Int"])
+        if isinstance(inner, dict) and set(inner) == {"Scalar"}:
+            scalar = json.dumps(inner["Scalar"])
+            digits = scalar.split(":")[-1].strip(' }"')
+            if digits.lstrip("-").isdigit() and scalar.count(":") <= 2:
+                return int(digits)
+    return None
+
+
 def _check_offset(inputs: list[Any], fn: Any, name: str, path: str) -> None:
-    offsets: list[Any] = []
-    if len(inputs) > 1:
-        offsets.append(inputs[1])
+    offsets: list[Any] = [inputs[1]] if len(inputs) > 1 else []
     if isinstance(fn, dict):
         offsets.extend(v for v in fn.values() if isinstance(v, int))
     for node in offsets:
-        text = json.dumps(node)
-        if isinstance(node, int):
-            value: int | None = node
-        elif '"Int"' in text:
-            value = int(text.split('"Int":')[1].split("}")[0].strip())
-        else:
-            value = None
+        value = _literal_int(node)
         if value is None or value < 0:
             raise LookAheadError(f"feature '{name}': negative or non-literal shift at {path}")
 

@@ -19,6 +19,8 @@ RECURSIVE_TOLERANCE = 1e-8
 
 def convergence_rows(alpha: float, tolerance: float = RECURSIVE_TOLERANCE) -> int:
     """Rows after which an exponential smoother's seed weight (1 - alpha)^n < tolerance."""
+    if alpha >= 1.0:  # no memory: the value is the input itself
+        return 1
     return max(1, math.ceil(math.log(tolerance) / math.log(1.0 - alpha)))
 
 
@@ -201,13 +203,18 @@ def rolling_corr(ret: pl.Expr, bench: pl.Expr, *, window: int) -> pl.Expr:
 
 
 def cross_sectional_rank(x: pl.Expr) -> pl.Expr:
-    """Percentile rank among the tickers of one date, in (0, 1]; apply ``.over(date)``."""
-    return x.rank("average") / x.count()
+    """Percentile rank among the tickers of one date, in (0, 1]; apply ``.over(date)``.
+
+    NaN (e.g. RSI of a flat ticker) counts as missing, so it cannot spoil the others' ranks.
+    """
+    clean = x.fill_nan(None)
+    return clean.rank("average") / clean.count()
 
 
 def cross_sectional_zscore(x: pl.Expr) -> pl.Expr:
-    """(x - mean) / std among the tickers of one date; apply ``.over(date)``."""
-    return (x - x.mean()) / x.std(ddof=1)
+    """(x - mean) / std among the tickers of one date; apply ``.over(date)``; NaN = missing."""
+    clean = x.fill_nan(None)
+    return (clean - clean.mean()) / clean.std(ddof=1)
 
 
 def forward_log_return(close: pl.Expr, *, horizon: int) -> pl.Expr:
