@@ -31,6 +31,14 @@ class PriceBatch:
     def tickers(self) -> tuple[str, ...]:
         return tuple(sorted(self.frame.get_column("ticker").unique().to_list()))
 
+    @property
+    def ranges(self) -> dict[str, tuple[dt.date, dt.date]]:
+        """First and last date per ticker: the window a job reads back from the warehouse."""
+        agg = self.frame.group_by("ticker").agg(
+            pl.col("date").min().alias("lo"), pl.col("date").max().alias("hi")
+        )
+        return {r["ticker"]: (r["lo"], r["hi"]) for r in agg.iter_rows(named=True)}
+
 
 @dataclass(frozen=True)
 class Fold:
@@ -57,10 +65,19 @@ class PriceStore(Protocol):
     def upsert(self, batch: PriceBatch) -> int: ...
 
     def history(
-        self, tickers: tuple[str, ...], benchmark: str | None = None, rows: int | None = None
+        self,
+        tickers: tuple[str, ...],
+        benchmark: str | None = None,
+        rows: int | None = None,
+        ranges: Mapping[str, tuple[dt.date, dt.date]] | None = None,
     ) -> pl.LazyFrame: ...
 
-    def folds(self, tickers: tuple[str, ...], params: Mapping[str, Any]) -> list[Fold]: ...
+    def folds(
+        self,
+        tickers: tuple[str, ...],
+        params: Mapping[str, Any],
+        ranges: Mapping[str, tuple[dt.date, dt.date]] | None = None,
+    ) -> list[Fold]: ...
 
 
 class Run(Protocol):

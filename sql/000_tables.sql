@@ -26,7 +26,10 @@ CREATE OR REPLACE TABLE fold_params (
     horizon        INTEGER NOT NULL
 );
 
--- The tickers of the panel being trained; the calendar and fold manifest are computed over them.
+-- The tickers of the panel being trained and the date range of its input; the calendar and
+-- the fold manifest are computed over exactly these rows.
 CREATE OR REPLACE TABLE panel (
-    ticker VARCHAR PRIMARY KEY
+    ticker     VARCHAR PRIMARY KEY,
+    first_date DATE NOT NULL,
+    last_date  DATE NOT NULL
 );

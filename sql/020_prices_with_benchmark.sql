@@ -1,7 +1,18 @@
--- Price history with a benchmark's close joined by date (NULL where the benchmark did not
--- trade), numbered from the newest row per ticker (1 = latest) so that scoring can load exactly
--- the warm-up window it needs. `bench` is bound by Python; NULL means no benchmark.
-CREATE OR REPLACE MACRO prices_with_benchmark(bench) AS TABLE
+-- Price history of the requested (ticker, first_date, last_date) ranges, with a benchmark's
+-- close joined by date (NULL where the benchmark did not trade) and rows numbered from the
+-- newest per ticker (1 = latest), so scoring loads exactly the warm-up window it needs.
+-- Both arguments are bound by Python: `bench` (NULL = none) and `ranges`, a list of
+-- STRUCT(ticker, first_date, last_date): a job reads back exactly its input's date range even
+-- when earlier loads left longer histories in the warehouse.
+CREATE OR REPLACE MACRO prices_with_benchmark(bench, ranges) AS TABLE
+WITH r AS (
+    SELECT unnest(ranges, recursive := true)
+),
+p AS (
+    SELECT v.*
+    FROM v_prices AS v
+    INNER JOIN r ON v.ticker = r.ticker AND v.date BETWEEN r.first_date AND r.last_date
+)
 SELECT
     p.ticker,
     p.date,
@@ -12,5 +23,5 @@ SELECT
     p.volume,
     b.close AS bench_close,
     row_number() OVER (PARTITION BY p.ticker ORDER BY p.date DESC) AS rows_from_end
-FROM v_prices AS p
+FROM p
 LEFT JOIN v_prices AS b ON b.date = p.date AND b.ticker = bench;

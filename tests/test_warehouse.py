@@ -139,3 +139,17 @@ def test_views_readable_from_plain_duckdb(tmp_path: Path, store: DuckDBStore) ->
     assert con.execute("SELECT count(*) FROM v_folds").fetchall() == [(5,)]
     tickers = con.sql("SELECT DISTINCT ticker FROM v_prices ORDER BY 1").fetchall()
     assert [t[0] for t in tickers] == ["NVDA", "QQQ", "SPY"]
+
+
+def test_jobs_read_back_only_their_input_range(store: DuckDBStore) -> None:
+    """A shorter file for a ticker must not inherit rows an earlier, longer load left behind."""
+    full = FileSource(SAMPLE / "NVDA.csv").load()
+    short = full.frame.head(3000)
+    ranges = {"NVDA": (short["date"].min(), short["date"].max())}
+    hist = store.history(("NVDA",), ranges=ranges).collect()
+    assert hist.equals(short)
+    recent = store.history(("NVDA",), rows=5, ranges=ranges).collect()
+    assert recent.equals(short.tail(5))
+    folds = store.folds(("NVDA",), PARAMS, ranges)
+    assert folds[-1].test_end < short["date"].max()
+    assert folds[-1].test_end == short["date"][-1 - PARAMS["horizon"]]

@@ -25,7 +25,7 @@ class Inputs:
 
     def history(self, store: PriceStore, rows: int | None = None) -> pl.LazyFrame:
         """Price history of the panel (with ``bench_close`` when a benchmark is used)."""
-        return store.history(self.tickers, self.benchmark, rows)
+        return store.history(self.tickers, self.benchmark, rows, self.batch.ranges)
 
     @property
     def benchmark_sha256(self) -> str:

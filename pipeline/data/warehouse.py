@@ -72,20 +72,25 @@ class DuckDBStore:
         return pl.from_arrow(self.con.sql(sql, params=params).to_arrow_table())  # type: ignore[return-value]
 
     def history(
-        self, tickers: tuple[str, ...], benchmark: str | None = None, rows: int | None = None
+        self,
+        tickers: tuple[str, ...],
+        benchmark: str | None = None,
+        rows: int | None = None,
+        ranges: Mapping[str, tuple[dt.date, dt.date]] | None = None,
     ) -> pl.LazyFrame:
         """Typed price history for ``tickers`` (one row per ticker and date).
 
-        With ``benchmark``, a ``bench_close`` column holds that ticker's close on the same
-        date. With ``rows``, only the last ``rows`` rows per ticker are returned.
+        ``ranges`` limits each ticker to (first, last) dates, e.g. those of the input file;
+        with ``benchmark`` a ``bench_close`` column holds that ticker's close on the same date;
+        with ``rows`` only the last ``rows`` rows per ticker (within its range) are returned.
         """
         if benchmark is not None:
             self._require(benchmark)
+        bounds = _bounds(tickers, ranges)
         frame = self._query(
-            "SELECT * EXCLUDE (rows_from_end) FROM prices_with_benchmark(?) "
-            "WHERE list_contains(?, ticker) AND rows_from_end <= coalesce(?, rows_from_end) "
-            "ORDER BY ticker, date",
-            [benchmark, list(tickers), rows],
+            "SELECT * EXCLUDE (rows_from_end) FROM prices_with_benchmark(?, ?) "
+            "WHERE rows_from_end <= coalesce(?, rows_from_end) ORDER BY ticker, date",
+            [benchmark, bounds, rows],
         )
         if frame.height == 0:
             raise DataError(f"warehouse {self.path}: no prices for tickers {list(tickers)}")
@@ -101,7 +106,12 @@ class DuckDBStore:
                 "to its file (the sample ships data/sample/SPY.csv)"
             )
 
-    def folds(self, tickers: tuple[str, ...], params: Mapping[str, Any]) -> list[Fold]:
+    def folds(
+        self,
+        tickers: tuple[str, ...],
+        params: Mapping[str, Any],
+        ranges: Mapping[str, tuple[dt.date, dt.date]] | None = None,
+    ) -> list[Fold]:
         """Read the fold manifest view for ``tickers`` with the given fold parameters."""
         values = [params.get(k) for k in FOLD_PARAM_KEYS]
         self.con.execute("BEGIN TRANSACTION")
@@ -114,7 +124,10 @@ class DuckDBStore:
             )
             # The calendar is the panel's, not the whole warehouse's.
             self.con.execute("DELETE FROM panel")
-            self.con.execute("INSERT INTO panel SELECT unnest(?::VARCHAR[])", [list(tickers)])
+            self.con.execute(
+                "INSERT INTO panel SELECT unnest(?, recursive := true)",
+                [_bounds(tickers, ranges)],
+            )
             rows = self.con.sql("SELECT * FROM v_folds ORDER BY fold").fetchall()
             cols = [d[0] for d in self.con.sql("SELECT * FROM v_folds LIMIT 0").description]
             self.con.execute("COMMIT")
@@ -123,6 +136,17 @@ class DuckDBStore:
             raise
         manifest = [dict(zip(cols, row, strict=True)) for row in rows]
         return _to_folds(manifest, params)
+
+
+def _bounds(
+    tickers: tuple[str, ...], ranges: Mapping[str, tuple[dt.date, dt.date]] | None
+) -> list[dict[str, Any]]:
+    wide = (dt.date(1, 1, 1), dt.date(9999, 12, 31))
+    return [
+        {"ticker": t, "first_date": r[0], "last_date": r[1]}
+        for t in tickers
+        for r in [(ranges or {}).get(t, wide)]
+    ]
 
 
 def _to_folds(manifest: list[dict[str, Any]], params: Mapping[str, Any]) -> list[Fold]:

@@ -62,7 +62,7 @@ def backtest(
     # The model's horizon decides the purge: its labels reach `horizon` days ahead.
     purge = max(cfg.training.folds.purge, horizon)
     params = {**fold_params(cfg), "horizon": horizon, "purge": purge}
-    folds = ports.store.folds(inputs.tickers, params)
+    folds = ports.store.folds(inputs.tickers, params, inputs.batch.ranges)
 
     predictions = []
     for fold in folds:

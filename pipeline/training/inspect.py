@@ -26,7 +26,7 @@ def fold_manifest(cfg: StockpipeConfig, ports: DataPorts) -> tuple[list[Fold], s
     """The walk-forward folds for the configured data, and their hash."""
     inputs = load_inputs(cfg.model.features, ports.source, ports.benchmark)
     store_inputs(ports.store, inputs)
-    folds = ports.store.folds(inputs.tickers, fold_params(cfg))
+    folds = ports.store.folds(inputs.tickers, fold_params(cfg), inputs.batch.ranges)
     return folds, folds_hash(folds)
 
 

@@ -150,7 +150,7 @@ def train(
     defs = build_feature_defs(cfg.model.features)
     columns = feature_columns(cfg.model)
     data = build_training_set(inputs.history(ports.store), defs, columns, horizon)
-    folds = ports.store.folds(tickers, fold_params(cfg))
+    folds = ports.store.folds(tickers, fold_params(cfg), batch.ranges)
     baseline = _baseline(data, folds)
     tuning = cfg.training.tuning
     study_name = options.study_name or tuning.study_name or study_prefix(cfg, inputs, folds)

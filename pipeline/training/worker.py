@@ -36,7 +36,7 @@ def run_worker(cfg: StockpipeConfig, ports: DataPorts, study_name: str) -> dict[
     data = build_training_set(
         inputs.history(ports.store), defs, feature_columns(cfg.model), cfg.model.target.horizon
     )
-    folds = ports.store.folds(inputs.tickers, fold_params(cfg))
+    folds = ports.store.folds(inputs.tickers, fold_params(cfg), inputs.batch.ranges)
     ctx = TuningContext(
         cfg.model,
         data,
