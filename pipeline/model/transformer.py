@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from pipeline.domain import PRICE_COLUMNS
 from pipeline.errors import ModelError
-from pipeline.features.engine import add_features
+from pipeline.features.engine import add_features, collect
 from pipeline.features.spec import (
     BENCH_CLOSE,
     FeatureDef,
@@ -111,7 +111,7 @@ class PolarsFeatures(TransformerMixin, BaseEstimator):
         )
         defs, names = self._defs()
         out = add_features(frame.lazy(), defs).sort(ROW).select(names)
-        return out.collect().to_numpy().astype(np.float64, copy=False)
+        return collect(out).to_numpy().astype(np.float64, copy=False)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")

@@ -11,7 +11,7 @@ import polars as pl
 from pipeline.domain import Fold
 from pipeline.errors import DataError
 from pipeline.evaluation.report import OutOfSample
-from pipeline.features.engine import TARGET, TICKER, add_features, add_target
+from pipeline.features.engine import TARGET, TICKER, add_features, add_target, collect
 from pipeline.features.library import log_return
 from pipeline.features.spec import FeatureDef, total_warmup
 
@@ -67,13 +67,11 @@ def build_training_set(
     """Compute every feature and the target once; drop warm-up rows and unlabelled tail rows."""
     warmup = total_warmup([d for d in defs if d.name in columns])
     lf = feature_frame(prices, defs, horizon)
-    frame = (
+    frame = collect(
         lf.with_columns(
             pl.int_range(pl.len()).over(TICKER).alias("__pos__"),
             log_return(pl.col("close"), window=horizon).over(TICKER).alias("__last__"),
-        )
-        .filter((pl.col("__pos__") >= warmup) & pl.col(TARGET).is_not_null())
-        .collect()
+        ).filter((pl.col("__pos__") >= warmup) & pl.col(TARGET).is_not_null())
     )
     if frame.height == 0:
         raise DataError(

@@ -8,6 +8,7 @@ import polars as pl
 
 from pipeline.data.inputs import load_inputs, store_inputs
 from pipeline.domain import Fold, PriceSource, PriceStore
+from pipeline.features.engine import collect
 from pipeline.features.spec import build_feature_defs
 from pipeline.model.pipeline import feature_columns
 from pipeline.settings import StockpipeConfig
@@ -37,7 +38,7 @@ def feature_table(cfg: StockpipeConfig, ports: DataPorts) -> pl.DataFrame:
     defs = build_feature_defs(cfg.model.features)
     columns = feature_columns(cfg.model)
     frame = feature_frame(inputs.history(ports.store), defs, cfg.model.target.horizon)
-    return frame.select("ticker", "date", *columns, "target").collect()
+    return collect(frame.select("ticker", "date", *columns, "target"))
 
 
 def folds_table(folds: list[Fold]) -> pl.DataFrame:
