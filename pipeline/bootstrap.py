@@ -6,8 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.data.files import FileSource
+from pipeline.data.files import FileOptions, FileSource
+from pipeline.data.snapshots import SnapshotSource, SnapshotStore
+from pipeline.data.validation import ContractPolicy
 from pipeline.data.warehouse import DuckDBStore
+from pipeline.data.yahoo import YFinanceSource
+from pipeline.domain import PriceSource
 from pipeline.serving.score import ScorePorts
 from pipeline.settings import StockpipeConfig
 from pipeline.tracking.mlflow_adapter import MlflowModelLoader, MlflowRegistry, MlflowTracker
@@ -26,11 +30,17 @@ def apply_overrides(
     tracking_uri: str | None = None,
     summary: Path | None = None,
     n_jobs: int | None = None,
+    snapshot: str | None = None,
 ) -> StockpipeConfig:
     """Return a new config with CLI flags applied (CLI paths are relative to the cwd)."""
     update: dict[str, object] = {}
+    data_update: dict[str, object] = {}
     if data is not None:
-        update["data"] = cfg.data.model_copy(update={"path": data.resolve()})
+        data_update.update(path=data.resolve(), source="file")
+    if snapshot is not None:
+        data_update["snapshot"] = snapshot
+    if data_update:
+        update["data"] = cfg.data.model_copy(update=data_update)
     training: dict[str, object] = {}
     if trials is not None:
         training["n_trials"] = trials
@@ -60,8 +70,46 @@ def registry(cfg: StockpipeConfig) -> MlflowRegistry:
     return MlflowRegistry(cfg.tracking_uri, cfg.tracking.registered_model)
 
 
-def source(cfg: StockpipeConfig) -> FileSource:
-    return FileSource(cfg.resolve(cfg.data.path), cfg.data.tickers)
+def contract_policy(cfg: StockpipeConfig) -> ContractPolicy:
+    c = cfg.data.contract
+    return ContractPolicy(
+        missing=c.missing,
+        max_abs_log_return=c.max_abs_log_return,
+        max_gap_business_days=c.max_gap_business_days,
+        max_staleness_days=c.max_staleness_days,
+    )
+
+
+def file_options(cfg: StockpipeConfig) -> FileOptions:
+    return FileOptions(
+        columns=cfg.data.columns, adjustment=cfg.data.adjustment, policy=contract_policy(cfg)
+    )
+
+
+def snapshots(cfg: StockpipeConfig) -> SnapshotStore:
+    return SnapshotStore(cfg.resolve(cfg.data.raw_dir))
+
+
+def source(cfg: StockpipeConfig) -> PriceSource:
+    """Pinned or latest snapshots, or the configured file (the shipped sample by default)."""
+    if cfg.data.snapshot or cfg.data.source == "snapshots":
+        return SnapshotSource(snapshots(cfg), cfg.data.tickers, cfg.data.snapshot)
+    return FileSource(cfg.resolve(cfg.data.path), cfg.data.tickers, file_options(cfg))
+
+
+def yfinance_source(cfg: StockpipeConfig, tickers: tuple[str, ...]) -> YFinanceSource:
+    f = cfg.data.fetch
+    return YFinanceSource(
+        tickers,
+        f.start,
+        f.end,
+        f.interval,
+        cfg.data.adjustment,
+        f.retries,
+        f.backoff_seconds,
+        f.timeout_seconds,
+        contract_policy(cfg),
+    )
 
 
 def store(cfg: StockpipeConfig) -> DuckDBStore:
@@ -70,7 +118,7 @@ def store(cfg: StockpipeConfig) -> DuckDBStore:
 
 def benchmark_source(cfg: StockpipeConfig) -> FileSource | None:
     path = cfg.data.benchmark_path
-    return None if path is None else FileSource(cfg.resolve(path))
+    return None if path is None else FileSource(cfg.resolve(path), None, file_options(cfg))
 
 
 def train_ports(cfg: StockpipeConfig, progress: Progress | None = None) -> TrainPorts:
@@ -82,6 +130,7 @@ def train_ports(cfg: StockpipeConfig, progress: Progress | None = None) -> Train
         benchmark=benchmark_source(cfg),
         loader=MlflowModelLoader(cfg.tracking_uri),
         progress=progress or NoProgress(),
+        snapshots=snapshots(cfg),
     )
 
 

@@ -26,6 +26,7 @@ class PriceBatch:
     frame: pl.DataFrame
     source: str
     sha256: str
+    snapshots: tuple[str, ...] = ()  # raw snapshot ids this batch was read from or stored as
 
     @property
     def tickers(self) -> tuple[str, ...]:

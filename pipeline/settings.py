@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,11 +17,40 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class ContractConfig(_Frozen):
+    """Data-contract policy: what blocks a job and what only warns."""
+
+    missing: Literal["error", "drop"] = "error"
+    max_abs_log_return: float = Field(0.5, gt=0, description="warn above (unadjusted split?)")
+    max_gap_business_days: int = Field(5, ge=1, description="warn on longer gaps")
+    max_staleness_days: int | None = Field(None, ge=0, description="warn if last date older")
+
+
+class FetchConfig(_Frozen):
+    """yfinance downloads."""
+
+    interval: Literal["1d"] = "1d"
+    start: dt.date | None = None
+    end: dt.date | None = None
+    retries: int = Field(3, ge=0)
+    backoff_seconds: float = Field(1.0, ge=0)
+    timeout_seconds: float = Field(20.0, gt=0)
+
+
 class DataConfig(_Frozen):
     """Where prices come from and where the embedded warehouse lives."""
 
+    source: Literal["file", "snapshots"] = "file"
     path: Path = Path("data/sample/NVDA.csv")
     tickers: tuple[str, ...] | None = None
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="file header -> date/open/high/low/close/adj_close/..."
+    )
+    adjustment: Literal["adjusted", "raw"] = "adjusted"
+    contract: ContractConfig = ContractConfig()
+    raw_dir: Path = Path("data/raw")
+    snapshot: str | None = Field(None, description="pin one snapshot id (train/score)")
+    fetch: FetchConfig = FetchConfig()
     benchmark_path: Path | None = Field(
         None, description="Price file of the market family's benchmark ticker (e.g. SPY)"
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli import inspect, models, run
+from pipeline.cli import data, inspect, models, run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,6 +29,9 @@ for command in (
     inspect.features,
     inspect.backtest,
     models.models,
+    data.fetch,
+    data.validate,
+    data.data,
 ):
     main.add_command(command)
 

@@ -35,6 +35,11 @@ def config_options(func: F) -> F:
         ),
         click.option("--tracking-uri", default=None, help="MLflow tracking URI override."),
         click.option("--seed", type=int, default=None, help="Random seed override."),
+        click.option(
+            "--snapshot",
+            default=None,
+            help="Use these raw snapshot id(s) (comma-separated) as input.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)

@@ -23,13 +23,14 @@ def folds(
     data: Path | None,
     tracking_uri: str | None,
     seed: int | None,
+    snapshot: str | None,
     fmt: str,
 ) -> None:
     """Print the walk-forward fold manifest (from the DuckDB view) and its hash."""
     from pipeline import bootstrap
     from pipeline.training.inspect import fold_manifest, folds_table
 
-    cfg = load(config_dir, env, data=data, seed=seed, tracking_uri=tracking_uri)
+    cfg = load(config_dir, env, data=data, seed=seed, snapshot=snapshot, tracking_uri=tracking_uri)
     manifest, digest = fold_manifest(cfg, bootstrap.data_ports(cfg))
     if fmt == "json":
         doc = {"folds_hash": digest, "folds": folds_table(manifest).to_dicts()}
@@ -62,6 +63,7 @@ def features(
     data: Path | None,
     tracking_uri: str | None,
     seed: int | None,
+    snapshot: str | None,
     output: Path,
 ) -> None:
     """Write the computed feature frame: exactly what the model sees."""
@@ -69,7 +71,7 @@ def features(
     from pipeline.serving.sinks import ParquetSink
     from pipeline.training.inspect import feature_table
 
-    cfg = load(config_dir, env, data=data, seed=seed, tracking_uri=tracking_uri)
+    cfg = load(config_dir, env, data=data, seed=seed, snapshot=snapshot, tracking_uri=tracking_uri)
     frame = feature_table(cfg, bootstrap.data_ports(cfg))
     ParquetSink(output.resolve()).write(frame)
     click.echo(f"wrote {frame.height} rows x {frame.width} columns to {output}")
@@ -90,6 +92,7 @@ def backtest(
     data: Path | None,
     tracking_uri: str | None,
     seed: int | None,
+    snapshot: str | None,
     model_uri: str | None,
     output_dir: Path,
 ) -> None:
@@ -97,7 +100,7 @@ def backtest(
     from pipeline import bootstrap
     from pipeline.training.backtest import backtest as run_backtest
 
-    cfg = load(config_dir, env, data=data, seed=seed, tracking_uri=tracking_uri)
+    cfg = load(config_dir, env, data=data, seed=seed, snapshot=snapshot, tracking_uri=tracking_uri)
     report = run_backtest(cfg, bootstrap.backtest_ports(cfg), output_dir.resolve(), model_uri)
     b = report["baselines"]["buy_and_hold"]
     lo, hi = report["sharpe_ci"]

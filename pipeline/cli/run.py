@@ -38,6 +38,7 @@ def train(
     data: Path | None,
     tracking_uri: str | None,
     seed: int | None,
+    snapshot: str | None,
     trials: int | None,
     summary: Path | None,
     study_name: str | None,
@@ -56,6 +57,7 @@ def train(
         data=data,
         trials=trials,
         seed=seed,
+        snapshot=snapshot,
         tracking_uri=tracking_uri,
         summary=summary,
         n_jobs=n_jobs,
@@ -103,6 +105,7 @@ def worker(
     data: Path | None,
     tracking_uri: str | None,
     seed: int | None,
+    snapshot: str | None,
     study_name: str,
     trials: int | None,
     n_jobs: int | None,
@@ -117,6 +120,7 @@ def worker(
         data=data,
         trials=trials,
         seed=seed,
+        snapshot=snapshot,
         tracking_uri=tracking_uri,
         n_jobs=n_jobs,
     )
@@ -143,6 +147,7 @@ def score(
     data: Path | None,
     tracking_uri: str | None,
     seed: int | None,
+    snapshot: str | None,
     model_uri: str | None,
     output: Path,
 ) -> None:
@@ -151,7 +156,7 @@ def score(
     from pipeline.serving.score import score as run_score
     from pipeline.serving.sinks import ParquetSink
 
-    cfg = load(config_dir, env, data=data, seed=seed, tracking_uri=tracking_uri)
+    cfg = load(config_dir, env, data=data, seed=seed, snapshot=snapshot, tracking_uri=tracking_uri)
     out = run_score(cfg, bootstrap.score_ports(cfg), ParquetSink(output.resolve()), model_uri)
     click.echo(str(out))
     click.echo(f"wrote {out.height} row(s) to {output}")

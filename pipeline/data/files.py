@@ -2,21 +2,30 @@
 
 Columns: date, open, high, low, close, volume, and optionally ticker (else the file stem).
 Headers are matched case-insensitively with spaces and underscores ignored, so ``Date`` and
-``Close`` work too. Every problem is reported with the file, the column and the rows at fault.
+``Close`` work too, and ``data.yaml: columns`` maps any other header. With
+``adjustment: adjusted`` an ``Adj Close`` column, when present, replaces close and scales
+open/high/low by the same factor (the usual back-adjustment); ``raw`` ignores it. A path may
+hold ``{ticker}`` to read one file per ticker. Every problem is reported with the file, the
+column and the rows at fault.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 
-from pipeline.data.validation import check_contract, describe_rows
+from pipeline.data.validation import ContractPolicy, ContractReport, check_contract, describe_rows
 from pipeline.domain import PRICE_COLUMNS, PriceBatch
 from pipeline.errors import DataError
 
 NUMERIC = ("open", "high", "low", "close", "volume")
+log = logging.getLogger(__name__)
 
 
 def file_sha256(path: Path) -> str:
@@ -47,8 +56,42 @@ def _normalise_header(name: str) -> str:
     return name.strip().lower().replace(" ", "").replace("_", "")
 
 
-def _parse(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
+@dataclass(frozen=True)
+class FileOptions:
+    """How to read user files: header mapping, adjustment and the contract's policy."""
+
+    columns: Mapping[str, str] = field(default_factory=dict)
+    adjustment: Literal["adjusted", "raw"] = "adjusted"
+    policy: ContractPolicy = field(default_factory=ContractPolicy)
+
+
+def _adjust(raw: pl.DataFrame, lookup: dict[str, str], adjustment: str) -> pl.DataFrame:
+    adj = lookup.get("adjclose")
+    if adj is None or adjustment == "raw" or "close" not in lookup:
+        return raw
+    close = lookup["close"]
+    num = [pl.col(c).cast(pl.Float64, strict=False) for c in (adj, close)]
+    factor = num[0] / num[1]
+    return raw.with_columns(
+        *[
+            (pl.col(lookup[c]).cast(pl.Float64, strict=False) * factor).alias(lookup[c])
+            for c in ("open", "high", "low")
+            if c in lookup
+        ],
+        num[0].alias(close),
+    )
+
+
+def _parse(raw: pl.DataFrame, path: Path, options: FileOptions | None = None) -> pl.DataFrame:
+    options = options or FileOptions()
+    unknown = [c for c in options.columns if c not in raw.columns]
+    if unknown:
+        raise DataError(
+            f"{path}: data.yaml 'columns' maps {unknown}, not in the file's header {raw.columns}"
+        )
+    raw = raw.rename(dict(options.columns))
     lookup = {_normalise_header(c): c for c in raw.columns}
+    raw = _adjust(raw, lookup, options.adjustment)
     wanted = [c for c in PRICE_COLUMNS if c != "ticker"]
     missing = [c for c in wanted if c not in lookup]
     if missing:
@@ -83,37 +126,88 @@ def _parse(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
             for c in NUMERIC
         ],
     )
+    problems = []
     for col in ("date", *NUMERIC):
         bad = parsed.filter(pl.col(col).is_null() & frame.get_column(col).is_not_null())
         blank = parsed.filter(frame.get_column(col).is_null())
+        if blank.height and options.policy.missing == "drop":
+            log.warning(
+                "%s: dropped %d row(s) with a missing '%s' (missing: drop) at %s",
+                path,
+                blank.height,
+                col,
+                describe_rows(blank["row"]),
+            )
+            parsed = parsed.filter(~pl.col("row").is_in(blank["row"].implode()))
+            frame = frame.filter(~pl.col("row").is_in(blank["row"].implode()))
+            blank = blank.clear()
         for kind, rows in (("unparseable", bad), ("missing", blank)):
             if rows.height:
                 sample = frame.filter(pl.col("row").is_in(rows["row"].implode()))
-                raise DataError(
+                problems.append(
                     f"{path}: column '{col}' has {rows.height} {kind} value(s) at "
                     f"{describe_rows(rows['row'], sample[col].cast(pl.String))}"
                 )
+    if problems:
+        raise DataError("\n".join(problems))
     return parsed.select("row", *PRICE_COLUMNS)
 
 
-class FileSource:
-    """A PriceSource reading one CSV or parquet file."""
+def read_file(
+    path: Path, tickers: tuple[str, ...] | None = None, options: FileOptions | None = None
+) -> tuple[pl.DataFrame, ContractReport]:
+    """Parse and check one file; raises DataError naming every broken rule."""
+    options = options or FileOptions()
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found")
+    frame = _parse(_read_raw(path), path, options)
+    if tickers:
+        frame = frame.filter(pl.col("ticker").is_in(list(tickers)))
+        if frame.height == 0:
+            raise DataError(f"{path}: none of the tickers {list(tickers)} found")
+    report = check_contract(frame, path, options.policy)
+    report.raise_for_errors()
+    report.log_warnings()
+    return frame.drop("row").sort("ticker", "date"), report
 
-    def __init__(self, path: Path, tickers: tuple[str, ...] | None = None) -> None:
+
+class FileSource:
+    """A PriceSource reading one CSV/parquet file, or one per ticker with a {ticker} pattern."""
+
+    def __init__(
+        self,
+        path: Path,
+        tickers: tuple[str, ...] | None = None,
+        options: FileOptions | None = None,
+    ) -> None:
         self.path = path
         self.tickers = tickers
+        self.options = options or FileOptions()
+        self.reports: list[ContractReport] = []
+
+    def paths(self) -> list[Path]:
+        """The files this source reads."""
+        if "{ticker}" not in str(self.path):
+            return [self.path]
+        if not self.tickers:
+            raise DataError(f"{self.path}: a {{ticker}} pattern needs data.yaml 'tickers'")
+        return [Path(str(self.path).replace("{ticker}", t)) for t in self.tickers]
 
     def load(self) -> PriceBatch:
-        if not self.path.is_file():
-            raise DataError(f"{self.path}: data file not found")
-        frame = _parse(_read_raw(self.path), self.path)
-        if self.tickers:
-            frame = frame.filter(pl.col("ticker").is_in(list(self.tickers)))
-            if frame.height == 0:
-                raise DataError(f"{self.path}: none of the tickers {list(self.tickers)} found")
-        check_contract(frame, self.path)
-        return PriceBatch(
-            frame=frame.drop("row").sort("ticker", "date"),
-            source=str(self.path),
-            sha256=file_sha256(self.path),
+        pattern = "{ticker}" in str(self.path)
+        frames, hashes = [], []
+        self.reports = []
+        for path in self.paths():
+            frame, report = read_file(path, None if pattern else self.tickers, self.options)
+            if pattern:
+                frame = frame.with_columns(pl.lit(path.stem.upper()).alias("ticker"))
+            frames.append(frame)
+            self.reports.append(report)
+            hashes.append(file_sha256(path))
+        frame = pl.concat(frames).sort("ticker", "date")
+        if frame.select(pl.struct("ticker", "date").is_duplicated().any()).item():
+            raise DataError(f"{self.path}: the files overlap: duplicate (ticker, date) rows")
+        digest = (
+            hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()
         )
+        return PriceBatch(frame=frame, source=str(self.path), sha256=digest)

@@ -15,6 +15,7 @@ import numpy as np
 import yaml
 
 from pipeline.data.inputs import Inputs, load_inputs, store_inputs
+from pipeline.data.snapshots import SnapshotStore
 from pipeline.domain import Fold, PriceSource, PriceStore, Registry, Tracker
 from pipeline.errors import ConfigError, StockpipeError
 from pipeline.evaluation.files import write_report_files
@@ -50,6 +51,7 @@ class TrainPorts:
     benchmark: PriceSource | None = None
     loader: ModelLoader | None = None  # loads the incumbent for the promotion gate
     progress: Progress = field(default_factory=NoProgress)
+    snapshots: SnapshotStore | None = None  # keeps an immutable copy of what was trained on
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,10 @@ def train(
     inputs = load_inputs(cfg.model.features, ports.source, ports.benchmark)
     batch = inputs.batch
     ports.tracker.check()
+    snapshot_ids = list(batch.snapshots)
+    if ports.snapshots is not None and not snapshot_ids:
+        params = {"path": batch.source, "file_sha256": batch.sha256}
+        snapshot_ids = [s.id for s in ports.snapshots.record(batch, "file", params)]
     store_inputs(ports.store, inputs)
     tickers, horizon = batch.tickers, cfg.model.target.horizon
     defs = build_feature_defs(cfg.model.features)
@@ -174,6 +180,7 @@ def train(
         "tickers": ",".join(tickers),
         "horizon": str(horizon),
         "study_name": study_name,
+        "snapshot_ids": ",".join(snapshot_ids),
     }
 
     with ports.tracker.start_run("train") as parent:

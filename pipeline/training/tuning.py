@@ -220,14 +220,20 @@ def _objective(cand: CandidateConfig, ctx: TuningContext) -> Callable[[optuna.Tr
     return objective
 
 
-def open_study(cand: CandidateConfig, ctx: TuningContext, study_name: str) -> optuna.Study:
-    """Create or load the candidate's study (racing workers may both call this safely)."""
+def open_study(
+    cand: CandidateConfig, ctx: TuningContext, study_name: str, sampler_seed: int | None = None
+) -> optuna.Study:
+    """Create or load the candidate's study (racing workers may both call this safely).
+
+    Each process of a shared study needs its own ``sampler_seed``: with the same seed, every
+    worker would draw the same start-up parameters and duplicate the others' trials.
+    """
     return optuna.create_study(
         study_name=f"{study_name}.{cand.name}",
         storage=ctx.storage,
         load_if_exists=True,
         direction=ctx.tuning.resolved_direction,
-        sampler=optuna.samplers.TPESampler(seed=ctx.seed),
+        sampler=optuna.samplers.TPESampler(seed=ctx.seed if sampler_seed is None else sampler_seed),
         pruner=make_pruner(ctx.tuning),
     )
 

@@ -8,6 +8,7 @@ coordinating `train` logs to MLflow and registers; workers write trials to the s
 from __future__ import annotations
 
 import logging
+import os
 
 from pipeline.data.inputs import load_inputs, store_inputs
 from pipeline.errors import ConfigError
@@ -49,7 +50,8 @@ def run_worker(cfg: StockpipeConfig, ports: DataPorts, study_name: str) -> dict[
     ran: dict[str, int] = {}
     for cand in (c for c in cfg.candidates.candidates if c.enabled):
         budget = cfg.training.n_trials or cand.n_trials
-        study = open_study(cand, ctx, study_name)
+        # A distinct sampler seed per worker process, derived from the configured seed.
+        study = open_study(cand, ctx, study_name, sampler_seed=cfg.training.seed + os.getpid())
         before = sum(t.state in FINISHED for t in study.trials)
         run_trials(cand, ctx, study, budget)
         mine = sum(t.state in FINISHED for t in study.trials) - before

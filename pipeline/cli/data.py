@@ -1,0 +1,131 @@
+"""`fetch`, `validate` and `data list|import`: bring prices in, check them, see what is kept."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline.cli.common import config_options, handle_errors, load
+
+
+@click.command()
+@config_options
+@click.option("--tickers", required=True, help="Comma-separated, e.g. NVDA,SPY.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--interval", type=click.Choice(["1d"]), default="1d", show_default=True)
+@handle_errors
+def fetch(
+    config_dir: Path,
+    env: str | None,
+    data: Path | None,
+    tracking_uri: str | None,
+    seed: int | None,
+    snapshot: str | None,
+    tickers: str,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    interval: str,
+) -> None:
+    """Download daily bars with yfinance into a raw snapshot and the warehouse."""
+    from pipeline import bootstrap
+    from pipeline.data.ingest import ingest
+
+    cfg = load(config_dir, env)
+    names = tuple(t.strip().upper() for t in tickers.split(",") if t.strip())
+    fetch_cfg = cfg.data.fetch.model_copy(
+        update={
+            "start": start.date() if start else cfg.data.fetch.start,
+            "end": end.date() if end else cfg.data.fetch.end,
+            "interval": interval,
+        }
+    )
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"fetch": fetch_cfg})})
+    src = bootstrap.yfinance_source(cfg, names)
+    result = ingest(src, bootstrap.snapshots(cfg), bootstrap.store(cfg), "yfinance", src.params)
+    for snap in result.snapshots:
+        click.echo(f"{snap.id}  rows {snap.rows}  {snap.first_date}..{snap.last_date}")
+
+
+@click.command()
+@config_options
+@handle_errors
+def validate(
+    config_dir: Path,
+    env: str | None,
+    data: Path | None,
+    tracking_uri: str | None,
+    seed: int | None,
+    snapshot: str | None,
+) -> None:
+    """Check the configured input (or --data) against the data contract; write nothing."""
+    from pipeline import bootstrap
+    from pipeline.data.files import FileSource
+    from pipeline.errors import DataError
+
+    cfg = load(config_dir, env, data=data, snapshot=snapshot)
+    src = bootstrap.source(cfg)
+    try:
+        batch = src.load()
+    except DataError as exc:
+        click.echo(f"INVALID\n{exc}", err=True)
+        sys.exit(2)
+    for report in src.reports if isinstance(src, FileSource) else []:
+        for warning in report.warnings:
+            click.echo(f"warning: {warning.describe(report.path)}")
+    first, last = str(batch.frame["date"].min()), str(batch.frame["date"].max())
+    click.echo(
+        f"OK: {batch.frame.height} rows, tickers {list(batch.tickers)}, {first}..{last}, "
+        f"sha256 {batch.sha256}"
+    )
+
+
+@click.group()
+def data() -> None:
+    """Raw snapshots: list them, import files."""
+
+
+@data.command("list")
+@click.option(
+    "--config", "config_dir", type=click.Path(path_type=Path), default="conf", show_default=True
+)
+@click.option("--env", default=None)
+@handle_errors
+def list_snapshots(config_dir: Path, env: str | None) -> None:
+    """Every snapshot with its rows, date range, source and sha256."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline import bootstrap
+
+    cfg = load(config_dir, env)
+    table = Table(title=f"snapshots in {cfg.resolve(cfg.data.raw_dir)}")
+    for col in ("id", "rows", "first_date", "last_date", "source", "sha256"):
+        table.add_column(col, no_wrap=True)
+    for s in bootstrap.snapshots(cfg).entries():
+        table.add_row(s.id, str(s.rows), s.first_date, s.last_date, s.source, s.sha256[:16])
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+@data.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--config", "config_dir", type=click.Path(path_type=Path), default="conf", show_default=True
+)
+@click.option("--env", default=None)
+@handle_errors
+def import_file(path: Path, config_dir: Path, env: str | None) -> None:
+    """Validate a CSV/parquet file, keep it as a snapshot and load it into the warehouse."""
+    from pipeline import bootstrap
+    from pipeline.data.ingest import ingest
+
+    cfg = load(config_dir, env, data=path)
+    src = bootstrap.source(cfg)
+    result = ingest(
+        src, bootstrap.snapshots(cfg), bootstrap.store(cfg), "file", {"path": str(path.resolve())}
+    )
+    for snap in result.snapshots:
+        click.echo(f"{snap.id}  rows {snap.rows}  {snap.first_date}..{snap.last_date}")
