@@ -25,6 +25,7 @@ for command in (
     run.train,
     run.worker,
     run.score,
+    run.serve,
     inspect.folds,
     inspect.features,
     inspect.backtest,

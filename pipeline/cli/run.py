@@ -160,3 +160,40 @@ def score(
     out = run_score(cfg, bootstrap.score_ports(cfg), ParquetSink(output.resolve()), model_uri)
     click.echo(str(out))
     click.echo(f"wrote {out.height} row(s) to {output}")
+
+
+@click.command()
+@click.option(
+    "--config", "config_dir", type=click.Path(path_type=Path), default="conf", show_default=True
+)
+@click.option("--env", default=None)
+@click.option("--tracking-uri", default=None)
+@click.option(
+    "--model-uri", default=None, help="Defaults to models:/<registered_model>@<champion_alias>."
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@handle_errors
+def serve(
+    config_dir: Path,
+    env: str | None,
+    tracking_uri: str | None,
+    model_uri: str | None,
+    host: str,
+    port: int,
+) -> None:
+    """Serve the registered model over HTTP (POST /predict); needs the `serve` extra."""
+    try:
+        import uvicorn
+
+        from pipeline.serving.api import create_app
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise click.ClickException(
+            "install the serving extra: pip install 'stockpipe[serve]'"
+        ) from exc
+    from pipeline.tracking.mlflow_adapter import MlflowModelLoader
+
+    cfg = load(config_dir, env, tracking_uri=tracking_uri)
+    uri = model_uri or f"models:/{cfg.tracking.registered_model}@{cfg.tracking.champion_alias}"
+    model = MlflowModelLoader(cfg.tracking_uri).load(uri)
+    uvicorn.run(create_app(model, cfg.model.target.horizon), host=host, port=port)
