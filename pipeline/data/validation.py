@@ -83,11 +83,10 @@ def describe_rows(rows: pl.Series, values: pl.Series | None = None) -> str:
 def _error_rules() -> list[tuple[str, str, pl.Expr]]:
     prices = ("open", "high", "low", "close")
     return [
-        (
-            "close",
-            "prices must be finite and > 0",
-            ~pl.all_horizontal([pl.col(c).is_finite() & (pl.col(c) > 0) for c in prices]),
-        ),
+        *[
+            (c, "prices must be finite and > 0", ~(pl.col(c).is_finite() & (pl.col(c) > 0)))
+            for c in prices
+        ],
         (
             "volume",
             "volume must be finite and >= 0",

@@ -41,14 +41,25 @@ class DuckDBStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = path
-        if isinstance(path, Path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(path))
-        for script in sorted(sql_dir().glob("*.sql")):
-            self.con.execute(script.read_text(encoding="utf-8"))
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """Connect and apply ``sql/`` on first use, so a job that fails validation before
+        touching the warehouse leaves the file exactly as it was (or absent)."""
+        if self._con is None:
+            if isinstance(self.path, Path):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(str(self.path))
+            for script in sorted(sql_dir().glob("*.sql")):
+                con.execute(script.read_text(encoding="utf-8"))
+            self._con = con
+        return self._con
 
     def close(self) -> None:
-        self.con.close()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def upsert(self, batch: PriceBatch) -> int:
         """Insert or replace rows by (ticker, date) atomically; returns rows written."""

@@ -84,8 +84,8 @@ class YFinanceSource:
         backoff_seconds: float = 1.0,
         timeout_seconds: float = 20.0,
         policy: ContractPolicy | None = None,
-        download: Downloader = _yf_download,
-        sleep: Callable[[float], None] = time.sleep,
+        download: Downloader | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         if not tickers:
             raise DataError("fetch: no tickers given (e.g. --tickers NVDA,SPY)")
@@ -103,7 +103,8 @@ class YFinanceSource:
         self._download, self._sleep = download, sleep
 
     def _once(self) -> pl.DataFrame:
-        raw = self._download(
+        # Looked up at call time, so the module-level function can be patched in tests.
+        raw = (self._download or _yf_download)(
             list(self.tickers),
             start=self.start,
             end=self.end,
@@ -141,7 +142,7 @@ class YFinanceSource:
                     self.retries,
                     wait,
                 )
-                self._sleep(wait)
+                (self._sleep or time.sleep)(wait)
         if frame is None or missing:
             raise DataError(
                 f"yfinance returned no data for {missing} after {self.retries + 1} attempt(s) "
