@@ -155,8 +155,13 @@ def score_ports(cfg: StockpipeConfig) -> ScorePorts:
     )
 
 
-def data_ports(cfg: StockpipeConfig) -> DataPorts:
-    return DataPorts(source=source(cfg), store=store(cfg), benchmark=benchmark_source(cfg))
+def data_ports(cfg: StockpipeConfig, in_memory: bool = False) -> DataPorts:
+    """Data ports; workers use a private in-memory warehouse (nothing to share or lock)."""
+    return DataPorts(
+        source=source(cfg),
+        store=DuckDBStore(":memory:") if in_memory else store(cfg),
+        benchmark=benchmark_source(cfg),
+    )
 
 
 def backtest_ports(cfg: StockpipeConfig) -> BacktestPorts:

@@ -124,7 +124,7 @@ def worker(
         tracking_uri=tracking_uri,
         n_jobs=n_jobs,
     )
-    done = run_worker(cfg, bootstrap.data_ports(cfg), study_name)
+    done = run_worker(cfg, bootstrap.data_ports(cfg, in_memory=True), study_name)
     for name, count in done.items():
         click.echo(f"{name}: ran {count} trial(s) in {study_name}.{name}")
 

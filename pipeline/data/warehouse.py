@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -39,27 +41,59 @@ FOLD_PARAM_KEYS = (
 class DuckDBStore:
     """A PriceStore backed by one DuckDB file (``:memory:`` works for tests)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, lock_timeout_seconds: float = 60.0) -> None:
         self.path = path
-        self._con: duckdb.DuckDBPyConnection | None = None
+        self.lock_timeout = lock_timeout_seconds
+        self._memory: duckdb.DuckDBPyConnection | None = None
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        # DuckDB allows one writing process per file: another job (a worker, a score run) may
+        # hold it briefly, so wait for the lock instead of failing at once.
+        if isinstance(self.path, Path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                con = duckdb.connect(str(self.path))
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise DataError(
+                        f"warehouse {self.path} is locked by another process: {exc}"
+                    ) from exc
+                time.sleep(0.2)
+        for script in sorted(sql_dir().glob("*.sql")):
+            con.execute(script.read_text(encoding="utf-8"))
+        return con
+
+    @contextmanager
+    def session(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one operation: opened on first use (so a job that fails
+        validation leaves the file untouched) and closed after it, so several processes can
+        share the warehouse. ``:memory:`` keeps one connection for the store's lifetime."""
+        if str(self.path) == ":memory:":
+            if self._memory is None:
+                self._memory = self._connect()
+            yield self._memory
+            return
+        con = self._connect()
+        try:
+            yield con
+        finally:
+            con.close()
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
-        """Connect and apply ``sql/`` on first use, so a job that fails validation before
-        touching the warehouse leaves the file exactly as it was (or absent)."""
-        if self._con is None:
-            if isinstance(self.path, Path):
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(str(self.path))
-            for script in sorted(sql_dir().glob("*.sql")):
-                con.execute(script.read_text(encoding="utf-8"))
-            self._con = con
-        return self._con
+        """The in-memory connection (tests); file stores use ``session()``."""
+        if str(self.path) != ":memory:":
+            raise RuntimeError("file-backed stores open a connection per operation")
+        with self.session() as con:
+            return con
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        if self._memory is not None:
+            self._memory.close()
+            self._memory = None
 
     def upsert(self, batch: PriceBatch) -> int:
         """Insert or replace rows by (ticker, date) atomically; returns rows written."""
@@ -68,19 +102,21 @@ class DuckDBStore:
             pl.lit(dt.datetime.now(dt.UTC).replace(tzinfo=None)).alias("loaded_at"),
         )
         arrow = frame.to_arrow()
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            self.con.register("incoming", arrow)
-            self.con.execute("INSERT OR REPLACE INTO prices SELECT * FROM incoming")
-            self.con.unregister("incoming")
-            self.con.execute("COMMIT")
-        except duckdb.Error:
-            self.con.execute("ROLLBACK")
-            raise
+        with self.session() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.register("incoming", arrow)
+                con.execute("INSERT OR REPLACE INTO prices SELECT * FROM incoming")
+                con.unregister("incoming")
+                con.execute("COMMIT")
+            except duckdb.Error:
+                con.execute("ROLLBACK")
+                raise
         return frame.height
 
     def _query(self, sql: str, params: list[Any]) -> pl.DataFrame:
-        return pl.from_arrow(self.con.sql(sql, params=params).to_arrow_table())  # type: ignore[return-value]
+        with self.session() as con:
+            return pl.from_arrow(con.sql(sql, params=params).to_arrow_table())  # type: ignore[return-value]
 
     def history(
         self,
@@ -108,9 +144,10 @@ class DuckDBStore:
         return (frame if benchmark is not None else frame.drop("bench_close")).lazy()
 
     def _require(self, ticker: str) -> None:
-        found = self.con.execute(
-            "SELECT count(*) FROM v_prices WHERE ticker = ?", [ticker]
-        ).fetchall()
+        with self.session() as con:
+            found = con.execute(
+                "SELECT count(*) FROM v_prices WHERE ticker = ?", [ticker]
+            ).fetchall()
         if found[0][0] == 0:
             raise DataError(
                 f"warehouse {self.path}: benchmark '{ticker}' has no prices; set data.benchmark "
@@ -125,26 +162,27 @@ class DuckDBStore:
     ) -> list[Fold]:
         """Read the fold manifest view for ``tickers`` with the given fold parameters."""
         values = [params.get(k) for k in FOLD_PARAM_KEYS]
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            self.con.execute("DELETE FROM fold_params")
-            self.con.execute(
-                "INSERT INTO fold_params (scheme, n_folds, test_size, step, purge, embargo, "
-                "min_train_size, max_train_size, horizon) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
-            # The calendar is the panel's, not the whole warehouse's.
-            self.con.execute("DELETE FROM panel")
-            self.con.execute(
-                "INSERT INTO panel SELECT unnest(?, recursive := true)",
-                [_bounds(tickers, ranges)],
-            )
-            rows = self.con.sql("SELECT * FROM v_folds ORDER BY fold").fetchall()
-            cols = [d[0] for d in self.con.sql("SELECT * FROM v_folds LIMIT 0").description]
-            self.con.execute("COMMIT")
-        except duckdb.Error:
-            self.con.execute("ROLLBACK")
-            raise
+        with self.session() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("DELETE FROM fold_params")
+                con.execute(
+                    "INSERT INTO fold_params (scheme, n_folds, test_size, step, purge, embargo, "
+                    "min_train_size, max_train_size, horizon) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    values,
+                )
+                # The calendar is the panel's, not the whole warehouse's.
+                con.execute("DELETE FROM panel")
+                con.execute(
+                    "INSERT INTO panel SELECT unnest(?, recursive := true)",
+                    [_bounds(tickers, ranges)],
+                )
+                rows = con.sql("SELECT * FROM v_folds ORDER BY fold").fetchall()
+                cols = [d[0] for d in con.sql("SELECT * FROM v_folds LIMIT 0").description]
+                con.execute("COMMIT")
+            except duckdb.Error:
+                con.execute("ROLLBACK")
+                raise
         manifest = [dict(zip(cols, row, strict=True)) for row in rows]
         return _to_folds(manifest, params)
 

@@ -237,8 +237,13 @@ class MlflowRegistry:
         return str(mv.version)
 
     def set_alias(self, alias: str, version: str, record: bool = False) -> None:
+        from mlflow.exceptions import MlflowException
+
         client = self._client()
-        client.get_model_version(self.name, version)  # raises if the version does not exist
+        try:
+            client.get_model_version(self.name, version)
+        except MlflowException as exc:
+            raise TrackingError(f"{self.name} has no version {version}: {exc.message}") from exc
         client.set_registered_model_alias(self.name, alias, version)
         if record:
             history = [*self.alias_history(alias), version]

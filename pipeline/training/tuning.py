@@ -279,6 +279,10 @@ def tune_candidate(
     """Tune one candidate and re-evaluate its best trial locally for predictions."""
     started = time.perf_counter()
     study = open_study(cand, ctx, study_name)
+    done = sum(t.state in FINISHED for t in study.trials)
+    if done:
+        # A resumed study gets a sampler seed of its own, or it would replay the first trials.
+        study = open_study(cand, ctx, study_name, sampler_seed=ctx.seed + done)
     run_trials(cand, ctx, study, budget, callbacks)
     if ctx.storage is not None:
         _wait_for_running(study, ctx.tuning.wait_for_workers_seconds)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import logging
 import os
 
+import optuna
+from optuna.trial import FrozenTrial
+
 from pipeline.data.inputs import load_inputs, store_inputs
 from pipeline.errors import ConfigError
 from pipeline.features.spec import build_feature_defs
@@ -18,7 +21,7 @@ from pipeline.settings import StockpipeConfig
 from pipeline.training.dataset import build_training_set
 from pipeline.training.inspect import DataPorts
 from pipeline.training.train import fold_params
-from pipeline.training.tuning import FINISHED, TuningContext, make_storage, open_study, run_trials
+from pipeline.training.tuning import TuningContext, make_storage, open_study, run_trials
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +55,12 @@ def run_worker(cfg: StockpipeConfig, ports: DataPorts, study_name: str) -> dict[
         budget = cfg.training.n_trials or cand.n_trials
         # A distinct sampler seed per worker process, derived from the configured seed.
         study = open_study(cand, ctx, study_name, sampler_seed=cfg.training.seed + os.getpid())
-        before = sum(t.state in FINISHED for t in study.trials)
-        run_trials(cand, ctx, study, budget)
-        mine = sum(t.state in FINISHED for t in study.trials) - before
-        ran[cand.name] = mine
-        log.info("worker: %s ran %d trial(s) in %s.%s", cand.name, mine, study_name, cand.name)
+        mine: list[int] = []
+
+        def count(_study: optuna.Study, trial: FrozenTrial, mine: list[int] = mine) -> None:
+            mine.append(trial.number)  # called in this process only: our own trials
+
+        run_trials(cand, ctx, study, budget, [count])
+        ran[cand.name] = len(mine)
+        log.info("worker: %s ran %d trial(s) in %s.%s", cand.name, len(mine), study_name, cand.name)
     return ran

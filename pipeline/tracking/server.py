@@ -1,0 +1,198 @@
+"""Start and stop a local MLflow tracking server on PostgreSQL, for tests and local setups.
+
+Same flags as ``docker/mlflow/Dockerfile`` and ``docker/mlflow-server.sh``: one worker, no job
+runner, served artifacts, explicit ``--allowed-hosts``. The server gets its own process group,
+so ``ServerHandle.stop()`` ends it and every child, even mid start-up. ``create_database`` and
+``drop_database`` use psycopg (the ``server`` extra): no ``createdb`` binary needed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import LiteralString
+
+from pipeline.errors import TrackingError
+
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+PG_CONNINFO = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def allowed_hosts(host: str, port: int, extra: Sequence[str] = ()) -> list[str]:
+    """Host headers to accept (compared exactly, port included; ``*`` globs): localhost,
+    127.0.0.1 and ``host``, bare and with the port, plus ``extra`` (e.g. ``"gpu-box:8888"``)."""
+    names = ["localhost", "127.0.0.1"]
+    if host not in (*names, "0.0.0.0"):
+        names.append(host)
+    return [f"{name}{suffix}" for name in names for suffix in ("", f":{port}")] + list(extra)
+
+
+def server_command(
+    backend_uri: str,
+    artifacts_dir: Path,
+    host: str,
+    port: int,
+    extra_hosts: Sequence[str] = (),
+) -> list[str]:
+    """The ``mlflow server`` argv (the environment in SERVER_ENV completes it)."""
+    flags = {
+        "--backend-store-uri": backend_uri,
+        "--artifacts-destination": str(artifacts_dir),
+        "--host": host,
+        "--port": str(port),
+        "--workers": "1",
+        "--allowed-hosts": ",".join(allowed_hosts(host, port, extra_hosts)),
+    }
+    exe = Path(sys.executable).parent / "mlflow"  # this environment's mlflow, else PATH's
+    argv = [str(exe) if exe.is_file() else "mlflow", "server"]
+    return argv + [part for flag in flags.items() for part in flag]
+
+
+@dataclass
+class ServerHandle:
+    """A running server; ``stop()`` (or leaving the ``with`` block) ends its process group."""
+
+    process: subprocess.Popen[bytes]
+    uri: str
+    port: int
+    log_path: Path
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the server's combined stdout/stderr."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the whole process group, then SIGKILL whatever is left after ``timeout``."""
+        pgid = self.process.pid  # start_new_session=True: the leader's pid is the group id
+        _signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.process.poll()  # reap the leader: as a zombie it would still count as alive
+            if not _signal_group(pgid, 0):  # signal 0 only checks that the group exists
+                break
+            time.sleep(0.1)
+        _signal_group(pgid, signal.SIGKILL)
+        self.process.wait(timeout=5)  # SIGKILL cannot be ignored
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to the process group; False if no process of it is left."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _get(url: str, timeout: float = 5.0) -> int:
+    """Status code of a GET; the Host header is the URL's host:port, as the client sends it."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def wait_until_ready(handle: ServerHandle, timeout: float) -> None:
+    """Wait for /health and for a real API call: /health alone passes even when Host is refused."""
+    api = f"{handle.uri}/api/2.0/mlflow/experiments/search?max_results=1"
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline and handle.process.poll() is None:
+        try:
+            health, search = _get(f"{handle.uri}/health"), _get(api)
+            if health == 200 and search == 200:
+                return
+            last = f"/health {health}, experiments/search {search}"
+        except OSError as exc:  # URLError, refused, reset, timeout
+            last = str(exc)
+        time.sleep(0.5)
+    code = handle.process.returncode
+    state = f"exited with code {code}" if code is not None else f"not ready after {timeout:.0f}s"
+    raise TrackingError(
+        f"mlflow server at {handle.uri} {state} ({last}); "
+        f"log {handle.log_path}:\n{handle.log_tail()}"
+    )
+
+
+def start_tracking_server(
+    backend_uri: str,
+    artifacts_dir: str | Path,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    timeout: float = 120.0,
+    log_path: Path | None = None,
+    extra_hosts: Sequence[str] = (),
+) -> ServerHandle:
+    """Start ``mlflow server`` in its own process group and return once it answers API calls.
+
+    ``port=None`` picks a free port (a rare race with another process binding it first shows
+    as a start-up failure). The log goes to ``log_path``, a temporary file by default.
+    ``extra_hosts`` adds ``--allowed-hosts`` entries. On any failure, timeout included, the
+    process group is stopped before TrackingError is raised.
+    """
+    port = port or free_port(host)
+    artifacts = Path(artifacts_dir).resolve()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    if log_path is None:
+        fd, name = tempfile.mkstemp(prefix=f"mlflow-server-{port}-", suffix=".log")
+        os.close(fd)
+        log_path = Path(name)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            server_command(backend_uri, artifacts, host, port, extra_hosts),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **SERVER_ENV},
+            start_new_session=True,
+        )
+    client_host = "127.0.0.1" if host == "0.0.0.0" else host
+    handle = ServerHandle(process, f"http://{client_host}:{port}", port, log_path)
+    try:
+        wait_until_ready(handle, timeout)
+    except BaseException:
+        handle.stop()
+        raise
+    return handle
+
+
+def create_database(name: str, conninfo: str = PG_CONNINFO) -> None:
+    """CREATE DATABASE ``name`` (connects to the ``postgres`` database, autocommit)."""
+    _admin("CREATE DATABASE {}", name, conninfo)
+
+
+def drop_database(name: str, conninfo: str = PG_CONNINFO) -> None:
+    """DROP DATABASE IF EXISTS ``name``, closing any connection still open on it."""
+    _admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name, conninfo)
+
+
+def _admin(statement: LiteralString, name: str, conninfo: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL(statement).format(sql.Identifier(name)))
