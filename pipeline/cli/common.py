@@ -56,6 +56,17 @@ def handle_errors(func: F) -> F:
         except StockpipeError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except Exception as exc:
+            # Tracking-server failures mid-run (MLflow raises its own types): say so plainly.
+            if not type(exc).__module__.startswith(("mlflow", "requests", "urllib3")):
+                raise
+            click.echo(
+                f"error: tracking failed: {type(exc).__name__}: {exc}. If the server "
+                "died, restart it and re-run with the same --study-name to resume "
+                "the study.",
+                err=True,
+            )
+            sys.exit(3)
 
     return wrapper  # type: ignore[return-value]
 

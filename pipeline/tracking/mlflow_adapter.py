@@ -20,6 +20,10 @@ from typing import Any
 from pipeline.errors import TrackingError
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# MLflow's defaults (7 retries with exponential backoff, 120 s timeouts) make a dead server
+# look like a hang; fail within about a minute instead. Users can still override both.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 # skops refuses to load types it does not know; these are ours plus the estimators' internals.
 SKOPS_TRUSTED_TYPES = [

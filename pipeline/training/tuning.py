@@ -8,6 +8,7 @@ shared by several worker processes.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -68,7 +69,15 @@ def make_storage(spec: str | None, root: Path) -> optuna.storages.BaseStorage | 
     if spec is None:
         return None
     if "://" in spec:
-        return optuna.storages.RDBStorage(spec, heartbeat_interval=60, grace_period=120)
+        from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+        try:
+            return optuna.storages.RDBStorage(spec, heartbeat_interval=60, grace_period=120)
+        except (IntegrityError, ProgrammingError):
+            # Several processes creating the schema of an empty database at once collide;
+            # the loser finds the tables made by the winner on a second try.
+            time.sleep(1.0)
+            return optuna.storages.RDBStorage(spec, heartbeat_interval=60, grace_period=120)
     from optuna.storages.journal import JournalFileBackend
 
     path = Path(spec) if Path(spec).is_absolute() else root / spec
@@ -264,6 +273,9 @@ def _wait_for_running(study: optuna.Study, seconds: float) -> None:
     """Let other workers finish the trials they are running before picking the best."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        # A trial whose worker died stops its heartbeat; mark it failed instead of waiting.
+        with contextlib.suppress(Exception):
+            optuna.storages.fail_stale_trials(study)
         if not any(t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False)):
             return
         time.sleep(0.5)

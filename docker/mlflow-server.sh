@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Run the MLflow tracking server of docker/mlflow/Dockerfile natively, against an existing
+# PostgreSQL: same flags (served artifacts, --workers 1, explicit --allowed-hosts) and the same
+# environment (job runner and telemetry off). pipeline/tracking/server.py starts the same
+# command from Python (tests use it).
+#
+# Usage:
+#   docker/mlflow-server.sh [--backend-store-uri URI] [--host HOST] [--port PORT]
+#                           [--artifacts DIR] [--allowed-host NAME]... [--print]
+#
+# Each option has an environment default:
+#   --backend-store-uri  MLFLOW_BACKEND_STORE_URI   postgresql://postgres@127.0.0.1:5432/mlflow
+#   --host               MLFLOW_HOST                127.0.0.1 (0.0.0.0 to accept other machines)
+#   --port               MLFLOW_PORT                8888 (the port docker-compose.yml publishes)
+#   --artifacts          MLFLOW_ARTIFACTS_DIR       docker/mlflow/artifacts (as the compose bind mount)
+#   --allowed-host       MLFLOW_EXTRA_ALLOWED_HOSTS (comma-separated) extra Host headers to accept
+#   --print              print the command (one argument a line) instead of running it
+#   MLFLOW               the mlflow executable (default: $VIRTUAL_ENV/bin/mlflow, else PATH)
+#
+# MLflow compares the Host header exactly, port included, and answers 403 to anything not
+# listed (while /health still says OK). localhost and 127.0.0.1, bare and with the port, are
+# always allowed; when other machines connect, add the name or IP they use, with the port:
+#   docker/mlflow-server.sh --host 0.0.0.0 --allowed-host gpu-box:8888 --allowed-host '10.0.0.*:8888'
+#
+# Needs `pip install -e ".[server]"` (psycopg 3: SQLAlchemy 2.1 maps postgresql:// to it) and
+# the database: createdb -h 127.0.0.1 -U postgres mlflow
+#
+# The script execs mlflow, so the server keeps this shell's pid. In a terminal, run it in the
+# foreground and stop it with Ctrl-C (which reaches the whole foreground process group). In the
+# background, give it its own process group and stop the group: killed during start-up the
+# server can leave children behind. From a script (no job control, so setsid does not fork and
+# $! is the new group's id):
+#   setsid docker/mlflow-server.sh > mlflow-server.log 2>&1 &
+#   pgid=$!
+#   ...
+#   kill -- -"$pgid"
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BACKEND="${MLFLOW_BACKEND_STORE_URI:-postgresql://postgres@127.0.0.1:5432/mlflow}"
+HOST="${MLFLOW_HOST:-127.0.0.1}"
+PORT="${MLFLOW_PORT:-8888}"
+ARTIFACTS="${MLFLOW_ARTIFACTS_DIR:-$ROOT/docker/mlflow/artifacts}"
+EXTRA="${MLFLOW_EXTRA_ALLOWED_HOSTS:-}"
+PRINT=0
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --backend-store-uri) BACKEND="$2"; shift 2 ;;
+        --host) HOST="$2"; shift 2 ;;
+        --port) PORT="$2"; shift 2 ;;
+        --artifacts) ARTIFACTS="$2"; shift 2 ;;
+        --allowed-host) EXTRA="${EXTRA:+$EXTRA,}$2"; shift 2 ;;
+        --print) PRINT=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "mlflow-server.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+# $MLFLOW if set, else the mlflow of the active virtualenv, else the one on PATH.
+if [ -z "${MLFLOW:-}" ]; then
+    MLFLOW=mlflow
+    if [ -n "${VIRTUAL_ENV:-}" ] && [ -x "$VIRTUAL_ENV/bin/mlflow" ]; then
+        MLFLOW="$VIRTUAL_ENV/bin/mlflow"
+    fi
+fi
+
+# Same list as pipeline/tracking/server.py:allowed_hosts(), plus the extras.
+ALLOWED="localhost,localhost:$PORT,127.0.0.1,127.0.0.1:$PORT"
+case "$HOST" in
+    localhost|127.0.0.1|0.0.0.0) ;;
+    *) ALLOWED="$ALLOWED,$HOST,$HOST:$PORT" ;;
+esac
+ALLOWED="$ALLOWED${EXTRA:+,$EXTRA}"
+
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
+export MLFLOW_DISABLE_TELEMETRY=true
+
+CMD=("$MLFLOW" server
+    --backend-store-uri "$BACKEND"
+    --artifacts-destination "$ARTIFACTS"
+    --host "$HOST"
+    --port "$PORT"
+    --workers 1
+    --allowed-hosts "$ALLOWED")
+
+if [ "$PRINT" = 1 ]; then
+    printf '%s\n' "${CMD[@]}"
+    exit 0
+fi
+
+mkdir -p "$ARTIFACTS"
+exec "${CMD[@]}"
