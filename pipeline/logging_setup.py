@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import warnings
 
@@ -27,6 +28,9 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
     """Configure the root logger on stderr, and quiet third-party chatter."""
+    # MLflow installs its own stderr handler on import unless told not to; then its records
+    # would bypass our format (and --log-json).
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter()
