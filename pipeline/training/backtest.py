@@ -12,19 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from sklearn.base import clone
-from sklearn.pipeline import Pipeline
-
-from pipeline.data.inputs import load_inputs, store_inputs
 from pipeline.domain import PriceSource, PriceStore, Tracker
-from pipeline.errors import ModelError
+from pipeline.errors import ModelError, StockpipeError
 from pipeline.evaluation.files import write_report_files
 from pipeline.evaluation.report import flat_metrics, walk_forward_report
-from pipeline.features.spec import FeaturesConfig, build_feature_defs
 from pipeline.serving.score import ModelLoader
 from pipeline.settings import StockpipeConfig
-from pipeline.training.dataset import build_training_set
+from pipeline.training.promotion import refit_per_fold, registered_training_set
 from pipeline.training.train import fold_params, folds_hash
 
 log = logging.getLogger(__name__)
@@ -45,31 +39,19 @@ def backtest(
     """Refit the model's pipeline per fold, write the report files and log them to MLflow."""
     uri = model_uri or f"models:/{cfg.tracking.registered_model}@{cfg.tracking.champion_alias}"
     model = ports.loader.load(uri)
-    steps = getattr(model.raw, "steps", None)
-    if not steps or steps[0][0] != "features":
-        raise ModelError(f"{uri} is not a stockpipe pipeline (no leading 'features' step)")
-    features = steps[0][1]
-    spec = FeaturesConfig.model_validate_json(features.spec)
-    columns = tuple(features.get_feature_names_out())
     horizon = model.horizon if model.horizon is not None else cfg.model.target.horizon
-
-    inputs = load_inputs(spec, ports.source, ports.benchmark)
     ports.tracker.check()
-    store_inputs(ports.store, inputs)
-    data = build_training_set(
-        inputs.history(ports.store), build_feature_defs(spec), columns, horizon
-    )
+    try:
+        data, steps, inputs = registered_training_set(
+            model, ports.source, ports.benchmark, ports.store, horizon
+        )
+    except StockpipeError as exc:
+        raise ModelError(f"{uri}: {exc}") from exc
     # The model's horizon decides the purge: its labels reach `horizon` days ahead.
     purge = max(cfg.training.folds.purge, horizon)
     params = {**fold_params(cfg), "horizon": horizon, "purge": purge}
     folds = ports.store.folds(inputs.tickers, params, inputs.batch.ranges)
-
-    predictions = []
-    for fold in folds:
-        train, test = data.masks(fold)
-        tail = clone(Pipeline(steps[1:]))
-        tail.fit(data.X[train], data.y[train])
-        predictions.append(np.asarray(tail.predict(data.X[test]), dtype=float))
+    predictions = refit_per_fold(steps, data, folds)
     oos = data.out_of_sample(folds, predictions)
     n_trials = int(model.tags.get("n_trials", "1"))
     variance = float(model.tags.get("trial_sharpe_var", "0") or 0.0)

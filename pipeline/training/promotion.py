@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
-from pipeline.data.inputs import load_inputs, store_inputs
+from pipeline.data.inputs import Inputs, load_inputs, store_inputs
 from pipeline.domain import Fold, PriceSource, PriceStore
 from pipeline.errors import StockpipeError
 from pipeline.evaluation.report import metrics_block
@@ -42,7 +42,7 @@ def registered_training_set(
     benchmark: PriceSource | None,
     store: PriceStore,
     horizon: int,
-) -> tuple[TrainingSet, list[tuple[str, object]]]:
+) -> tuple[TrainingSet, list[tuple[str, object]], Inputs]:
     """A loaded model's own features on the current data, and its unfitted tail steps."""
     steps = getattr(model.raw, "steps", None)
     if not steps or steps[0][0] != "features":
@@ -53,7 +53,7 @@ def registered_training_set(
     inputs = load_inputs(spec, source, benchmark)
     store_inputs(store, inputs)
     data = build_training_set(inputs.history(store), build_feature_defs(spec), columns, horizon)
-    return data, steps[1:]
+    return data, steps[1:], inputs
 
 
 def refit_per_fold(
@@ -79,7 +79,7 @@ def incumbent_value(
 ) -> float:
     """The incumbent's primary metric (mean over the given folds), refitted per fold."""
     horizon = cfg.model.target.horizon
-    data, steps = registered_training_set(model, source, benchmark, store, horizon)
+    data, steps, _ = registered_training_set(model, source, benchmark, store, horizon)
     predictions = refit_per_fold(steps, data, folds)
     per_fold = [
         metrics_block(data.out_of_sample([f], [p]), cfg.training.strategy, horizon)
