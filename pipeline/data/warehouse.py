@@ -82,14 +82,6 @@ class DuckDBStore:
         finally:
             con.close()
 
-    @property
-    def con(self) -> duckdb.DuckDBPyConnection:
-        """The in-memory connection (tests); file stores use ``session()``."""
-        if str(self.path) != ":memory:":
-            raise RuntimeError("file-backed stores open a connection per operation")
-        with self.session() as con:
-            return con
-
     def close(self) -> None:
         if self._memory is not None:
             self._memory.close()

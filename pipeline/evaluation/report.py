@@ -92,12 +92,6 @@ def metrics_block(oos: OutOfSample, cfg: StrategyConfig, horizon: int) -> dict[s
     return doc
 
 
-def strategy_sharpe(oos: OutOfSample, cfg: StrategyConfig, horizon: int) -> float:
-    """Per-period (not annualised) Sharpe of the strategy: the DSR's unit."""
-    returns = _strategy(oos, oos.y_pred, cfg, horizon)[1]
-    return sharpe_moments(returns)[0]
-
-
 def walk_forward_report(
     oos: OutOfSample,
     folds: Sequence[Fold],

@@ -59,11 +59,9 @@ def build_tail(
     return steps
 
 
-def build_pipeline(cfg: ModelConfig, kind: str, params: Mapping[str, Any], seed: int) -> Pipeline:
-    """The full, unfitted pipeline that is registered: raw price rows in, predictions out."""
-    columns = feature_columns(cfg)
-    features = PolarsFeatures(spec=cfg.features.model_dump_json(), columns=columns)
-    return Pipeline([("features", features), *build_tail(cfg, kind, params, seed, len(columns))])
+def feature_step(cfg: ModelConfig) -> PolarsFeatures:
+    """The unfitted first step of every registered pipeline: the configured features."""
+    return PolarsFeatures(spec=cfg.features.model_dump_json(), columns=feature_columns(cfg))
 
 
 def compose_fitted(features: PolarsFeatures, tail: Pipeline) -> Pipeline:

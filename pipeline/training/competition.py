@@ -23,8 +23,7 @@ from optuna.trial import TrialState
 from sklearn.pipeline import Pipeline
 
 from pipeline.domain import Fold, Run, Tracker
-from pipeline.model.pipeline import build_tail, compose_fitted
-from pipeline.model.transformer import PolarsFeatures
+from pipeline.model.pipeline import build_tail, compose_fitted, feature_step
 from pipeline.settings import StockpipeConfig
 from pipeline.training.callbacks import Progress, ProgressCallback, TrialRunLogger
 from pipeline.training.dataset import TrainingSet
@@ -152,8 +151,7 @@ def refit_candidate(cfg: StockpipeConfig, result: CandidateResult, data: Trainin
         build_tail(cfg.model, result.kind, result.best_params, cfg.training.seed, len(data.columns))
     )
     tail.fit(data.X, data.y)
-    features = PolarsFeatures(spec=cfg.model.features.model_dump_json(), columns=data.columns)
-    features.fit(data.raw)
+    features = feature_step(cfg.model).fit(data.raw)
     return compose_fitted(features, tail)
 
 

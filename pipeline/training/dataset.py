@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,14 +50,6 @@ class TrainingSet:
                 )
             )
         return OutOfSample(*(np.concatenate(cols) for cols in zip(*parts, strict=True)))
-
-    @property
-    def first_date(self) -> dt.date:
-        return self.dates.min()  # type: ignore[return-value]
-
-    @property
-    def last_date(self) -> dt.date:
-        return self.dates.max()  # type: ignore[return-value]
 
 
 def build_training_set(

@@ -37,7 +37,6 @@ from pipeline.training.dataset import TrainingSet, build_training_set
 from pipeline.training.promotion import Decision, decide, incumbent_value
 
 log = logging.getLogger(__name__)
-config_hash = lineage.config_hash
 
 
 @dataclass(frozen=True)
@@ -171,7 +170,7 @@ def train(
         "data_sha256": batch.sha256,
         "benchmark_sha256": inputs.benchmark_sha256,
         "benchmark": inputs.benchmark or "",
-        "config_hash": config_hash(cfg),
+        "config_hash": lineage.config_hash(cfg),
         "feature_spec_hash": lineage.feature_spec_hash(cfg.model),
         "folds_hash": folds_hash(folds),
         "git_commit": lineage.git_commit(cfg.project_root),
