@@ -31,7 +31,6 @@ from pipeline.training.tuning import (
     Callback,
     CandidateResult,
     TuningContext,
-    make_storage,
     tune_candidate,
 )
 
@@ -177,15 +176,7 @@ def run_competition(
 ) -> CompetitionResult:
     """Tune every enabled candidate; log a model for each one's best trial."""
     tuning = cfg.training.tuning
-    ctx = TuningContext(
-        cfg.model,
-        data,
-        folds,
-        cfg.training.seed,
-        cfg.training.strategy,
-        tuning,
-        make_storage(tuning.storage, cfg.project_root),
-    )
+    ctx = TuningContext.from_config(cfg, data, folds)
     entries: list[Entry] = []
     for cand in (c for c in cfg.candidates.candidates if c.enabled):
         budget = cfg.training.n_trials or cand.n_trials

@@ -81,6 +81,17 @@ def fold_params(cfg: StockpipeConfig) -> dict[str, Any]:
     return {**cfg.training.folds.model_dump(), "horizon": cfg.model.target.horizon}
 
 
+def training_problem(
+    cfg: StockpipeConfig, inputs: Inputs, store: PriceStore
+) -> tuple[TrainingSet, list[Fold]]:
+    """Features, target and folds of the stored inputs: what every competing process tunes on."""
+    defs = build_feature_defs(cfg.model.features)
+    data = build_training_set(
+        inputs.history(store), defs, feature_columns(cfg.model), cfg.model.target.horizon
+    )
+    return data, store.folds(inputs.tickers, fold_params(cfg), inputs.batch.ranges)
+
+
 def study_prefix(cfg: StockpipeConfig, inputs: Inputs, folds: list[Fold]) -> str:
     """Default study name: the same problem (data, features, folds, objective) resumes."""
     doc = [
@@ -152,10 +163,8 @@ def train(
         snapshot_ids = [s.id for s in ports.snapshots.record(batch, "file", params)]
     store_inputs(ports.store, inputs)
     tickers, horizon = batch.tickers, cfg.model.target.horizon
-    defs = build_feature_defs(cfg.model.features)
-    columns = feature_columns(cfg.model)
-    data = build_training_set(inputs.history(ports.store), defs, columns, horizon)
-    folds = ports.store.folds(tickers, fold_params(cfg), batch.ranges)
+    data, folds = training_problem(cfg, inputs, ports.store)
+    columns = data.columns
     baseline = _baseline(data, folds)
     tuning = cfg.training.tuning
     study_name = options.study_name or tuning.study_name or study_prefix(cfg, inputs, folds)

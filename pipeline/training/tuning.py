@@ -34,6 +34,7 @@ from pipeline.settings import (
     IntSpace,
     ModelConfig,
     ParamSpace,
+    StockpipeConfig,
     StrategyConfig,
     TuningConfig,
 )
@@ -188,6 +189,22 @@ class TuningContext:
     strategy: StrategyConfig
     tuning: TuningConfig
     storage: optuna.storages.BaseStorage | None
+
+    @classmethod
+    def from_config(
+        cls, cfg: StockpipeConfig, data: TrainingSet, folds: list[Fold]
+    ) -> TuningContext:
+        """The context every process of one competition (coordinator or worker) builds."""
+        tuning = cfg.training.tuning
+        return cls(
+            cfg.model,
+            data,
+            folds,
+            cfg.training.seed,
+            cfg.training.strategy,
+            tuning,
+            make_storage(tuning.storage, cfg.project_root),
+        )
 
 
 def _objective(cand: CandidateConfig, ctx: TuningContext) -> Callable[[optuna.Trial], float]:

@@ -15,13 +15,10 @@ from optuna.trial import FrozenTrial
 
 from pipeline.data.inputs import load_inputs, store_inputs
 from pipeline.errors import ConfigError
-from pipeline.features.spec import build_feature_defs
-from pipeline.model.pipeline import feature_columns
 from pipeline.settings import StockpipeConfig
-from pipeline.training.dataset import build_training_set
 from pipeline.training.inspect import DataPorts
-from pipeline.training.train import fold_params
-from pipeline.training.tuning import TuningContext, make_storage, open_study, run_trials
+from pipeline.training.train import training_problem
+from pipeline.training.tuning import TuningContext, open_study, run_trials
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +33,7 @@ def run_worker(cfg: StockpipeConfig, ports: DataPorts, study_name: str) -> dict[
         )
     inputs = load_inputs(cfg.model.features, ports.source, ports.benchmark)
     store_inputs(ports.store, inputs)
-    defs = build_feature_defs(cfg.model.features)
-    data = build_training_set(
-        inputs.history(ports.store), defs, feature_columns(cfg.model), cfg.model.target.horizon
-    )
-    folds = ports.store.folds(inputs.tickers, fold_params(cfg), inputs.batch.ranges)
-    ctx = TuningContext(
-        cfg.model,
-        data,
-        folds,
-        cfg.training.seed,
-        cfg.training.strategy,
-        tuning,
-        make_storage(tuning.storage, cfg.project_root),
-    )
+    ctx = TuningContext.from_config(cfg, *training_problem(cfg, inputs, ports.store))
     ran: dict[str, int] = {}
     for cand in (c for c in cfg.candidates.candidates if c.enabled):
         budget = cfg.training.n_trials or cand.n_trials
