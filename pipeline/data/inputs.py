@@ -33,6 +33,16 @@ class Inputs:
         return "" if self.benchmark_batch is None else self.benchmark_batch.sha256
 
 
+@dataclass(frozen=True)
+class LoadedSource:
+    """A PriceSource over a batch already read and validated: reuse it, never re-read."""
+
+    batch: PriceBatch
+
+    def load(self) -> PriceBatch:
+        return self.batch
+
+
 def load_inputs(
     features: FeaturesConfig, source: PriceSource, benchmark_source: PriceSource | None
 ) -> Inputs:

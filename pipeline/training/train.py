@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from pipeline.data.inputs import Inputs, load_inputs, store_inputs
+from pipeline.data.inputs import Inputs, LoadedSource, load_inputs, store_inputs
 from pipeline.data.snapshots import SnapshotStore
 from pipeline.domain import Fold, PriceSource, PriceStore, Registry, Tracker
 from pipeline.errors import ConfigError, StockpipeError
@@ -123,7 +123,12 @@ def _baseline(data: TrainingSet, folds: list[Fold]) -> dict[str, float]:
 
 
 def _gate(
-    cfg: StockpipeConfig, ports: TrainPorts, comp: CompetitionResult, folds: list[Fold], force: bool
+    cfg: StockpipeConfig,
+    ports: TrainPorts,
+    inputs: Inputs,
+    comp: CompetitionResult,
+    folds: list[Fold],
+    force: bool,
 ) -> Decision:
     incumbent = ports.registry.version_for_alias(cfg.tracking.champion_alias)
     score: float | None = None
@@ -137,7 +142,17 @@ def _gate(
                 raise StockpipeError(
                     f"it predicts horizon {model.horizon}, not {cfg.model.target.horizon}"
                 )
-            score = incumbent_value(cfg, model, folds, ports.source, ports.benchmark, ports.store)
+            # The incumbent is judged on the very batch the challenger trained on: no re-read
+            # (the file could have changed since) and no second validation.
+            bench = inputs.benchmark_batch
+            score = incumbent_value(
+                cfg,
+                model,
+                folds,
+                LoadedSource(inputs.batch),
+                LoadedSource(bench) if bench is not None else ports.benchmark,
+                ports.store,
+            )
         except (StockpipeError, ValueError, KeyError) as exc:
             problem = str(exc)
     return decide(cfg, comp.best.best_value, incumbent, score, force, problem)
@@ -232,7 +247,7 @@ def train(
             selection_stability(best.evaluation.selected, data.columns), "selection/stability.csv"
         )
 
-        decision = _gate(cfg, ports, comp, folds, options.force_promote)
+        decision = _gate(cfg, ports, inputs, comp, folds, options.force_promote)
         primary = tuning.primary_metric
         tags = {
             **lineage_tags,
