@@ -20,6 +20,7 @@ from pipeline.settings import (
     CandidatesConfig,
     DataConfig,
     ModelConfig,
+    ServingConfig,
     StockpipeConfig,
     TrackingConfig,
     TrainingConfig,
@@ -31,7 +32,10 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "training": TrainingConfig,
     "model_candidates": CandidatesConfig,
     "tracking": TrackingConfig,
+    "serving": ServingConfig,
 }
+# Sections added after the first release: a config directory without their file gets defaults.
+OPTIONAL_SECTIONS = frozenset({"serving"})
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -102,6 +106,9 @@ def load_config(config_dir: str | Path, env: str | None = None) -> StockpipeConf
     sections: dict[str, BaseModel] = {}
     for name, model in SECTIONS.items():
         base_file = base / f"{name}.yaml"
+        if not base_file.is_file() and name in OPTIONAL_SECTIONS:
+            sections[name] = model()
+            continue
         if not base_file.is_file():
             raise ConfigError(f"{base_file}: required config file is missing")
         sources = [(base_file, _read_yaml(base_file))]
@@ -128,6 +135,7 @@ def load_config(config_dir: str | Path, env: str | None = None) -> StockpipeConf
             training=sections["training"],
             candidates=sections["model_candidates"],
             tracking=sections["tracking"],
+            serving=sections["serving"],
         )
     except ValidationError as exc:
         msgs = "; ".join(e["msg"] for e in exc.errors())

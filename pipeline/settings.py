@@ -55,6 +55,11 @@ class DataConfig(_Frozen):
         None, description="Price file of the market family's benchmark ticker (e.g. SPY)"
     )
     warehouse: Path = Path("data/warehouse/stockpipe.duckdb")
+    short_history: Literal["error", "skip"] = Field(
+        "error",
+        description="A ticker with less history than the model needs: refuse the job (error) "
+        "or leave the ticker out with a warning that says so (skip)",
+    )
 
 
 class TargetConfig(_Frozen):
@@ -250,6 +255,16 @@ class TrackingConfig(_Frozen):
     champion_alias: str = "champion"
 
 
+class ServingConfig(_Frozen):
+    """Bounds of the online service: every request is limited in size, breadth and time."""
+
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="larger bodies get 413")
+    max_tickers: int = Field(100, ge=1, description="distinct tickers per request (else 422)")
+    max_bars_per_ticker: int = Field(5000, ge=1, description="bars per ticker (else 422)")
+    max_concurrent_predictions: int = Field(4, ge=1, description="more waiting gets 503")
+    request_timeout_seconds: float = Field(30.0, gt=0, description="slower predictions get 504")
+
+
 class StockpipeConfig(_Frozen):
     """The whole validated configuration plus where it was read from."""
 
@@ -261,6 +276,7 @@ class StockpipeConfig(_Frozen):
     training: TrainingConfig
     candidates: CandidatesConfig
     tracking: TrackingConfig
+    serving: ServingConfig = ServingConfig()
 
     @model_validator(mode="after")
     def _purge_covers_horizon(self) -> StockpipeConfig:
