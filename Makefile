@@ -1,7 +1,8 @@
-# Plain make wrappers around the project's commands. Override the interpreter with
-#   make test PYTHON=/path/to/venv/bin/python
-PYTHON ?= python
-STOCKPIPE ?= stockpipe
+# Plain make wrappers around the project's commands. They use ./.venv when it exists (no need
+# to activate it); override the interpreter with  make test PYTHON=/path/to/venv/bin/python
+VENV_BIN := $(wildcard .venv/bin)
+PYTHON ?= $(if $(VENV_BIN),.venv/bin/python,python)
+STOCKPIPE ?= $(if $(VENV_BIN),.venv/bin/stockpipe,stockpipe)
 CONFIG ?= conf/
 
 .PHONY: help install install-test train score test bench lint format clean compose-validate

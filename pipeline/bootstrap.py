@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
+from pipeline.config import apply_overrides
 from pipeline.data.files import FileOptions, FileSource
 from pipeline.data.snapshots import SnapshotSource, SnapshotStore
 from pipeline.data.validation import ContractPolicy
@@ -20,44 +20,7 @@ from pipeline.training.callbacks import NoProgress, Progress
 from pipeline.training.inspect import DataPorts
 from pipeline.training.train import TrainPorts
 
-
-def apply_overrides(
-    cfg: StockpipeConfig,
-    *,
-    data: Path | None = None,
-    trials: int | None = None,
-    seed: int | None = None,
-    tracking_uri: str | None = None,
-    summary: Path | None = None,
-    n_jobs: int | None = None,
-    snapshot: str | None = None,
-) -> StockpipeConfig:
-    """Return a new config with CLI flags applied (CLI paths are relative to the cwd)."""
-    update: dict[str, object] = {}
-    data_update: dict[str, object] = {}
-    if data is not None:
-        data_update.update(path=data.resolve(), source="file")
-    if snapshot is not None:
-        data_update["snapshot"] = snapshot
-    if data_update:
-        update["data"] = cfg.data.model_copy(update=data_update)
-    training: dict[str, object] = {}
-    if trials is not None:
-        training["n_trials"] = trials
-    if seed is not None:
-        training["seed"] = seed
-    if summary is not None:
-        training["summary_path"] = summary.resolve()
-    if n_jobs is not None:
-        training["tuning"] = cfg.training.tuning.model_copy(update={"n_jobs": n_jobs})
-    if training:
-        update["training"] = cfg.training.model_copy(update=training)
-    if tracking_uri is not None:
-        uri = tracking_uri
-        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-            uri = "sqlite:///" + str(Path(uri[len("sqlite:///") :]).resolve())
-        update["tracking"] = cfg.tracking.model_copy(update={"uri": uri})
-    return cfg.model_copy(update=update) if update else cfg
+__all__ = ["apply_overrides"]  # re-exported: the CLI applies flags through the config edge
 
 
 def tracker(cfg: StockpipeConfig) -> MlflowTracker:

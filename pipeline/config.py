@@ -140,3 +140,60 @@ def load_config(config_dir: str | Path, env: str | None = None) -> StockpipeConf
     except ValidationError as exc:
         msgs = "; ".join(e["msg"] for e in exc.errors())
         raise ConfigError(f"{root_dir}: inconsistent configuration: {msgs}") from exc
+
+
+# CLI flag -> (section, dotted key inside it); a flag is validated exactly like the YAML key.
+FLAGS: dict[str, tuple[str, str]] = {
+    "data": ("data", "path"),
+    "snapshot": ("data", "snapshot"),
+    "trials": ("training", "n_trials"),
+    "seed": ("training", "seed"),
+    "summary": ("training", "summary_path"),
+    "n_jobs": ("training", "tuning.n_jobs"),
+    "tracking_uri": ("tracking", "uri"),
+}
+
+
+def _flag_value(flag: str, value: Any) -> Any:
+    # CLI paths are relative to the working directory, config paths to the project root.
+    if isinstance(value, Path):
+        return value.expanduser().resolve()
+    if flag == "tracking_uri" and value.startswith("sqlite:///") and value[10:11] != "/":
+        return "sqlite:///" + str(Path(value[len("sqlite:///") :]).resolve())
+    return value
+
+
+def apply_overrides(cfg: StockpipeConfig, **flags: Any) -> StockpipeConfig:
+    """A new config with CLI flags applied and validated by the same models as the YAML.
+
+    ``--trials 0`` is refused exactly as ``n_trials: 0`` would be, naming the flag.
+    """
+    # Only what was set, so that "the user left this unset" survives the flags.
+    doc = cfg.model_dump(exclude_unset=True)
+    for flag, value in flags.items():
+        if value is None:
+            continue
+        section, key = FLAGS[flag]
+        *parents, leaf = key.split(".")
+        node = doc.setdefault(section, {})
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = _flag_value(flag, value)
+        if flag == "data":
+            doc["data"]["source"] = "file"
+    try:
+        return StockpipeConfig.model_validate(doc)
+    except ValidationError as exc:
+        raise ConfigError(_format_flag_errors(exc, flags)) from exc
+
+
+def _format_flag_errors(exc: ValidationError, flags: Mapping[str, Any]) -> str:
+    where = {FLAGS[f]: f for f, v in flags.items() if v is not None}
+    lines = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        key = (loc[0], ".".join(loc[1:])) if loc else ("", "")
+        flag = where.get(key)
+        name = f"--{flag.replace('_', '-')}" if flag else ".".join(loc) or "<config>"
+        lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)

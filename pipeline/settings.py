@@ -187,7 +187,7 @@ class TrainingConfig(_Frozen):
     strategy: StrategyConfig = StrategyConfig()
     tuning: TuningConfig = TuningConfig()
     promotion: PromotionConfig = PromotionConfig()
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="numpy and Optuna take 32-bit seeds")
     n_trials: int | None = Field(None, ge=1, description="Overrides every candidate's budget")
     summary_path: Path = Path("outputs/train_summary.json")
 

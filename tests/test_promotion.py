@@ -128,7 +128,9 @@ def test_first_model_is_promoted_with_lineage(story: dict[str, Any]) -> None:
     assert tags["feature_spec_hash"] == lineage.feature_spec_hash(cfg.model)
     store = DuckDBStore(":memory:")
     store.upsert(FileSource(SAMPLE / "NVDA.csv").load())
-    assert tags["folds_hash"] == folds_hash(store.folds(("NVDA",), fold_params(cfg)))
+    assert tags["folds_hash"] == folds_hash(
+        store.folds(("NVDA",), fold_params(cfg.training.folds, cfg.model.target.horizon))
+    )
     assert tags["git_commit"] == story["head"]
     assert tags["seed"] == "42"
     versions = json.loads(tags["package_versions"])

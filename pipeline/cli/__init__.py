@@ -11,14 +11,19 @@ from pipeline.cli import data, inspect, models, run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
 @click.option("--log-json", is_flag=True, help="Log JSON lines instead of text.")
 @click.version_option(package_name="stockpipe")
 def main(log_level: str, log_json: bool) -> None:
     """stockpipe: leak-proof, tracked prediction models on daily stock prices."""
     from pipeline.logging_setup import setup_logging
 
-    setup_logging(log_level, json_lines=log_json)
+    setup_logging(log_level.upper(), json_lines=log_json)
 
 
 for command in (

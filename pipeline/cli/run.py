@@ -48,6 +48,7 @@ def train(
 ) -> None:
     """Run the model competition, track it, register the winner behind a promotion gate."""
     from pipeline import bootstrap
+    from pipeline.atomic import atomic_write_text, ensure_writable
     from pipeline.training.train import TrainOptions
     from pipeline.training.train import train as run_train
 
@@ -62,21 +63,30 @@ def train(
         summary=summary,
         n_jobs=n_jobs,
     )
+    # Known before any work: a summary that cannot be written fails now, not after the alias
+    # has moved.
+    path = ensure_writable(cfg.resolve(cfg.training.summary_path), "summary")
     with bootstrap.progress(quiet) as progress:
         result = run_train(
             cfg,
             bootstrap.train_ports(cfg, progress),
             TrainOptions(force_promote=force_promote, study_name=study_name),
         )
-    path = cfg.resolve(cfg.training.summary_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    atomic_write_text(path, json.dumps(result, indent=2, default=str))
     champ, m = result["champion"], result["metrics"]
     base, bt = result["baselines"]["zero_return"], result["backtest"]
     lines = [
         f"{c['name']:<14} best {c['best_value']:.6g}  trials {c['n_trials']:>3} "
         f"(pruned {c['n_pruned']})  {c['seconds']:.1f}s"
+        + (f"  TIMED OUT after {c['n_trials']} of {c['budget']}" if c["timed_out"] else "")
         for c in result["candidates"]
+    ]
+    lines += [f"note: {result['folds_layout']['adapted']}"] * bool(
+        result["folds_layout"]["adapted"]
+    )
+    lines += [
+        f"skipped: {t} ({s['rows']} rows, needs {s['needed']})"
+        for t, s in result["data"]["skipped_tickers"].items()
     ]
     click.echo("\n".join(lines))
     click.echo(
@@ -153,13 +163,17 @@ def score(
 ) -> None:
     """Predict with the registered model from the latest history; write parquet."""
     from pipeline import bootstrap
+    from pipeline.atomic import ensure_writable
     from pipeline.serving.score import score as run_score
     from pipeline.serving.sinks import ParquetSink
 
     cfg = load(config_dir, env, data=data, seed=seed, snapshot=snapshot, tracking_uri=tracking_uri)
-    out = run_score(cfg, bootstrap.score_ports(cfg), ParquetSink(output.resolve()), model_uri)
-    click.echo(str(out))
-    click.echo(f"wrote {out.height} row(s) to {output}")
+    path = ensure_writable(output, "output")
+    result = run_score(cfg, bootstrap.score_ports(cfg), ParquetSink(path), model_uri)
+    click.echo(str(result.frame))
+    for ticker, rows in result.skipped.items():
+        click.echo(f"skipped: {ticker} ({rows} rows, needs {result.need_rows})")
+    click.echo(f"wrote {result.frame.height} row(s) to {output}")
 
 
 @click.command()

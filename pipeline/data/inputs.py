@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import polars as pl
 
 from pipeline.domain import PriceBatch, PriceSource, PriceStore
 from pipeline.errors import ConfigError, DataError
 from pipeline.features.spec import FeaturesConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,10 +31,38 @@ class Inputs:
         """Price history of the panel (with ``bench_close`` when a benchmark is used)."""
         return store.history(self.tickers, self.benchmark, rows, self.batch.ranges)
 
+    def require_history(
+        self, need: int, policy: Literal["error", "skip"], why: str
+    ) -> tuple[Inputs, dict[str, int]]:
+        """Inputs without tickers shorter than ``need`` rows, and those tickers' row counts.
+
+        ``policy`` 'error' refuses the job if any ticker is short; 'skip' leaves short tickers
+        out with a warning, and still refuses when no ticker is left.
+        """
+        short = short_tickers(self.batch.frame, need)
+        if not short:
+            return self, {}
+        detail = ", ".join(f"{t} has {n} row(s)" for t, n in short.items())
+        message = f"{self.batch.source}: not enough history {why}: {detail}; need {need} per ticker"
+        if policy == "error":
+            hint = " (or set data.yaml short_history: skip)" if len(self.tickers) > 1 else ""
+            raise DataError(f"{message}. Provide longer history{hint}")
+        if len(short) == len(self.tickers):
+            raise DataError(f"{message}. No ticker has enough history")
+        log.warning("%s: leaving out (short_history: skip)", message)
+        frame = self.batch.frame.filter(~pl.col("ticker").is_in(list(short)))
+        return replace(self, batch=replace(self.batch, frame=frame)), short
+
     @property
     def benchmark_sha256(self) -> str:
         """sha256 of the benchmark's file ('' without one, or when it is part of the input)."""
         return "" if self.benchmark_batch is None else self.benchmark_batch.sha256
+
+
+def short_tickers(frame: pl.DataFrame, need: int) -> dict[str, int]:
+    """Tickers with fewer than ``need`` rows, with their row counts, in ticker order."""
+    counts = frame.group_by("ticker").len().filter(pl.col("len") < need).sort("ticker")
+    return dict(zip(counts["ticker"].to_list(), counts["len"].to_list(), strict=True))
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,15 @@ class ModelLoader(Protocol):
 
 
 @dataclass(frozen=True)
+class ScoreResult:
+    """The predictions written, and the tickers left out for too short a history."""
+
+    frame: pl.DataFrame
+    skipped: dict[str, int] = field(default_factory=dict)  # ticker -> rows it had
+    need_rows: int = 0
+
+
+@dataclass(frozen=True)
 class ScorePorts:
     source: PriceSource
     store: PriceStore
@@ -50,8 +59,12 @@ class ScorePorts:
 
 def score(
     cfg: StockpipeConfig, ports: ScorePorts, sink: PredictionSink, model_uri: str | None = None
-) -> pl.DataFrame:
-    """Predict the next ``horizon`` log return for every ticker, as of its latest date."""
+) -> ScoreResult:
+    """Predict the next ``horizon`` log return for every ticker, as of its latest date.
+
+    A ticker with less than the model's warm-up plus one row is refused (or, with
+    ``data.short_history: skip``, left out and reported) before anything is written.
+    """
     uri = model_uri or f"models:/{cfg.tracking.registered_model}@{cfg.tracking.champion_alias}"
     model = ports.registry.load(uri)
     # The model, not today's config, decides which benchmark its features need.
@@ -61,6 +74,10 @@ def score(
         else (FeaturesConfig())
     )
     inputs = load_inputs(features, ports.source, ports.benchmark)
+    need = model.warmup + 1
+    inputs, skipped = inputs.require_history(
+        need, cfg.data.short_history, f"to score with {uri} (warm-up {model.warmup} rows + 1)"
+    )
     store_inputs(ports.store, inputs)
     window = inputs.history(ports.store, rows=model.warmup + 1 + HISTORY_MARGIN).collect()
     log.info(
@@ -85,4 +102,4 @@ def score(
         )
     )
     sink.write(out)
-    return out
+    return ScoreResult(out, skipped, need)

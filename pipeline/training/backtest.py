@@ -18,8 +18,8 @@ from pipeline.evaluation.files import write_report_files
 from pipeline.evaluation.report import flat_metrics, walk_forward_report
 from pipeline.serving.score import ModelLoader
 from pipeline.settings import StockpipeConfig
+from pipeline.training.folds import folds_hash, resolve_folds
 from pipeline.training.promotion import refit_per_fold, registered_training_set
-from pipeline.training.train import fold_params, folds_hash
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,9 @@ def backtest(
         raise ModelError(f"{uri}: {exc}") from exc
     # The model's horizon decides the purge: its labels reach `horizon` days ahead.
     purge = max(cfg.training.folds.purge, horizon)
-    params = {**fold_params(cfg), "horizon": horizon, "purge": purge}
-    folds = ports.store.folds(inputs.tickers, params, inputs.batch.ranges)
+    folds = resolve_folds(
+        ports.store, inputs.tickers, inputs.batch.ranges, cfg.training.folds, horizon, purge
+    ).folds
     predictions = refit_per_fold(steps, data, folds)
     oos = data.out_of_sample(folds, predictions)
     n_trials = int(model.tags.get("n_trials", "1"))

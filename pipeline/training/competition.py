@@ -8,6 +8,7 @@ on all history. The winner is picked on the primary metric in its configured dir
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ from pipeline.training.tuning import (
     TuningContext,
     tune_candidate,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -81,6 +84,8 @@ class CompetitionResult:
                 "n_trials": e.n_trials,
                 "n_pruned": e.n_pruned,
                 "n_failed": e.n_failed,
+                "budget": e.result.budget,
+                "timed_out": e.result.timed_out,
                 "best_params": e.best_params,
                 "seconds": round(e.seconds, 2),
                 "metrics": e.evaluation.mean,
@@ -188,6 +193,16 @@ def run_competition(
             ]
             result = tune_candidate(cand, ctx, study_name, budget, callbacks)
             progress.finish(cand.name)
+            child.set_tags({"budget": str(budget), "timed_out": str(result.timed_out).lower()})
+            if result.timed_out:
+                log.warning(
+                    "candidate %s: timeout_seconds=%s stopped its study after %d of %d trials; "
+                    "results now depend on machine load",
+                    cand.name,
+                    cand.timeout_seconds,
+                    result.n_trials,
+                    budget,
+                )
             child.log_params(
                 {
                     "estimator": cand.estimator,

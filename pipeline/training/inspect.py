@@ -13,7 +13,7 @@ from pipeline.features.spec import build_feature_defs
 from pipeline.model.pipeline import feature_columns
 from pipeline.settings import StockpipeConfig
 from pipeline.training.dataset import feature_frame
-from pipeline.training.train import fold_params, folds_hash
+from pipeline.training.folds import resolve_folds
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,14 @@ def fold_manifest(cfg: StockpipeConfig, ports: DataPorts) -> tuple[list[Fold], s
     """The walk-forward folds for the configured data, and their hash."""
     inputs = load_inputs(cfg.model.features, ports.source, ports.benchmark)
     store_inputs(ports.store, inputs)
-    folds = ports.store.folds(inputs.tickers, fold_params(cfg), inputs.batch.ranges)
-    return folds, folds_hash(folds)
+    layout = resolve_folds(
+        ports.store,
+        inputs.tickers,
+        inputs.batch.ranges,
+        cfg.training.folds,
+        cfg.model.target.horizon,
+    )
+    return layout.folds, layout.hash
 
 
 def feature_table(cfg: StockpipeConfig, ports: DataPorts) -> pl.DataFrame:

@@ -7,6 +7,7 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,14 @@ import yaml
 
 from pipeline.data.inputs import Inputs, LoadedSource, load_inputs, store_inputs
 from pipeline.data.snapshots import SnapshotStore
+from pipeline.data.warehouse import DuckDBStore
 from pipeline.domain import Fold, PriceSource, PriceStore, Registry, Tracker
 from pipeline.errors import ConfigError, StockpipeError
 from pipeline.evaluation.files import write_report_files
 from pipeline.evaluation.metrics import mean_over_folds, score_all
 from pipeline.evaluation.report import flat_metrics, walk_forward_report
-from pipeline.features.spec import build_feature_defs
 from pipeline.model.estimators import check_params
-from pipeline.model.pipeline import SELECTOR_PARAM_PREFIX, feature_columns
+from pipeline.model.pipeline import SELECTOR_PARAM_PREFIX
 from pipeline.serving.score import ModelLoader
 from pipeline.settings import StockpipeConfig
 from pipeline.training import lineage
@@ -33,7 +34,9 @@ from pipeline.training.competition import (
     run_competition,
     selection_stability,
 )
-from pipeline.training.dataset import TrainingSet, build_training_set
+from pipeline.training.dataset import TrainingSet
+from pipeline.training.folds import fold_params, folds_hash
+from pipeline.training.plan import TrainingPlan, plan_training
 from pipeline.training.promotion import Decision, decide, incumbent_value
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,9 @@ class TrainPorts:
     loader: ModelLoader | None = None  # loads the incumbent for the promotion gate
     progress: Progress = field(default_factory=NoProgress)
     snapshots: SnapshotStore | None = None  # keeps an immutable copy of what was trained on
+    # A scratch warehouse where the job is planned before anything real is written. An
+    # in-memory DuckDB is computation, not I/O, so it is the default everywhere.
+    workspace: Callable[[], PriceStore] = field(default=lambda: DuckDBStore(":memory:"))
 
 
 @dataclass(frozen=True)
@@ -59,37 +65,12 @@ class TrainOptions:
     study_name: str | None = None
 
 
-def folds_hash(folds: list[Fold]) -> str:
-    """Fingerprint of the fold manifest: same hash, same train/test dates."""
-    doc = [
-        [
-            f.fold,
-            str(f.train_start),
-            str(f.train_end),
-            str(f.test_start),
-            str(f.test_end),
-            f.train_rows,
-            f.test_rows,
-        ]
-        for f in folds
-    ]
-    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
+__all__ = ["fold_params", "folds_hash"]  # moved to pipeline.training.folds; kept importable
 
 
-def fold_params(cfg: StockpipeConfig) -> dict[str, Any]:
-    """Fold-manifest parameters bound into the SQL view."""
-    return {**cfg.training.folds.model_dump(), "horizon": cfg.model.target.horizon}
-
-
-def training_problem(
-    cfg: StockpipeConfig, inputs: Inputs, store: PriceStore
-) -> tuple[TrainingSet, list[Fold]]:
-    """Features, target and folds of the stored inputs: what every competing process tunes on."""
-    defs = build_feature_defs(cfg.model.features)
-    data = build_training_set(
-        inputs.history(store), defs, feature_columns(cfg.model), cfg.model.target.horizon
-    )
-    return data, store.folds(inputs.tickers, fold_params(cfg), inputs.batch.ranges)
+def training_problem(cfg: StockpipeConfig, inputs: Inputs, workspace: PriceStore) -> TrainingPlan:
+    """Features, target and folds of the inputs: what every competing process tunes on."""
+    return plan_training(cfg.model, cfg.training.folds, cfg.data.short_history, inputs, workspace)
 
 
 def study_prefix(cfg: StockpipeConfig, inputs: Inputs, folds: list[Fold]) -> str:
@@ -158,149 +139,252 @@ def _gate(
     return decide(cfg, comp.best.best_value, incumbent, score, force, problem)
 
 
+def _record_snapshots(ports: TrainPorts, inputs: Inputs) -> tuple[list[str], list[str]]:
+    """Keep an immutable copy of the panel and of the benchmark file; return their ids."""
+    batch, bench = inputs.batch, inputs.benchmark_batch
+    ids = list(batch.snapshots)
+    bench_ids = list(bench.snapshots) if bench is not None else []
+    if ports.snapshots is None:
+        return ids, bench_ids
+    if not ids:
+        params = {"path": batch.source, "file_sha256": batch.sha256}
+        ids = [s.id for s in ports.snapshots.record(batch, "file", params)]
+    if bench is not None and not bench_ids:
+        params = {"path": bench.source, "file_sha256": bench.sha256, "role": "benchmark"}
+        bench_ids = [s.id for s in ports.snapshots.record(bench, "file", params)]
+    return ids, bench_ids
+
+
+def _prepare(cfg: StockpipeConfig, ports: TrainPorts) -> TrainingPlan:
+    """Validate, reach the tracker and plan in a scratch warehouse; write nothing real."""
+    _check_candidates(cfg)
+    inputs = load_inputs(cfg.model.features, ports.source, ports.benchmark)
+    plan = training_problem(cfg, inputs, ports.workspace())
+    log.info("%s", "; ".join(plan.describe()))
+    # Reaching the store may create it (sqlite): only once the data is known to train.
+    ports.tracker.check()
+    return plan
+
+
+def _lineage(
+    cfg: StockpipeConfig, plan: TrainingPlan, study_name: str, snapshots: tuple[list[str], ...]
+) -> dict[str, str]:
+    inputs = plan.inputs
+    return {
+        "data_sha256": inputs.batch.sha256,
+        "benchmark_sha256": inputs.benchmark_sha256,
+        "benchmark": inputs.benchmark or "",
+        "config_hash": lineage.config_hash(cfg),
+        "feature_spec_hash": lineage.feature_spec_hash(cfg.model),
+        "folds_hash": plan.layout.hash,
+        "git_commit": lineage.git_commit(cfg.project_root),
+        "seed": str(cfg.training.seed),
+        "package_versions": lineage.package_versions(),
+        "tickers": ",".join(inputs.tickers),  # only tickers that contributed rows
+        "skipped_tickers": ",".join(plan.skipped),
+        "horizon": str(cfg.model.target.horizon),
+        "study_name": study_name,
+        "snapshot_ids": ",".join(snapshots[0]),
+        "benchmark_snapshot_ids": ",".join(snapshots[1]),
+    }
+
+
 def train(
     cfg: StockpipeConfig, ports: TrainPorts, options: TrainOptions | None = None
 ) -> dict[str, Any]:
     """Run the whole training job; return the machine-readable summary.
 
-    Order matters for "nothing is written on failure": config and data are validated and the
-    tracker reached before the warehouse or the registry is touched; registration comes last.
+    Order matters for "nothing is written on failure": config and data are validated, the
+    tracker reached and the job planned in a scratch warehouse (history long enough, folds
+    that fit) before the warehouse, the snapshots or the registry are touched; registration
+    comes last and the champion alias moves only after the version is registered.
     """
     options = options or TrainOptions()
     started = time.perf_counter()
-    _check_candidates(cfg)
-    inputs = load_inputs(cfg.model.features, ports.source, ports.benchmark)
-    batch = inputs.batch
-    ports.tracker.check()
-    snapshot_ids = list(batch.snapshots)
-    if ports.snapshots is not None and not snapshot_ids:
-        params = {"path": batch.source, "file_sha256": batch.sha256}
-        snapshot_ids = [s.id for s in ports.snapshots.record(batch, "file", params)]
-    store_inputs(ports.store, inputs)
-    tickers, horizon = batch.tickers, cfg.model.target.horizon
-    data, folds = training_problem(cfg, inputs, ports.store)
-    columns = data.columns
-    baseline = _baseline(data, folds)
+    plan = _prepare(cfg, ports)
+    inputs, folds = plan.inputs, plan.folds
     tuning = cfg.training.tuning
     study_name = options.study_name or tuning.study_name or study_prefix(cfg, inputs, folds)
-    log.info(
-        "training set: %d rows, %d features, %d folds; study %s",
-        len(data.y),
-        len(columns),
-        len(folds),
-        study_name,
-    )
-    lineage_tags = {
-        "data_sha256": batch.sha256,
-        "benchmark_sha256": inputs.benchmark_sha256,
-        "benchmark": inputs.benchmark or "",
-        "config_hash": lineage.config_hash(cfg),
-        "feature_spec_hash": lineage.feature_spec_hash(cfg.model),
-        "folds_hash": folds_hash(folds),
-        "git_commit": lineage.git_commit(cfg.project_root),
-        "seed": str(cfg.training.seed),
-        "package_versions": lineage.package_versions(),
-        "tickers": ",".join(tickers),
-        "horizon": str(horizon),
-        "study_name": study_name,
-        "snapshot_ids": ",".join(snapshot_ids),
-    }
-
+    snapshots = _record_snapshots(ports, inputs)
+    store_inputs(ports.store, inputs)
+    lineage_tags = _lineage(cfg, plan, study_name, snapshots)
     with ports.tracker.start_run("train") as parent:
-        parent.log_params(
-            {
-                "horizon": horizon,
-                "n_features": len(columns),
-                "primary_metric": tuning.primary_metric,
-                "direction": tuning.resolved_direction,
-                **lineage_tags,
-            }
-        )
-        parent.log_text(
-            yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
-            "config/resolved_config.yaml",
-        )
-        parent.log_metrics({f"baseline_zero_return_{k}": v for k, v in baseline.items()})
-        comp = run_competition(
-            cfg, ports.tracker, parent, data, folds, study_name, ports.progress, lineage_tags
-        )
-        best = comp.best
-        oos = data.out_of_sample(folds, best.evaluation.predictions)
-        report = walk_forward_report(
-            oos,
-            folds,
-            cfg.training.strategy,
-            horizon,
-            comp.n_trials,
-            comp.trial_sharpes,
-            seed=cfg.training.seed,
-        )
-        parent.log_metrics({**best.evaluation.mean, **flat_metrics(report, "oos_")})
-        for k, m in enumerate(best.evaluation.per_fold):
-            parent.log_metrics({f"fold_{n}": v for n, v in m.items() if v is not None}, step=k)
-        with tempfile.TemporaryDirectory() as tmp:
-            for path in write_report_files(Path(tmp), report, oos, cfg.training.strategy, horizon):
-                parent.log_artifact(path, "backtest")
-            for path in comp.write_artifacts(Path(tmp)):
-                parent.log_artifact(path, "competition")
-        parent.log_text(
-            selection_stability(best.evaluation.selected, data.columns), "selection/stability.csv"
-        )
+        result = _compete_and_register(cfg, ports, plan, parent, lineage_tags, options)
+    log.info(
+        "v%s -> @%s: %s",
+        result["champion"]["version"],
+        result["champion"]["alias"],
+        result["champion"]["reason"],
+    )
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    return result
 
-        decision = _gate(cfg, ports, inputs, comp, folds, options.force_promote)
-        primary = tuning.primary_metric
-        tags = {
+
+def _compete_and_register(
+    cfg: StockpipeConfig,
+    ports: TrainPorts,
+    plan: TrainingPlan,
+    parent: Any,
+    lineage_tags: dict[str, str],
+    options: TrainOptions,
+) -> dict[str, Any]:
+    """Inside the parent run: tune, report, gate and register; return the summary."""
+    data, folds, tuning = plan.data, plan.folds, cfg.training.tuning
+    horizon = cfg.model.target.horizon
+    baseline = _baseline(data, folds)
+    parent.log_params(
+        {
+            "horizon": horizon,
+            "n_features": len(data.columns),
+            "primary_metric": tuning.primary_metric,
+            "direction": tuning.resolved_direction,
+            "folds_adapted": plan.layout.adapted or "",
             **lineage_tags,
-            "candidate": best.name,
-            "estimator": best.kind,
-            "warmup_rows": str(best.warmup),
-            "primary_metric": primary,
-            primary: f"{best.best_value:.8g}",
-            "n_trials": str(comp.n_trials),
-            "trial_sharpe_var": repr(comp.trial_sharpe_variance),
-            "promoted": str(decision.promoted).lower(),
-            "promotion_reason": decision.reason,
-            "force_promote": str(decision.forced).lower(),
         }
-        mean = best.evaluation.mean
-        description = (
-            f"{best.name} ({best.kind}) from study {study_name}: mean over "
-            f"{len(folds)} folds rmse {mean['rmse']:.6g}, mae {mean['mae']:.6g}, "
-            f"directional accuracy {mean['directional_accuracy']:.4f}, strategy "
-            f"sharpe {report['sharpe']}; {decision.reason}"
-        )
-        version = ports.registry.register(best.model_uri, best.run_id, tags, description)
-        alias = (
-            cfg.tracking.champion_alias
-            if decision.promoted
-            else cfg.training.promotion.challenger_alias
-        )
-        ports.registry.set_alias(alias, version, record=decision.promoted)
-        parent.set_tags(
-            {
-                "registered_version": version,
-                "promoted": str(decision.promoted),
-                "promotion_reason": decision.reason,
-            }
-        )
-        run_id = parent.run_id
-    log.info("v%s -> @%s: %s", version, alias, decision.reason)
+    )
+    parent.log_text(
+        yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), "config/resolved_config.yaml"
+    )
+    parent.log_metrics({f"baseline_zero_return_{k}": v for k, v in baseline.items()})
+    comp = run_competition(
+        cfg,
+        ports.tracker,
+        parent,
+        data,
+        folds,
+        lineage_tags["study_name"],
+        ports.progress,
+        lineage_tags,
+    )
+    report = _log_report(cfg, parent, data, folds, comp)
+    decision = _gate(cfg, ports, plan.inputs, comp, folds, options.force_promote)
+    version, alias = _register(cfg, ports, comp, decision, report, lineage_tags, len(folds))
+    parent.set_tags(
+        {
+            "registered_version": version,
+            "promoted": str(decision.promoted),
+            "promotion_reason": decision.reason,
+        }
+    )
+    return _summary(
+        cfg,
+        plan,
+        comp,
+        decision,
+        report,
+        baseline,
+        lineage_tags,
+        ports,
+        {"version": version, "alias": alias, "parent_run_id": parent.run_id},
+    )
 
+
+def _log_report(
+    cfg: StockpipeConfig,
+    parent: Any,
+    data: TrainingSet,
+    folds: list[Fold],
+    comp: CompetitionResult,
+) -> dict[str, Any]:
+    """The winner's walk-forward report, its files and the competition's artifacts."""
+    best, horizon = comp.best, cfg.model.target.horizon
+    oos = data.out_of_sample(folds, best.evaluation.predictions)
+    report = walk_forward_report(
+        oos,
+        folds,
+        cfg.training.strategy,
+        horizon,
+        comp.n_trials,
+        comp.trial_sharpes,
+        seed=cfg.training.seed,
+    )
+    parent.log_metrics({**best.evaluation.mean, **flat_metrics(report, "oos_")})
+    for k, m in enumerate(best.evaluation.per_fold):
+        parent.log_metrics({f"fold_{n}": v for n, v in m.items() if v is not None}, step=k)
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in write_report_files(Path(tmp), report, oos, cfg.training.strategy, horizon):
+            parent.log_artifact(path, "backtest")
+        for path in comp.write_artifacts(Path(tmp)):
+            parent.log_artifact(path, "competition")
+    parent.log_text(
+        selection_stability(best.evaluation.selected, data.columns), "selection/stability.csv"
+    )
+    return report
+
+
+def _register(
+    cfg: StockpipeConfig,
+    ports: TrainPorts,
+    comp: CompetitionResult,
+    decision: Decision,
+    report: dict[str, Any],
+    lineage_tags: dict[str, str],
+    n_folds: int,
+) -> tuple[str, str]:
+    """Register the winner, then move its alias.
+
+    Every version is registered with ``promoted=false``; the registry sets it to true only
+    once the champion alias points at the version, so a kill in between never leaves a
+    version that looks promoted without the alias.
+    """
+    best, primary = comp.best, cfg.training.tuning.primary_metric
+    tags = {
+        **lineage_tags,
+        "candidate": best.name,
+        "estimator": best.kind,
+        "warmup_rows": str(best.warmup),
+        "primary_metric": primary,
+        primary: f"{best.best_value:.8g}",
+        "n_trials": str(comp.n_trials),
+        "trial_sharpe_var": repr(comp.trial_sharpe_variance),
+        "promoted": "false",
+        "gate_passed": str(decision.promoted).lower(),
+        "promotion_reason": decision.reason,
+        "force_promote": str(decision.forced).lower(),
+    }
+    mean = best.evaluation.mean
+    description = (
+        f"{best.name} ({best.kind}) from study {lineage_tags['study_name']}: mean over "
+        f"{n_folds} folds rmse {mean['rmse']:.6g}, mae {mean['mae']:.6g}, "
+        f"directional accuracy {mean['directional_accuracy']:.4f}, strategy "
+        f"sharpe {report['sharpe']}; {decision.reason}"
+    )
+    version = ports.registry.register(best.model_uri, best.run_id, tags, description)
+    promotion = cfg.training.promotion
+    alias = cfg.tracking.champion_alias if decision.promoted else promotion.challenger_alias
+    ports.registry.set_alias(alias, version, record=decision.promoted)
+    return version, alias
+
+
+def _summary(
+    cfg: StockpipeConfig,
+    plan: TrainingPlan,
+    comp: CompetitionResult,
+    decision: Decision,
+    report: dict[str, Any],
+    baseline: dict[str, float],
+    lineage_tags: dict[str, str],
+    ports: TrainPorts,
+    registered: dict[str, str],
+) -> dict[str, Any]:
+    """The machine-readable summary (``--summary``)."""
+    best, batch, folds = comp.best, plan.inputs.batch, plan.folds
+    name, version = cfg.tracking.registered_model, registered["version"]
     return {
         "champion": {
             "candidate": best.name,
             "run_id": best.run_id,
-            "parent_run_id": run_id,
-            "registered_model": cfg.tracking.registered_model,
+            "parent_run_id": registered["parent_run_id"],
+            "registered_model": name,
             "version": version,
-            "model_uri": f"models:/{cfg.tracking.registered_model}/{version}",
-            "alias": alias,
+            "model_uri": f"models:/{name}/{version}",
+            "alias": registered["alias"],
             "promoted": decision.promoted,
             "reason": decision.reason,
             "forced": decision.forced,
             "incumbent_version": decision.incumbent_version,
             "incumbent_value": decision.incumbent_value,
-            "primary_metric": primary,
+            "primary_metric": cfg.training.tuning.primary_metric,
             "primary_value": best.best_value,
         },
         "metrics": best.evaluation.mean,
@@ -317,23 +401,31 @@ def train(
             }
             for f, m in zip(folds, best.evaluation.per_fold, strict=True)
         ],
+        "folds_layout": {
+            "n_folds": len(folds),
+            "test_size": plan.layout.params["test_size"],
+            "adapted": plan.layout.adapted,
+        },
         "baselines": {"zero_return": baseline},
         "backtest": report,
         "candidates": comp.summary(),
-        "study_name": study_name,
+        "timed_out": [c["name"] for c in comp.summary() if c["timed_out"]],
+        "study_name": lineage_tags["study_name"],
         "n_trials": comp.n_trials,
         "data": {
             "rows": batch.frame.height,
-            "tickers": list(tickers),
+            "tickers": list(batch.tickers),
+            "skipped_tickers": {
+                t: {"rows": n, "needed": plan.need_rows} for t, n in plan.skipped.items()
+            },
             "first_date": str(batch.frame["date"].min()),
             "last_date": str(batch.frame["date"].max()),
             "sha256": batch.sha256,
             "source": batch.source,
-            "training_rows": len(data.y),
+            "training_rows": len(plan.data.y),
         },
         "lineage": lineage_tags,
-        "features": list(columns),
-        "horizon": horizon,
+        "features": list(plan.data.columns),
+        "horizon": cfg.model.target.horizon,
         "tracking_uri": ports.tracker.uri,
-        "seconds": round(time.perf_counter() - started, 2),
     }

@@ -170,6 +170,8 @@ class CandidateResult:
     seconds: float
     evaluation: FoldEvaluation
     study: optuna.Study
+    budget: int = 0  # trials asked for
+    timed_out: bool = False  # the opt-in timeout_seconds stopped the study before its budget
 
     @property
     def trial_sharpes(self) -> list[float]:
@@ -330,15 +332,18 @@ def tune_candidate(
         ctx.model_cfg, cand.estimator, best_params, ctx.data, ctx.folds, ctx.seed, ctx.strategy
     )
     states = [t.state for t in study.trials]
+    finished = sum(s in FINISHED for s in states)
     return CandidateResult(
         name=cand.name,
         kind=cand.estimator,
         best_value=float(best.value),  # type: ignore[arg-type]
         best_params=best_params,
-        n_trials=sum(s in FINISHED for s in states),
+        n_trials=finished,
         n_pruned=sum(s == TrialState.PRUNED for s in states),
         n_failed=sum(s == TrialState.FAIL for s in states),
         seconds=time.perf_counter() - started,
         evaluation=evaluation,
         study=study,
+        budget=budget,
+        timed_out=cand.timeout_seconds is not None and finished < budget,
     )

@@ -13,7 +13,7 @@ import os
 import optuna
 from optuna.trial import FrozenTrial
 
-from pipeline.data.inputs import load_inputs, store_inputs
+from pipeline.data.inputs import load_inputs
 from pipeline.errors import ConfigError
 from pipeline.settings import StockpipeConfig
 from pipeline.training.inspect import DataPorts
@@ -32,8 +32,8 @@ def run_worker(cfg: StockpipeConfig, ports: DataPorts, study_name: str) -> dict[
             "(a journal file path or a postgresql:// URL), not the in-memory default"
         )
     inputs = load_inputs(cfg.model.features, ports.source, ports.benchmark)
-    store_inputs(ports.store, inputs)
-    ctx = TuningContext.from_config(cfg, *training_problem(cfg, inputs, ports.store))
+    plan = training_problem(cfg, inputs, ports.store)  # the coordinator's plan, recomputed
+    ctx = TuningContext.from_config(cfg, plan.data, plan.folds)
     ran: dict[str, int] = {}
     for cand in (c for c in cfg.candidates.candidates if c.enabled):
         budget = cfg.training.n_trials or cand.n_trials

@@ -1,0 +1,75 @@
+"""Everything a training job needs, worked out before it writes anything.
+
+The validated inputs are loaded into a scratch warehouse (an in-memory DuckDB in production),
+the history checked against what the features and folds need, the training set built and the
+fold layout chosen there. Only a plan that can train is handed on; the real warehouse, the
+raw snapshots and the tracking store are written afterwards. `validate` runs the same plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pipeline.data.inputs import Inputs, store_inputs
+from pipeline.domain import Fold, PriceStore
+from pipeline.features.spec import build_feature_defs, total_warmup
+from pipeline.model.pipeline import feature_columns
+from pipeline.settings import FoldsConfig, ModelConfig
+from pipeline.training.dataset import TrainingSet, build_training_set
+from pipeline.training.folds import FoldLayout, resolve_folds
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """The inputs that will train (short tickers left out), their training set and folds."""
+
+    inputs: Inputs
+    data: TrainingSet
+    layout: FoldLayout
+    warmup: int
+    need_rows: int
+    skipped: dict[str, int]  # ticker -> rows it had, left out under short_history: skip
+
+    @property
+    def folds(self) -> list[Fold]:
+        return self.layout.folds
+
+    def describe(self) -> list[str]:
+        """Human lines: what would train, on which folds, and what was left out."""
+        f = self.layout.folds
+        lines = [
+            f"trainable: {len(self.data.y)} training rows of {len(self.inputs.tickers)} "
+            f"ticker(s), {len(self.data.columns)} features (warm-up {self.warmup} rows)",
+            f"folds: {len(f)} of {self.layout.params['test_size']} test days, "
+            f"{f[0].train_start}..{f[-1].test_end}, hash {self.layout.hash}",
+        ]
+        if self.layout.adapted:
+            lines.append(f"note: {self.layout.adapted}")
+        for ticker, rows in self.skipped.items():
+            lines.append(f"skipped: {ticker} ({rows} rows, needs {self.need_rows})")
+        return lines
+
+
+def plan_training(
+    model: ModelConfig,
+    folds: FoldsConfig,
+    short_history: Literal["error", "skip"],
+    inputs: Inputs,
+    workspace: PriceStore,
+) -> TrainingPlan:
+    """Check the history, build the training set and choose the folds in ``workspace``.
+
+    Raises DataError, naming the tickers and rows at fault, if the data cannot train.
+    """
+    defs = build_feature_defs(model.features)
+    columns = feature_columns(model)
+    warmup = total_warmup([d for d in defs if d.name in columns])
+    horizon = model.target.horizon
+    need = warmup + horizon + 1  # one labelled row past the warm-up
+    why = f"to train (feature warm-up {warmup} + horizon {horizon} + 1 labelled row)"
+    kept, skipped = inputs.require_history(need, short_history, why)
+    store_inputs(workspace, kept)
+    data = build_training_set(kept.history(workspace), defs, columns, horizon)
+    layout = resolve_folds(workspace, kept.tickers, kept.batch.ranges, folds, horizon)
+    return TrainingPlan(kept, data, layout, warmup, need, skipped)
