@@ -128,9 +128,11 @@ def data_ports(cfg: StockpipeConfig, in_memory: bool = False) -> DataPorts:
 
 
 def backtest_ports(cfg: StockpipeConfig) -> BacktestPorts:
+    # A backtest is an analysis of its input: it computes in memory and leaves the warehouse
+    # as it was (a failed backtest leaves no trace there).
     return BacktestPorts(
         source=source(cfg),
-        store=store(cfg),
+        store=DuckDBStore(":memory:"),
         loader=MlflowModelLoader(cfg.tracking_uri),
         tracker=tracker(cfg),
         benchmark=benchmark_source(cfg),

@@ -220,3 +220,25 @@ def test_shipped_budgets_are_trials_and_a_timeout_that_cuts_is_reported(
     assert summary["timed_out"] == ["ridge"]
     child = next(r for r in tracker.runs if r.name == "ridge")
     assert child.tags["timed_out"] == "true" and child.tags["budget"] == "50"
+
+
+class RacingRegistry(FakeRegistry):
+    """Another train moves the champion alias while this one is being judged."""
+
+    def version_for_alias(self, alias: str) -> str | None:
+        found = super().version_for_alias(alias)
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 2:  # after the gate read it: the other job promotes its version
+            self.registered["9"] = {"uri": "x", "run_id": "r", "tags": {}, "description": ""}
+            self.aliases[alias] = "9"
+            return "9"
+        return found
+
+
+def test_concurrent_promotion_does_not_overwrite_a_newer_champion(conf_dir: Path) -> None:
+    cfg = load_config(conf_dir)
+    registry = RacingRegistry()
+    summary = train(cfg, ports(cfg, SAMPLE / "NVDA.csv", registry=registry))
+    champ = summary["champion"]
+    assert champ["promoted"] is False and "champion moved to v9" in champ["reason"]
+    assert registry.aliases["champion"] == "9" and champ["alias"] == "challenger"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -55,6 +56,14 @@ class ScorePorts:
     store: PriceStore
     registry: ModelLoader
     benchmark: PriceSource | None = None
+    # Where the prediction is computed before anything is written (see TrainPorts).
+    workspace: Callable[[], PriceStore] = field(default=lambda: _memory_store())
+
+
+def _memory_store() -> PriceStore:
+    from pipeline.data.warehouse import DuckDBStore
+
+    return DuckDBStore(":memory:")
 
 
 def score(
@@ -78,8 +87,9 @@ def score(
     inputs, skipped = inputs.require_history(
         need, cfg.data.short_history, f"to score with {uri} (warm-up {model.warmup} rows + 1)"
     )
-    store_inputs(ports.store, inputs)
-    window = inputs.history(ports.store, rows=model.warmup + 1 + HISTORY_MARGIN).collect()
+    workspace = ports.workspace()
+    store_inputs(workspace, inputs)
+    window = inputs.history(workspace, rows=model.warmup + 1 + HISTORY_MARGIN).collect()
     log.info(
         "scoring %d tickers from %d history rows with %s", len(inputs.tickers), window.height, uri
     )
@@ -101,5 +111,6 @@ def score(
             pl.lit(model.version, dtype=pl.String).alias("model_version"),
         )
     )
+    store_inputs(ports.store, inputs)  # the validated prices join the warehouse
     sink.write(out)
     return ScoreResult(out, skipped, need)

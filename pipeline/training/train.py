@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -258,6 +259,7 @@ def _compete_and_register(
     )
     report = _log_report(cfg, parent, data, folds, comp)
     decision = _gate(cfg, ports, plan.inputs, comp, folds, options.force_promote)
+    decision = _still_current(cfg, ports.registry, decision)
     version, alias = _register(cfg, ports, comp, decision, report, lineage_tags, len(folds))
     parent.set_tags(
         {
@@ -310,6 +312,25 @@ def _log_report(
         selection_stability(best.evaluation.selected, data.columns), "selection/stability.csv"
     )
     return report
+
+
+def _still_current(cfg: StockpipeConfig, registry: Registry, decision: Decision) -> Decision:
+    """Keep the gate honest against a concurrent train: if the champion alias moved while
+    this job was being judged against the old incumbent, this job does not promote."""
+    if not decision.promoted or decision.forced:
+        return decision
+    now = registry.version_for_alias(cfg.tracking.champion_alias)
+    if now == decision.incumbent_version:
+        return decision
+    return dataclasses.replace(
+        decision,
+        promoted=False,
+        reason=(
+            f"the champion moved to v{now} while this model was judged against "
+            f"v{decision.incumbent_version or 'none'}; kept v{now}: re-run train to compare "
+            f"with it ({decision.reason})"
+        ),
+    )
 
 
 def _register(
