@@ -205,9 +205,13 @@ def serve(
         raise click.ClickException(
             "install the serving extra: pip install 'stockpipe[serve]'"
         ) from exc
+    from pipeline import bootstrap
     from pipeline.tracking.mlflow_adapter import MlflowModelLoader
 
     cfg = load(config_dir, env, tracking_uri=tracking_uri)
     uri = model_uri or f"models:/{cfg.tracking.registered_model}@{cfg.tracking.champion_alias}"
     model = MlflowModelLoader(cfg.tracking_uri).load(uri)
-    uvicorn.run(create_app(model, cfg.model.target.horizon), host=host, port=port)
+    # The same contract policy as files: one set of rules for every input.
+    policy = bootstrap.contract_policy(cfg)
+    app = create_app(model, cfg.model.target.horizon, cfg.serving, policy)
+    uvicorn.run(app, host=host, port=port)

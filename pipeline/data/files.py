@@ -6,7 +6,9 @@ Headers are matched case-insensitively with spaces and underscores ignored, so `
 ``adjustment: adjusted`` an ``Adj Close`` column, when present, replaces close and scales
 open/high/low by the same factor (the usual back-adjustment); ``raw`` ignores it. A path may
 hold ``{ticker}`` to read one file per ticker. Every problem is reported with the file, the
-column and the rows at fault.
+column and the rows at fault: CSV lines ("line 2" is the first data line) or parquet row indexes
+("row 0" is the first row). Parquet columns keep their stored types, so a price or volume column
+must be numeric (or text holding numbers) and a date column a date, datetime or text.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from typing import Literal
 
 import polars as pl
 
-from pipeline.data.validation import ContractPolicy, ContractReport, check_contract, describe_rows
+from pipeline.data.validation import (
+    ContractPolicy,
+    ContractReport,
+    Locator,
+    check_contract,
+    csv_line,
+    describe_rows,
+    row_index,
+)
 from pipeline.domain import PRICE_COLUMNS, PriceBatch
 from pipeline.errors import DataError
 
@@ -50,6 +60,30 @@ def _read_raw(path: Path) -> pl.DataFrame:
     except (pl.exceptions.ComputeError, OSError) as exc:
         raise DataError(f"{path}: cannot read file: {exc}") from exc
     raise DataError(f"{path}: unsupported file type '{suffix}' (use .csv or .parquet)")
+
+
+def _locator(path: Path) -> Locator:
+    """CSV problems are reported by file line, parquet ones by row index."""
+    return csv_line if path.suffix.lower() == ".csv" else row_index
+
+
+def _check_types(raw: pl.DataFrame, lookup: dict[str, str], path: Path) -> None:
+    """Refuse stored types that casting would silently turn into numbers or dates (bool -> 0/1)."""
+    problems = []
+    for name in ("date", *NUMERIC, "adjclose"):
+        if name not in lookup:
+            continue
+        dtype = raw.schema[lookup[name]]
+        if name == "date":
+            ok, expected = dtype in (pl.Date, pl.Datetime), "dates (or text holding dates)"
+        else:
+            ok, expected = dtype.is_numeric(), "numbers (or text holding numbers)"
+        if not (ok or dtype in (pl.String, pl.Null)):
+            problems.append(
+                f"{path}: column '{lookup[name]}' is stored as {dtype}, not as {expected}"
+            )
+    if problems:
+        raise DataError("\n".join(problems))
 
 
 def _normalise_header(name: str) -> str:
@@ -91,6 +125,7 @@ def _parse(raw: pl.DataFrame, path: Path, options: FileOptions | None = None) ->
         )
     raw = raw.rename(dict(options.columns))
     lookup = {_normalise_header(c): c for c in raw.columns}
+    _check_types(raw, lookup, path)
     raw = _adjust(raw, lookup, options.adjustment)
     wanted = [c for c in PRICE_COLUMNS if c != "ticker"]
     missing = [c for c in wanted if c not in lookup]
@@ -126,7 +161,7 @@ def _parse(raw: pl.DataFrame, path: Path, options: FileOptions | None = None) ->
             for c in NUMERIC
         ],
     )
-    problems = []
+    problems, locate = [], _locator(path)
     for col in ("date", *NUMERIC):
         bad = parsed.filter(pl.col(col).is_null() & frame.get_column(col).is_not_null())
         blank = parsed.filter(frame.get_column(col).is_null())
@@ -136,7 +171,7 @@ def _parse(raw: pl.DataFrame, path: Path, options: FileOptions | None = None) ->
                 path,
                 blank.height,
                 col,
-                describe_rows(blank["row"]),
+                describe_rows(blank["row"], locate=locate),
             )
             parsed = parsed.filter(~pl.col("row").is_in(blank["row"].implode()))
             frame = frame.filter(~pl.col("row").is_in(blank["row"].implode()))
@@ -146,7 +181,7 @@ def _parse(raw: pl.DataFrame, path: Path, options: FileOptions | None = None) ->
                 sample = frame.filter(pl.col("row").is_in(rows["row"].implode()))
                 problems.append(
                     f"{path}: column '{col}' has {rows.height} {kind} value(s) at "
-                    f"{describe_rows(rows['row'], sample[col].cast(pl.String))}"
+                    f"{describe_rows(rows['row'], sample[col].cast(pl.String), locate)}"
                 )
     if problems:
         raise DataError("\n".join(problems))
@@ -165,7 +200,7 @@ def read_file(
         frame = frame.filter(pl.col("ticker").is_in(list(tickers)))
         if frame.height == 0:
             raise DataError(f"{path}: none of the tickers {list(tickers)} found")
-    report = check_contract(frame, path, options.policy)
+    report = check_contract(frame, path, options.policy, _locator(path))
     report.raise_for_errors()
     report.log_warnings()
     return frame.drop("row").sort("ticker", "date"), report

@@ -1,15 +1,17 @@
 """The data contract every batch must meet before anything is written anywhere.
 
-Rules are Polars expressions evaluated in one pass; the report names the file, the rule, the
-column, how many rows break it and the first few file lines. Errors block the job; warnings
-(suspicious but possible data: a split that was not adjusted, a long gap, stale data) are
-logged and kept in the report.
+Rules are Polars expressions evaluated in one pass; the report names the source (a file, or
+``request`` for the HTTP service), the rule, the column, how many rows break it and the first
+few of them, located the way that source counts: CSV file lines, parquet row indexes, or items
+of a request's list. Errors block the job; warnings (suspicious but possible data: a split that
+was not adjusted, a long gap, stale data) are logged and kept in the report.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -19,7 +21,30 @@ import polars as pl
 from pipeline.errors import DataError
 
 MAX_ROWS_SHOWN = 5
+# Bounds that keep every feature finite: ratios, squares and rolling sums of values in these
+# ranges stay far below float64's 1.8e308, and the dates stay inside pandas' nanosecond range.
+MIN_PRICE, MAX_PRICE, MAX_VOLUME = 1e-12, 1e15, 1e18
+FIRST_DATE, LAST_DATE = dt.date(1800, 1, 1), dt.date(2199, 12, 31)
+PRICES = ("open", "high", "low", "close")
 log = logging.getLogger(__name__)
+
+Locator = Callable[[int], str]
+"""Renders a 0-based data row as the place a user looks for it ("line 3", "row 1", "bars[1]")."""
+
+
+def csv_line(row: int) -> str:
+    """The 1-based line of a CSV file whose header is line 1."""
+    return f"line {row + 2}"
+
+
+def row_index(row: int) -> str:
+    """The 0-based row index of a table (parquet, a downloaded frame)."""
+    return f"row {row}"
+
+
+def list_item(name: str) -> Locator:
+    """The index in a request's list, e.g. ``list_item("bars")(3) == "bars[3]"``."""
+    return lambda row: f"{name}[{row}]"
 
 
 @dataclass(frozen=True)
@@ -69,28 +94,47 @@ class ContractReport:
             log.warning("data contract: %s", v.describe(self.path))
 
 
-def describe_rows(rows: pl.Series, values: pl.Series | None = None) -> str:
-    """'line 3 ('abc'), line 7 ('x') ... (+N more)' with 1-based file lines (header = line 1)."""
-    lines = (rows + 2).to_list()
+def describe_rows(
+    rows: pl.Series, values: pl.Series | None = None, locate: Locator = row_index
+) -> str:
+    """'line 3 ('abc'), line 7 ('x') ... (+N more)': the first rows, located by ``locate``."""
     shown = []
-    for i, line in enumerate(lines[:MAX_ROWS_SHOWN]):
-        suffix = f" ({values[i]!r})" if values is not None and i < len(values) else ""
-        shown.append(f"line {line}{suffix}")
-    more = f" (+{len(lines) - MAX_ROWS_SHOWN} more)" if len(lines) > MAX_ROWS_SHOWN else ""
+    for i, row in enumerate(rows.to_list()[:MAX_ROWS_SHOWN]):
+        value = values[i] if values is not None and i < len(values) else None
+        suffix = f" ({value!r})" if value is not None else ""
+        shown.append(f"{locate(row)}{suffix}")
+    more = f" (+{len(rows) - MAX_ROWS_SHOWN} more)" if len(rows) > MAX_ROWS_SHOWN else ""
     return ", ".join(shown) + more
 
 
-def _error_rules() -> list[tuple[str, str, pl.Expr]]:
-    prices = ("open", "high", "low", "close")
+def _price_rules(column: str) -> list[tuple[str, str, pl.Expr]]:
+    ok = pl.col(column).is_finite() & (pl.col(column) > 0)
+    # Only finite positive values are checked against the range, so each bad cell counts once.
+    out_of_range = ok & ~pl.col(column).is_between(MIN_PRICE, MAX_PRICE)
+    if column not in PRICES:  # an optional column (bench_close): null means "no quote that day"
+        ok, out_of_range = ok | pl.col(column).is_null(), out_of_range.fill_null(False)
     return [
-        *[
-            (c, "prices must be finite and > 0", ~(pl.col(c).is_finite() & (pl.col(c) > 0)))
-            for c in prices
-        ],
+        (column, "prices must be finite and > 0", ~ok),
+        (column, f"prices must be between {MIN_PRICE:g} and {MAX_PRICE:g}", out_of_range),
+    ]
+
+
+def _error_rules(columns: list[str]) -> list[tuple[str, str, pl.Expr]]:
+    optional = [c for c in ("bench_close",) if c in columns]
+    volume = pl.col("volume")
+    return [
+        *[rule for c in (*PRICES, *optional) for rule in _price_rules(c)],
+        ("volume", "volume must be finite and >= 0", ~(volume.is_finite() & (volume >= 0))),
+        ("volume", f"volume must be <= {MAX_VOLUME:g}", volume.is_finite() & (volume > MAX_VOLUME)),
         (
-            "volume",
-            "volume must be finite and >= 0",
-            ~(pl.col("volume").is_finite() & (pl.col("volume") >= 0)),
+            "ticker",
+            "ticker must not be empty",
+            pl.col("ticker").is_null() | (pl.col("ticker").str.strip_chars() == ""),
+        ),
+        (
+            "date",
+            f"dates must be between {FIRST_DATE} and {LAST_DATE}",
+            ~pl.col("date").is_between(FIRST_DATE, LAST_DATE),
         ),
         (
             "high",
@@ -128,16 +172,41 @@ def _warning_rules(policy: ContractPolicy) -> list[tuple[str, str, pl.Expr]]:
     ]
 
 
+def _stale(frame: pl.DataFrame, policy: ContractPolicy) -> list[Violation]:
+    if policy.max_staleness_days is None or not frame.height:
+        return []
+    today = policy.today or dt.date.today()
+    last = frame.group_by("ticker").agg(pl.col("date").max())
+    stale = last.filter(
+        (pl.lit(today) - pl.col("date")).dt.total_days() > policy.max_staleness_days
+    )
+    return [
+        Violation(
+            f"last date {date} is older than {policy.max_staleness_days} days",
+            "date",
+            1,
+            f"ticker {ticker}",
+            "warning",
+        )
+        for ticker, date in stale.iter_rows()
+    ]
+
+
 def check_contract(
-    frame: pl.DataFrame, path: Path | str, policy: ContractPolicy | None = None
+    frame: pl.DataFrame,
+    path: Path | str,
+    policy: ContractPolicy | None = None,
+    locate: Locator = row_index,
 ) -> ContractReport:
     """Evaluate every rule; ``frame`` has the canonical columns plus ``row`` (0-based data row).
 
-    Returns the report; call ``raise_for_errors`` to block on errors.
+    An optional ``bench_close`` column is held to the price rules where it is not null.
+    ``locate`` renders rows in the report (``csv_line`` for CSV files). Returns the report;
+    call ``raise_for_errors`` to block on errors.
     """
     policy = policy or ContractPolicy()
     report = ContractReport(path, frame.height)
-    rules = [(c, r, e, "error") for c, r, e in _error_rules()]
+    rules = [(c, r, e, "error") for c, r, e in _error_rules(frame.columns)]
     rules += [(c, r, e, "warning") for c, r, e in _warning_rules(policy)]
     flags = frame.select([e.alias(f"r{i}") for i, (_, _, e, _) in enumerate(rules)])
     for i, (column, rule, _, severity) in enumerate(rules):
@@ -149,24 +218,9 @@ def check_contract(
                     rule,
                     column,
                     bad.height,
-                    describe_rows(bad["row"], values),
+                    describe_rows(bad["row"], values, locate),
                     severity,  # type: ignore[arg-type]
                 )
             )
-    if policy.max_staleness_days is not None and frame.height:
-        today = policy.today or dt.date.today()
-        last = frame.group_by("ticker").agg(pl.col("date").max())
-        stale = last.filter(
-            (pl.lit(today) - pl.col("date")).dt.total_days() > policy.max_staleness_days
-        )
-        for ticker, date in stale.iter_rows():
-            report.violations.append(
-                Violation(
-                    f"last date {date} is older than {policy.max_staleness_days} days",
-                    "date",
-                    1,
-                    f"ticker {ticker}",
-                    "warning",
-                )
-            )
+    report.violations += _stale(frame, policy)
     return report

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import polars as pl
+
+from pipeline.atomic import OutputError, atomic_write
 
 
 class ParquetSink:
@@ -16,13 +16,12 @@ class ParquetSink:
         self.path = path
 
     def write(self, frame: pl.DataFrame) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".parquet.tmp")
-        os.close(fd)
+        """Write ``frame`` to the sink's path (mode from the umask, like any new file)."""
         try:
-            frame.write_parquet(tmp)
-            Path(tmp).replace(self.path)
-        finally:
-            if Path(tmp).exists():
-                Path(tmp).unlink()
-        return self.path
+            return atomic_write(self.path, frame.write_parquet)
+        except OSError as exc:
+            # Callers check the path up front; this covers what changed since (disk full...).
+            raise OutputError(
+                f"cannot write {self.path} ({exc.strerror or exc}); choose another output path "
+                "or fix its permissions"
+            ) from exc

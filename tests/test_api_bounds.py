@@ -1,0 +1,264 @@
+"""`stockpipe serve` is bounded: body size, tickers and bars, concurrency, time, liveness.
+
+Most tests run a REAL uvicorn server in a thread on a free port and talk to it over TCP with
+httpx, because the bounds live where TestClient cannot reach: Content-Length and chunked
+transfer, a request in flight while another arrives, and the event loop staying free.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from click.testing import CliRunner
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import Pipeline
+from support import SAMPLE, write_yaml
+
+from pipeline.cli import main
+from pipeline.data.files import FileSource
+from pipeline.features.engine import add_target, collect
+from pipeline.features.spec import FeaturesConfig
+from pipeline.model.transformer import PolarsFeatures
+from pipeline.serving.api import create_app
+from pipeline.serving.score import LoadedModel
+from pipeline.settings import ServingConfig
+
+
+class Zeros:
+    """A predictor answering 0 at once."""
+
+    def predict(self, frame: Any) -> np.ndarray[Any, Any]:
+        return np.zeros(len(frame))
+
+
+class GatedModel:
+    """A predictor that blocks in ``predict`` until the test opens the gate (or 10 s pass)."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.gate = threading.Event()
+
+    def predict(self, frame: Any) -> np.ndarray[Any, Any]:
+        self.started.set()
+        self.gate.wait(10)
+        return np.zeros(len(frame))
+
+
+def loaded(predictor: Any, warmup: int = 0) -> LoadedModel:
+    return LoadedModel(predictor=predictor, name="m", version="1", warmup=warmup, horizon=1)
+
+
+@pytest.fixture(scope="module")
+def real_model() -> LoadedModel:
+    """The registered pipeline's shape (features -> imputer -> Ridge), fitted on the sample."""
+    frame = FileSource(SAMPLE / "NVDA.csv").load().frame
+    labelled = collect(add_target(frame.lazy(), 1)).drop_nulls("target")
+    model = Pipeline(
+        [
+            ("features", PolarsFeatures(FeaturesConfig().model_dump_json())),
+            ("impute", SimpleImputer()),
+            ("model", Ridge()),
+        ]
+    )
+    model.fit(labelled.drop("target").to_pandas(), labelled["target"].to_numpy())
+    return loaded(model, warmup=model.named_steps["features"].warmup_)
+
+
+def bars(tickers: int = 1, per_ticker: int = 1) -> list[dict[str, Any]]:
+    """Valid bars (the contract accepts them) for ``tickers`` tickers."""
+    start = dt.date(2024, 1, 1)
+    return [
+        {
+            "ticker": f"T{t}",
+            "date": str(start + dt.timedelta(days=i)),
+            "open": 10.0,
+            "high": 11.0,
+            "low": 9.0,
+            "close": 10.5,
+            "volume": 1000.0,
+        }
+        for t in range(tickers)
+        for i in range(per_ticker)
+    ]
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[httpx.Client]:
+    """A real uvicorn server on a free port, and a client for it; stopped on exit."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.started, "uvicorn did not start"
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def test_oversized_bodies_get_413_with_or_without_content_length() -> None:
+    limits = ServingConfig(max_body_bytes=4096)
+    body = json.dumps({"bars": bars(per_ticker=60)}).encode()
+    assert len(body) > 4096
+    with serving(create_app(loaded(GatedModel()), serving=limits)) as client:
+        declared = client.post(
+            "/predict", content=body, headers={"content-type": "application/json"}
+        )
+        assert declared.status_code == 413, declared.text
+        assert "larger than 4096 bytes (serving.max_body_bytes)" in declared.json()["detail"]
+
+        # No Content-Length: the server must count the chunks as they arrive.
+        chunks = iter([body[i : i + 1000] for i in range(0, len(body), 1000)])
+        streamed = client.post(
+            "/predict", content=chunks, headers={"content-type": "application/json"}
+        )
+        assert "content-length" not in streamed.request.headers
+        assert streamed.request.headers["transfer-encoding"] == "chunked"
+        assert streamed.status_code == 413, streamed.text
+
+        # Size is checked before parsing: oversized garbage is 413, not a JSON error.
+        garbage = client.post("/predict", content=b"{" * 5000)
+        assert garbage.status_code == 413
+        assert client.get("/health").status_code == 200  # the server is still fine
+
+
+def test_a_body_that_never_finishes_arriving_gets_408() -> None:
+    limits = ServingConfig(request_timeout_seconds=0.5)
+    with serving(create_app(loaded(Zeros()), serving=limits)) as client:
+        host, port = client.base_url.host, client.base_url.port
+        with socket.create_connection((host, port), timeout=5) as raw:
+            raw.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n{"  # then nothing more
+            )
+            reply = http.client.HTTPResponse(raw)
+            reply.begin()
+            assert reply.status == 408
+            assert "not received within 0.5 s" in json.loads(reply.read())["detail"]
+        assert client.get("/health").status_code == 200
+
+
+def test_health_answers_while_a_prediction_runs_and_the_rest_is_bounded() -> None:
+    model = GatedModel()
+    limits = ServingConfig(max_concurrent_predictions=1, request_timeout_seconds=1.0)
+    with serving(create_app(loaded(model), serving=limits)) as client:
+        outcome: dict[str, httpx.Response] = {}
+        first = threading.Thread(
+            target=lambda: outcome.update(first=client.post("/predict", json={"bars": bars()}))
+        )
+        first.start()
+        assert model.started.wait(5), "the prediction never reached the model"
+
+        began = time.monotonic()
+        health = client.get("/health")
+        assert health.status_code == 200 and time.monotonic() - began < 1.0  # liveness
+
+        busy = client.post("/predict", json={"bars": bars()})
+        assert busy.status_code == 503, busy.text
+        assert "serving.max_concurrent_predictions" in busy.json()["detail"]
+        assert busy.headers["retry-after"] == "1"
+
+        first.join(5)
+        assert outcome["first"].status_code == 504, outcome["first"].text
+        assert "within 1 s (serving.request_timeout_seconds)" in outcome["first"].text
+        # The timed-out prediction still runs, so it still holds the only slot.
+        assert client.post("/predict", json={"bars": bars()}).status_code == 503
+
+        model.gate.set()
+        deadline = time.monotonic() + 5
+        while (done := client.post("/predict", json={"bars": bars()})).status_code == 503:
+            assert time.monotonic() < deadline, "the slot was never given back"
+            time.sleep(0.05)
+        assert done.status_code == 200 and done.json()[0]["ticker"] == "T0"
+
+
+@pytest.mark.parametrize(
+    ("tickers", "per_ticker", "message"),
+    [
+        (4, 2, "request: 4 tickers; at most 3 per request (serving.max_tickers)"),
+        (
+            2,
+            6,
+            "request: at most 5 bars per ticker (serving.max_bars_per_ticker); "
+            "got {'T0': 6, 'T1': 6}",
+        ),
+    ],
+)
+def test_too_many_tickers_or_bars_get_422_stating_the_limit(
+    tickers: int, per_ticker: int, message: str
+) -> None:
+    limits = ServingConfig(max_tickers=3, max_bars_per_ticker=5)
+    client = TestClient(create_app(loaded(Zeros()), serving=limits))
+    response = client.post("/predict", json={"bars": bars(tickers, per_ticker)})
+    assert response.status_code == 422
+    assert response.json()["detail"] == message
+    ok = client.post("/predict", json={"bars": bars(3, 5)})  # at the limits: accepted
+    assert ok.status_code == 200, ok.text
+
+
+def test_health_stays_live_during_a_large_real_request(real_model: LoadedModel) -> None:
+    """~7 MiB of bars (100 tickers) through the real feature pipeline; /health keeps answering."""
+    body = json.dumps({"bars": bars(100, 650)}).encode()
+    limits = ServingConfig(max_body_bytes=16 * 1024 * 1024, max_bars_per_ticker=2000)
+    with serving(create_app(real_model, serving=limits)) as client:
+        outcome: dict[str, httpx.Response] = {}
+        post = threading.Thread(
+            target=lambda: outcome.update(
+                r=client.post(
+                    "/predict", content=body, headers={"content-type": "application/json"}
+                )
+            )
+        )
+        post.start()
+        slowest = 0.0
+        while post.is_alive():
+            began = time.monotonic()
+            assert client.get("/health").status_code == 200
+            slowest = max(slowest, time.monotonic() - began)
+            time.sleep(0.02)
+        assert outcome["r"].status_code == 200, outcome["r"].text[:300]
+        assert len(outcome["r"].json()) == 100
+        print(f"slowest /health during the request: {slowest:.3f}s")
+        assert slowest < 1.0, f"/health took {slowest:.2f}s during the request"
+
+
+def test_serve_applies_the_limits_of_serving_yaml(
+    conf_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`stockpipe serve` builds its app from conf/*/serving.yaml (here a 2 KiB body limit)."""
+    import pipeline.tracking.mlflow_adapter as adapter
+
+    write_yaml(conf_dir / "local" / "serving.yaml", {"max_body_bytes": 2048})
+    served: dict[str, FastAPI] = {}
+    monkeypatch.setattr(adapter.MlflowModelLoader, "load", lambda self, uri: loaded(Zeros()))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app))
+    result = CliRunner().invoke(main, ["serve", "--config", str(conf_dir)])
+    assert result.exit_code == 0, result.output
+    client = TestClient(served["app"])
+    assert client.post("/predict", json={"bars": bars(per_ticker=10)}).status_code == 200
+    assert client.post("/predict", json={"bars": bars(per_ticker=40)}).status_code == 413
