@@ -107,8 +107,11 @@ class FakeRegistry:
         return version
 
     def set_alias(self, alias: str, version: str, record: bool = False) -> None:
+        if version not in self.registered:
+            raise TrackingError(f"no version {version}")
         self.aliases[alias] = version
-        if record:
+        if record:  # like MlflowRegistry: the tag follows the alias
+            self.registered[version]["tags"]["promoted"] = "true"
             self.history.setdefault(alias, []).append(version)
 
     def alias_history(self, alias: str) -> list[str]:
@@ -120,7 +123,15 @@ class FakeRegistry:
             raise TrackingError("nothing to roll back to")
         hist.pop()
         self.aliases[alias] = hist[-1]
+        self.registered[hist[-1]]["tags"]["promoted"] = "true"
         return hist[-1]
+
+    def reconcile(self, alias: str) -> str | None:
+        version = self.aliases.get(alias)
+        if version is None or self.registered[version]["tags"].get("promoted") == "true":
+            return None
+        self.registered[version]["tags"]["promoted"] = "true"
+        return version
 
     def version_for_alias(self, alias: str) -> str | None:
         return self.aliases.get(alias)

@@ -44,7 +44,11 @@ def list_versions(config_dir: Path, env: str | None, tracking_uri: str | None, f
     from pipeline import bootstrap
 
     cfg = load(config_dir, env, tracking_uri=tracking_uri)
-    versions = bootstrap.registry(cfg).versions()
+    registry = bootstrap.registry(cfg)
+    # A promotion killed between the alias move and the tag leaves the champion untagged:
+    # repair it so the `promoted` column agrees with the alias.
+    registry.reconcile(cfg.tracking.champion_alias)
+    versions = registry.versions()
     if fmt == "json":
         click.echo(json.dumps(versions, indent=2, default=str))
         return

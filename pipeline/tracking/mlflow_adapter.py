@@ -2,28 +2,33 @@
 
 The embedded default is a sqlite store plus a local artifact folder, both created on first
 use. A server URI (http://...) is checked before any computation so that a long competition
-never dies at the end because the server was down at the start.
+never dies at the end because the server was down at the start. Every adapter reaches its
+store through ``store.ensure_store`` (locked first-time creation, fast reachability probe).
+The registry and the model loader live in their own modules and are re-exported here.
 """
 
 from __future__ import annotations
 
-import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import TrackingError
+from pipeline.tracking.loader import MlflowModelLoader
+from pipeline.tracking.orphans import owner_tags, reap_orphans
+from pipeline.tracking.registry import MlflowRegistry
+from pipeline.tracking.store import ensure_store
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-# MLflow's defaults (7 retries with exponential backoff, 120 s timeouts) make a dead server
-# look like a hang; fail within about a minute instead. Users can still override both.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+__all__ = [
+    "SKOPS_TRUSTED_TYPES",
+    "MlflowModelLoader",
+    "MlflowRegistry",
+    "MlflowRun",
+    "MlflowTracker",
+    "pip_requirements",
+]
 
 # skops refuses to load types it does not know; these are ours plus the estimators' internals.
 SKOPS_TRUSTED_TYPES = [
@@ -129,37 +134,46 @@ class MlflowTracker:
         self._exp_id: str | None = None
 
     def check(self) -> None:
-        if self.uri.startswith("sqlite:///"):
-            Path(self.uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-            return
-        if self.uri.startswith(("http://", "https://")):
-            try:
-                with urllib.request.urlopen(f"{self.uri.rstrip('/')}/health", timeout=5) as r:
-                    if r.status != 200:
-                        raise TrackingError(f"tracking server {self.uri} answered {r.status}")
-            except (urllib.error.URLError, OSError) as exc:
-                raise TrackingError(
-                    f"tracking server {self.uri} is unreachable ({exc}); start it or pass "
-                    "--tracking-uri sqlite:///mlruns/mlflow.db for the embedded store"
-                ) from exc
+        """Reach the store (creating a sqlite one) before any work, then mark this host's
+        orphan runs of the experiment KILLED. Raises TrackingError if the store is unusable."""
+        ensure_store(self.uri)
+        self.reap_orphans()
+
+    def reap_orphans(self) -> list[str]:
+        """Mark RUNNING runs whose process on this host is gone KILLED; return their ids."""
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=self.uri)
+        exp = client.get_experiment_by_name(self.experiment)
+        return [] if exp is None else reap_orphans(client, str(exp.experiment_id))
 
     def _experiment_id(self) -> str:
         import mlflow
 
-        if self._exp_id is not None:
-            return self._exp_id
-        mlflow.set_tracking_uri(self.uri)
-        client = mlflow.MlflowClient()
+        if self._exp_id is None:
+            ensure_store(self.uri)
+            mlflow.set_tracking_uri(self.uri)
+            self._exp_id = self._find_or_create_experiment(mlflow.MlflowClient())
+        return self._exp_id
+
+    def _find_or_create_experiment(self, client: Any) -> str:
+        from mlflow.exceptions import MlflowException
+
         exp = client.get_experiment_by_name(self.experiment)
         if exp is not None:
-            self._exp_id = str(exp.experiment_id)
-            return self._exp_id
+            return str(exp.experiment_id)
         location = None
         if self.uri.startswith("sqlite:///"):
             self.artifact_location.mkdir(parents=True, exist_ok=True)
             location = self.artifact_location.resolve().as_uri()
-        self._exp_id = str(client.create_experiment(self.experiment, artifact_location=location))
-        return self._exp_id
+        try:
+            return str(client.create_experiment(self.experiment, artifact_location=location))
+        except MlflowException:
+            # Another process created it since our lookup ("already exists"): use theirs.
+            exp = client.get_experiment_by_name(self.experiment)
+            if exp is None:
+                raise
+            return str(exp.experiment_id)
 
     def log_trial(
         self,
@@ -171,6 +185,7 @@ class MlflowTracker:
         tags: Mapping[str, str],
         state: str,
     ) -> None:
+        """One finished Optuna trial as a child run of ``parent`` (created and closed here)."""
         import mlflow
         from mlflow.entities import Metric, Param
 
@@ -178,7 +193,7 @@ class MlflowTracker:
         run = client.create_run(
             self._experiment_id(),
             run_name=name,
-            tags={"mlflow.parentRunId": parent.run_id, **tags},
+            tags={"mlflow.parentRunId": parent.run_id, **owner_tags(), **tags},
         )
         ts = int(time.time() * 1000)
         batch = [
@@ -195,176 +210,15 @@ class MlflowTracker:
 
     @contextmanager
     def start_run(self, name: str, parent: Any = None) -> Iterator[MlflowRun]:
+        """Open a run (nested under the active one if ``parent``), tagged with its owner
+        process so that a later ``check`` can tell an orphan from a live run."""
         import mlflow
 
         experiment_id = self._experiment_id()
         with mlflow.start_run(
-            experiment_id=experiment_id, run_name=name, nested=parent is not None
+            experiment_id=experiment_id,
+            run_name=name,
+            nested=parent is not None,
+            tags=owner_tags(),
         ) as run:
             yield MlflowRun(run.info.run_id)
-
-
-class MlflowRegistry:
-    """The Registry port on the MLflow Model Registry (aliases, not deprecated stages)."""
-
-    def __init__(self, uri: str, name: str) -> None:
-        self.uri = uri
-        self.name = name
-
-    def _client(self) -> Any:
-        import mlflow
-
-        return mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-
-    def register(
-        self, model_uri: str, run_id: str, tags: Mapping[str, str], description: str = ""
-    ) -> str:
-        from mlflow.exceptions import MlflowException
-
-        client = self._client()
-        try:
-            client.get_registered_model(self.name)
-        except MlflowException:
-            client.create_registered_model(
-                self.name, description="stockpipe forecast of forward log returns"
-            )
-        mv = client.create_model_version(
-            self.name,
-            source=model_uri,
-            run_id=run_id,
-            tags=dict(tags),
-            description=description or None,
-            model_id=model_uri.removeprefix("models:/")
-            if model_uri.startswith("models:/m-")
-            else None,
-        )
-        return str(mv.version)
-
-    def set_alias(self, alias: str, version: str, record: bool = False) -> None:
-        from mlflow.exceptions import MlflowException
-
-        client = self._client()
-        try:
-            client.get_model_version(self.name, version)
-        except MlflowException as exc:
-            raise TrackingError(f"{self.name} has no version {version}: {exc.message}") from exc
-        client.set_registered_model_alias(self.name, alias, version)
-        if record:
-            history = [*self.alias_history(alias), version]
-            client.set_registered_model_tag(self.name, _history_tag(alias), ",".join(history))
-
-    def alias_history(self, alias: str) -> list[str]:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            tags = self._client().get_registered_model(self.name).tags
-        except MlflowException:
-            return []
-        raw = tags.get(_history_tag(alias), "")
-        return [v for v in raw.split(",") if v]
-
-    def rollback(self, alias: str) -> str:
-        history = self.alias_history(alias)
-        if len(history) < 2:
-            raise TrackingError(
-                f"{self.name}@{alias} has no previous version to roll back to "
-                f"(history: {history or 'empty'})"
-            )
-        previous = history[-2]
-        client = self._client()
-        client.set_registered_model_alias(self.name, alias, previous)
-        client.set_registered_model_tag(self.name, _history_tag(alias), ",".join(history[:-1]))
-        return previous
-
-    def versions(self) -> list[dict[str, Any]]:
-        client = self._client()
-        found = client.search_model_versions(f"name='{self.name}'")
-        out = []
-        for mv in sorted(found, key=lambda m: int(m.version), reverse=True):
-            full = client.get_model_version(self.name, mv.version)  # search omits aliases
-            out.append(
-                {
-                    "version": str(full.version),
-                    "aliases": list(full.aliases),
-                    "tags": dict(full.tags),
-                    "run_id": full.run_id,
-                    "created": full.creation_timestamp,
-                    "description": full.description,
-                }
-            )
-        return out
-
-    def version_for_alias(self, alias: str) -> str | None:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return str(self._client().get_model_version_by_alias(self.name, alias).version)
-        except MlflowException:
-            return None
-
-    def version_tags(self, version: str) -> dict[str, str]:
-        return dict(self._client().get_model_version(self.name, version).tags)
-
-
-def _history_tag(alias: str) -> str:
-    return f"stockpipe.alias_history.{alias}"
-
-
-def _parse_registry_uri(uri: str) -> tuple[str, str | None, str | None] | None:
-    """models:/Name@alias -> (Name, None, alias); models:/Name/3 -> (Name, '3', None)."""
-    if not uri.startswith("models:/") or uri.startswith("models:/m-"):
-        return None
-    body = uri[len("models:/") :]
-    if "@" in body:
-        name, alias = body.split("@", 1)
-        return name, None, alias
-    name, _, version = body.partition("/")
-    if not version:
-        raise TrackingError(f"model URI {uri!r} needs a version or an alias (Name@alias)")
-    return name, version, None
-
-
-class MlflowModelLoader:
-    """Loads a model by URI through pyfunc (schema-enforced) and reads its registry tags."""
-
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-
-    def load(self, model_uri: str) -> Any:
-        import mlflow
-        import mlflow.pyfunc
-        from mlflow.exceptions import MlflowException
-
-        from pipeline.serving.score import LoadedModel
-
-        mlflow.set_tracking_uri(self.uri)
-        client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-        name = version = None
-        tags: dict[str, str] = {}
-        parsed = _parse_registry_uri(model_uri)
-        try:
-            if parsed is not None:
-                name, version, alias = parsed
-                mv = (
-                    client.get_model_version_by_alias(name, alias)
-                    if alias
-                    else client.get_model_version(name, str(version))
-                )
-                version, tags = str(mv.version), dict(mv.tags)
-            pyfunc_model = mlflow.pyfunc.load_model(model_uri)
-        except MlflowException as exc:
-            raise TrackingError(f"cannot load model {model_uri} from {self.uri}: {exc}") from exc
-        raw = pyfunc_model.get_raw_model()
-        features = getattr(raw, "named_steps", {}).get("features")
-        warmup = int(tags.get("warmup_rows", getattr(features, "warmup_", 0)))
-        horizon = int(tags["horizon"]) if "horizon" in tags else None
-        return LoadedModel(
-            predictor=pyfunc_model,
-            name=name,
-            version=version,
-            warmup=warmup,
-            horizon=horizon,
-            benchmark=tags.get("benchmark") or None,
-            raw=raw,
-            tags=tags,
-        )
