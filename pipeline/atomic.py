@@ -72,8 +72,7 @@ def _probe(folder: Path, label: str) -> None:
             pass
     except OSError as exc:
         raise OutputError(
-            f"{label} is not writable ({exc.strerror}); choose another path or fix its "
-            "permissions"
+            f"{label} is not writable ({exc.strerror}); choose another path or fix its permissions"
         ) from exc
 
 

@@ -219,7 +219,9 @@ def test_train_pinned_to_an_older_snapshot_records_it_in_lineage(
     assert doc["data"]["rows"] == 1500 and doc["data"]["last_date"] == old["last_date"]
     assert doc["data"]["sha256"] == data_sha and doc["data"]["source"] == old["id"]
     assert doc["lineage"]["snapshot_ids"] == old["id"] != new["id"]
-    assert len(_manifest(tmp_path)) == 2  # a pinned input is not snapshotted again
+    # A pinned input is not snapshotted again; the benchmark file (SPY) is kept once.
+    assert [e["ticker"] for e in _manifest(tmp_path)] == ["NVDA", "NVDA", "SPY"]
+    assert doc["lineage"]["benchmark_snapshot_ids"] == _manifest(tmp_path)[2]["id"]
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -15,35 +15,66 @@ from pipeline.errors import StockpipeError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def config_options(func: F) -> F:
-    """Options shared by every command that reads data or talks to MLflow."""
-    options = [
-        click.option(
-            "--config",
-            "config_dir",
-            type=click.Path(path_type=Path),
-            default="conf",
-            show_default=True,
-            help="Config directory holding base/ (and local/).",
-        ),
-        click.option("--env", default=None, help="Overlay conf/<env>/ over base (e.g. server)."),
-        click.option(
-            "--data",
-            type=click.Path(path_type=Path),
-            default=None,
-            help="CSV or parquet of date/open/high/low/close/volume[/ticker].",
-        ),
-        click.option("--tracking-uri", default=None, help="MLflow tracking URI override."),
-        click.option("--seed", type=int, default=None, help="Random seed override."),
-        click.option(
-            "--snapshot",
-            default=None,
-            help="Use these raw snapshot id(s) (comma-separated) as input.",
-        ),
-    ]
+def _apply(func: F, options: list[Callable[[F], F]]) -> F:
+    # click lists options in decorator order: apply the last one first.
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def base_options(func: F) -> F:
+    """--config and --env: for every command that reads the configuration."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--config",
+                "config_dir",
+                type=click.Path(path_type=Path),
+                default="conf",
+                show_default=True,
+                help="Config directory holding base/ (and local/).",
+            ),
+            click.option(
+                "--env", default=None, help="Overlay conf/<env>/ over base (e.g. server)."
+            ),
+        ],
+    )
+
+
+def data_options(func: F) -> F:
+    """--data and --snapshot: for commands that read the configured price input."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--data",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="CSV or parquet of date/open/high/low/close/volume[/ticker].",
+            ),
+            click.option(
+                "--snapshot",
+                default=None,
+                help="Use these raw snapshot id(s) (comma-separated) as input.",
+            ),
+        ],
+    )
+
+
+def tracking_options(func: F) -> F:
+    """--tracking-uri: for commands that talk to MLflow."""
+    return click.option("--tracking-uri", default=None, help="MLflow tracking URI override.")(func)
+
+
+def seed_option(func: F) -> F:
+    """--seed: for commands with randomness (tuning, bootstrap intervals)."""
+    return click.option("--seed", type=int, default=None, help="Random seed override.")(func)
+
+
+def config_options(func: F) -> F:
+    """All of the above: what training, scoring and inspection commands take."""
+    return base_options(data_options(tracking_options(seed_option(func))))
 
 
 def handle_errors(func: F) -> F:
@@ -67,6 +98,18 @@ def handle_errors(func: F) -> F:
                 err=True,
             )
             sys.exit(3)
+        except BaseException as exc:
+            # A Rust panic inside polars (a BaseException) on a damaged file we did not
+            # guard: name it plainly instead of a traceback. Everything else goes on.
+            if type(exc).__name__ != "PanicException":
+                raise
+            detail = (str(exc).strip().splitlines() or ["panic"])[0][:200]
+            click.echo(
+                f"error: a library failed while working on your data (polars panic: "
+                f"{detail}). A file being read is probably corrupt: check or replace it",
+                err=True,
+            )
+            sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
 

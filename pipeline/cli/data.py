@@ -1,4 +1,5 @@
-"""`fetch`, `validate` and `data list|import`: bring prices in, check them, see what is kept."""
+"""`fetch`, `validate` and `data list|import|rebuild`: bring prices in, check them, see what
+is kept, and rebuild the warehouse from it."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli.common import config_options, handle_errors, load
+from pipeline.cli.common import base_options, data_options, handle_errors, load
 
 
 @click.command()
-@config_options
+@base_options
 @click.option("--tickers", required=True, help="Comma-separated, e.g. NVDA,SPY.")
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default=None)
 @click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None)
@@ -21,10 +22,6 @@ from pipeline.cli.common import config_options, handle_errors, load
 def fetch(
     config_dir: Path,
     env: str | None,
-    data: Path | None,
-    tracking_uri: str | None,
-    seed: int | None,
-    snapshot: str | None,
     tickers: str,
     start: dt.datetime | None,
     end: dt.datetime | None,
@@ -51,14 +48,13 @@ def fetch(
 
 
 @click.command()
-@config_options
+@base_options
+@data_options
 @handle_errors
 def validate(
     config_dir: Path,
     env: str | None,
     data: Path | None,
-    tracking_uri: str | None,
-    seed: int | None,
     snapshot: str | None,
 ) -> None:
     """Check the configured input (or --data) against the data contract; write nothing."""
@@ -85,14 +81,11 @@ def validate(
 
 @click.group()
 def data() -> None:
-    """Raw snapshots: list them, import files."""
+    """Raw snapshots: list them, import files, rebuild the warehouse from them."""
 
 
 @data.command("list")
-@click.option(
-    "--config", "config_dir", type=click.Path(path_type=Path), default="conf", show_default=True
-)
-@click.option("--env", default=None)
+@base_options
 @handle_errors
 def list_snapshots(config_dir: Path, env: str | None) -> None:
     """Every snapshot with its rows, date range, source and sha256."""
@@ -102,20 +95,24 @@ def list_snapshots(config_dir: Path, env: str | None) -> None:
     from pipeline import bootstrap
 
     cfg = load(config_dir, env)
-    table = Table(title=f"snapshots in {cfg.resolve(cfg.data.raw_dir)}")
+    store = bootstrap.snapshots(cfg)
+    entries = store.entries()
+    if not entries:
+        click.echo(
+            f"no snapshots in {store.root}: run `stockpipe fetch` or `stockpipe data import`"
+        )
+        return
+    table = Table(title=f"snapshots in {store.root}")
     for col in ("id", "rows", "first_date", "last_date", "source", "sha256"):
         table.add_column(col, no_wrap=True)
-    for s in bootstrap.snapshots(cfg).entries():
+    for s in entries:
         table.add_row(s.id, str(s.rows), s.first_date, s.last_date, s.source, s.sha256[:16])
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 @data.command("import")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option(
-    "--config", "config_dir", type=click.Path(path_type=Path), default="conf", show_default=True
-)
-@click.option("--env", default=None)
+@base_options
 @handle_errors
 def import_file(path: Path, config_dir: Path, env: str | None) -> None:
     """Validate a CSV/parquet file, keep it as a snapshot and load it into the warehouse."""
@@ -129,3 +126,20 @@ def import_file(path: Path, config_dir: Path, env: str | None) -> None:
     )
     for snap in result.snapshots:
         click.echo(f"{snap.id}  rows {snap.rows}  {snap.first_date}..{snap.last_date}")
+
+
+@data.command("rebuild")
+@base_options
+@handle_errors
+def rebuild_warehouse(config_dir: Path, env: str | None) -> None:
+    """Rebuild the warehouse from every raw snapshot; the old file is kept, renamed."""
+    from pipeline import bootstrap
+    from pipeline.data.rebuild import rebuild
+
+    cfg = load(config_dir, env)
+    result = rebuild(bootstrap.snapshots(cfg), cfg.resolve(cfg.data.warehouse))
+    click.echo(
+        f"rebuilt {result.warehouse} from {result.snapshots} snapshot(s), {result.rows} rows"
+    )
+    if result.kept_as is not None:
+        click.echo(f"the previous file is kept as {result.kept_as} (delete it when done)")

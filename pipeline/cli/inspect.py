@@ -68,9 +68,11 @@ def features(
 ) -> None:
     """Write the computed feature frame: exactly what the model sees."""
     from pipeline import bootstrap
+    from pipeline.atomic import ensure_writable
     from pipeline.serving.sinks import ParquetSink
     from pipeline.training.inspect import feature_table
 
+    ensure_writable(output, "--output")  # before the work, not after it
     cfg = load(config_dir, env, data=data, seed=seed, snapshot=snapshot, tracking_uri=tracking_uri)
     frame = feature_table(cfg, bootstrap.data_ports(cfg))
     ParquetSink(output.resolve()).write(frame)
@@ -98,8 +100,10 @@ def backtest(
 ) -> None:
     """Re-run walk-forward for a registered model (refit per fold); write and log a report."""
     from pipeline import bootstrap
+    from pipeline.atomic import ensure_writable_dir
     from pipeline.training.backtest import backtest as run_backtest
 
+    ensure_writable_dir(output_dir, "--output-dir")  # before the refits, not after them
     cfg = load(config_dir, env, data=data, seed=seed, snapshot=snapshot, tracking_uri=tracking_uri)
     report = run_backtest(cfg, bootstrap.backtest_ports(cfg), output_dir.resolve(), model_uri)
     b = report["baselines"]["buy_and_hold"]

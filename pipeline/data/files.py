@@ -22,6 +22,7 @@ from typing import Literal
 
 import polars as pl
 
+from pipeline.data.external import read_parquet
 from pipeline.data.validation import (
     ContractPolicy,
     ContractReport,
@@ -54,7 +55,8 @@ def _read_raw(path: Path) -> pl.DataFrame:
             # Read as text so that bad cells can be reported by row instead of failing inference.
             return pl.read_csv(path, infer_schema=False)
         if suffix in {".parquet", ".pq"}:
-            return pl.read_parquet(path)
+            # Polars panics (a BaseException, with a Rust backtrace) on some damaged files.
+            return read_parquet(path, "data file", "export it again or check the copy")
     except pl.exceptions.NoDataError as exc:
         raise DataError(f"{path}: file is empty") from exc
     except (pl.exceptions.ComputeError, OSError) as exc:

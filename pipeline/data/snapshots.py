@@ -10,14 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from pipeline.atomic import atomic_write, atomic_write_text
+from pipeline.data.external import read_parquet
 from pipeline.domain import PRICE_COLUMNS, PriceBatch
 from pipeline.errors import DataError
 
@@ -44,17 +44,6 @@ def content_sha256(frame: pl.DataFrame) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        Path(tmp).replace(path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 class SnapshotStore:
     """Writes, lists and reads raw snapshots under one folder."""
 
@@ -63,10 +52,38 @@ class SnapshotStore:
         self.manifest = root / "manifest.jsonl"
 
     def entries(self) -> list[Snapshot]:
-        if not self.manifest.is_file():
+        """Every manifest entry in file order ([] before the first fetch or import)."""
+        if not self.manifest.exists():
             return []
-        lines = self.manifest.read_text(encoding="utf-8").splitlines()
-        return [Snapshot(**json.loads(line)) for line in lines if line.strip()]
+        try:
+            text = self.manifest.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(
+                f"snapshot manifest {self.manifest} cannot be read ({exc}); restore it from a "
+                "backup"
+            ) from exc
+        return [
+            _entry(self.manifest, number, line)
+            for number, line in enumerate(text.splitlines(), 1)
+            if line.strip()
+        ]
+
+    def require_entries(self) -> list[Snapshot]:
+        """Like ``entries`` but a missing or empty manifest is an error."""
+        snaps = self.entries()
+        if not snaps:
+            state = "has no entries" if self.manifest.exists() else "does not exist"
+            files = sum(1 for _ in self.root.rglob("*.parquet")) if self.root.is_dir() else 0
+            # Files without a manifest cannot be trusted blindly: it holds their hashes.
+            fix = (
+                f"{files} snapshot file(s) under {self.root} are not listed: restore "
+                f"{self.manifest.name} from a backup"
+                if files
+                else "there are no snapshots. Run `stockpipe fetch` or `stockpipe data "
+                "import`, or set data.raw_dir to the folder holding manifest.jsonl"
+            )
+            raise DataError(f"snapshot manifest {self.manifest} {state}: {fix}")
+        return snaps
 
     def record(self, batch: PriceBatch, source: str, params: dict[str, Any]) -> list[Snapshot]:
         """Store each ticker of a validated batch; reuse a snapshot with identical content."""
@@ -81,7 +98,7 @@ class SnapshotStore:
                 out.append(existing[(ticker, digest)])
                 continue
             rel = f"{source}/{ticker}/{stamp}.parquet"
-            _atomic_write(self.root / rel, lambda p, f=frame: f.write_parquet(p))
+            atomic_write(self.root / rel, frame.write_parquet)
             snap = Snapshot(
                 id=f"{source}/{ticker}/{stamp}",
                 ticker=ticker,
@@ -98,9 +115,7 @@ class SnapshotStore:
             new.append(snap)
         if new:
             lines = [json.dumps(asdict(s), default=str) for s in [*self.entries(), *new]]
-            _atomic_write(
-                self.manifest, lambda p: p.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            )
+            atomic_write_text(self.manifest, "\n".join(lines) + "\n")
         return out
 
     def get(self, snapshot_id: str) -> Snapshot:
@@ -123,17 +138,40 @@ class SnapshotStore:
             out.append(max(mine, key=lambda s: s.created_at))
         return out
 
+    def read(self, snap: Snapshot) -> pl.DataFrame:
+        """One snapshot's rows, checked against its manifest sha256."""
+        path = self.root / snap.path
+        fix = (
+            f"restore the file from a backup, or delete the line of '{snap.id}' from "
+            f"{self.manifest} and import or fetch that data again"
+        )
+        frame = read_parquet(path, f"snapshot {snap.id}: file", fix)
+        missing = [c for c in PRICE_COLUMNS if c not in frame.columns]
+        if missing:
+            raise DataError(f"snapshot {snap.id}: file {path} lacks column(s) {missing}; {fix}")
+        if content_sha256(frame) != snap.sha256:
+            raise DataError(
+                f"{path}: content does not match its manifest sha256 (tampered?) for snapshot "
+                f"{snap.id}; {fix}"
+            )
+        return frame
+
     def load(self, snaps: list[Snapshot]) -> PriceBatch:
-        frames = []
-        for snap in snaps:
-            path = self.root / snap.path
-            frame = pl.read_parquet(path)
-            if content_sha256(frame) != snap.sha256:
-                raise DataError(f"{path}: content does not match its manifest sha256 (tampered?)")
-            frames.append(frame)
+        """The given snapshots as one batch; its sha256 fingerprints their hashes."""
+        frames = [self.read(snap) for snap in snaps]
         frame = pl.concat(frames).sort("ticker", "date")
         digest = hashlib.sha256("".join(s.sha256 for s in snaps).encode()).hexdigest()
         return PriceBatch(frame, ",".join(s.id for s in snaps), digest, tuple(s.id for s in snaps))
+
+
+def _entry(manifest: Path, number: int, line: str) -> Snapshot:
+    try:
+        return Snapshot(**json.loads(line))
+    except (ValueError, TypeError) as exc:  # not JSON, not an object, or missing keys
+        raise DataError(
+            f"snapshot manifest {manifest}, line {number}, is not a snapshot entry ({exc}): "
+            f"{line[:80]!r}. Restore the manifest from a backup, or delete that line"
+        ) from exc
 
 
 class SnapshotSource:

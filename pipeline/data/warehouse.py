@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Iterator, Mapping
@@ -13,6 +14,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from pipeline.data.external import first_line
+from pipeline.data.warehouse_errors import REBUILD_HINT, WarehouseCorruptError, failure, is_locked
 from pipeline.domain import PRICE_COLUMNS, Fold, PriceBatch
 from pipeline.errors import DataError
 
@@ -46,24 +49,44 @@ class DuckDBStore:
         self.lock_timeout = lock_timeout_seconds
         self._memory: duckdb.DuckDBPyConnection | None = None
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
+    def _open(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         # DuckDB allows one writing process per file: another job (a worker, a score run) may
-        # hold it briefly, so wait for the lock instead of failing at once.
+        # hold it briefly, so wait for the lock. Any other failure will not go away by
+        # waiting (a corrupt file, a folder, no permission), so it fails at once.
         if isinstance(self.path, Path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DataError(
+                    f"warehouse {self.path}: cannot create its folder ({exc.strerror}: "
+                    f"{exc.filename}); set data.warehouse to a writable path"
+                ) from exc
         deadline = time.monotonic() + self.lock_timeout
         while True:
             try:
-                con = duckdb.connect(str(self.path))
-                break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.Error as exc:
+                if not is_locked(exc):
+                    known = failure(self.path, exc)
+                    if known is None:
+                        raise
+                    raise known from exc
+                if time.monotonic() > deadline:
                     raise DataError(
-                        f"warehouse {self.path} is locked by another process: {exc}"
+                        f"warehouse {self.path} is locked by another process (waited "
+                        f"{self.lock_timeout:g}s); wait for that job to finish or stop it: "
+                        f"{first_line(exc)}"
                     ) from exc
-                time.sleep(0.2)
-        for script in sorted(sql_dir().glob("*.sql")):
-            con.execute(script.read_text(encoding="utf-8"))
+            time.sleep(0.2)
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        con = self._open()
+        try:
+            for script in sorted(sql_dir().glob("*.sql")):
+                con.execute(script.read_text(encoding="utf-8"))
+        except BaseException:
+            con.close()
+            raise
         return con
 
     @contextmanager
@@ -76,11 +99,40 @@ class DuckDBStore:
                 self._memory = self._connect()
             yield self._memory
             return
-        con = self._connect()
         try:
-            yield con
-        finally:
-            con.close()
+            con = self._connect()
+            try:
+                yield con
+            finally:
+                con.close()
+        except duckdb.Error as exc:
+            known = failure(self.path, exc)
+            if known is None:
+                raise
+            raise known from exc
+
+    def verify(self) -> int:
+        """Read every stored row without writing anything (so DuckDB checks every page's
+        checksum); returns the row count. WarehouseCorruptError if the file is damaged or is
+        some other DuckDB database, DataError if it is locked."""
+        try:
+            con = self._open(read_only=True)
+            try:
+                # Hashing whole rows makes DuckDB read every column of every row.
+                row = con.execute("SELECT count(*), bit_xor(hash(p)) FROM prices AS p").fetchone()
+            finally:
+                con.close()
+        except duckdb.CatalogException as exc:
+            raise WarehouseCorruptError(
+                f"warehouse {self.path} is a DuckDB database without a prices table; "
+                + REBUILD_HINT
+            ) from exc
+        except duckdb.Error as exc:
+            known = failure(self.path, exc)
+            if known is None:
+                raise
+            raise known from exc
+        return int(row[0]) if row else 0
 
     def close(self) -> None:
         if self._memory is not None:
@@ -102,7 +154,9 @@ class DuckDBStore:
                 con.unregister("incoming")
                 con.execute("COMMIT")
             except duckdb.Error:
-                con.execute("ROLLBACK")
+                # On a damaged file the rollback fails too; the first error is the one to tell.
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
                 raise
         return frame.height
 
@@ -173,7 +227,9 @@ class DuckDBStore:
                 cols = [d[0] for d in con.sql("SELECT * FROM v_folds LIMIT 0").description]
                 con.execute("COMMIT")
             except duckdb.Error:
-                con.execute("ROLLBACK")
+                # On a damaged file the rollback fails too; the first error is the one to tell.
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
                 raise
         manifest = [dict(zip(cols, row, strict=True)) for row in rows]
         return _to_folds(manifest, params)

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import polars as pl
 
+from pipeline.data.external import first_line, quiet
 from pipeline.data.snapshots import content_sha256
 from pipeline.data.validation import ContractPolicy, check_contract
 from pipeline.domain import PRICE_COLUMNS, PriceBatch
@@ -70,6 +71,13 @@ def frame_from_yfinance(raw: pd.DataFrame | None, tickers: tuple[str, ...]) -> p
     return pl.concat(parts).sort("ticker", "date")
 
 
+def _source_failure(exc: Exception) -> bool:
+    """True for errors of the download itself: curl/DNS errors (OSError subclasses) and
+    yfinance's own exceptions (e.g. YFRateLimitError); worth a retry, then a DataError."""
+    origin = type(exc).__module__.split(".")[0]
+    return isinstance(exc, OSError) or origin in {"yfinance", "curl_cffi", "requests"}
+
+
 class YFinanceSource:
     """A PriceSource that downloads daily bars through yfinance."""
 
@@ -104,19 +112,23 @@ class YFinanceSource:
 
     def _once(self) -> pl.DataFrame:
         # Looked up at call time, so the module-level function can be patched in tests.
-        raw = (self._download or _yf_download)(
-            list(self.tickers),
-            start=self.start,
-            end=self.end,
-            interval=self.interval,
-            auto_adjust=self.adjustment == "adjusted",
-            group_by="column",
-            progress=False,
-            threads=False,
-            timeout=self.timeout,
-            multi_level_index=True,
-            period=None if self.start else "max",
-        )
+        download = self._download or _yf_download
+        # Offline, yfinance prints a dozen lines per attempt (its logger, stderr, pandas
+        # deprecation warnings): the user gets our one error instead, the chatter is DEBUG.
+        with quiet(log):
+            raw = download(
+                list(self.tickers),
+                start=self.start,
+                end=self.end,
+                interval=self.interval,
+                auto_adjust=self.adjustment == "adjusted",
+                group_by="column",
+                progress=False,
+                threads=False,
+                timeout=self.timeout,
+                multi_level_index=True,
+                period=None if self.start else "max",
+            )
         return frame_from_yfinance(raw, self.tickers)
 
     def load(self) -> PriceBatch:
@@ -130,11 +142,14 @@ class YFinanceSource:
                 if not missing:
                     break
                 error = "empty result"
-            except OSError as exc:  # curl/DNS errors are OSError subclasses
-                error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:
+                if not _source_failure(exc):
+                    raise
+                error = f"{type(exc).__name__}: {first_line(exc)}"
             if attempt < self.retries:
                 wait = self.backoff * 2**attempt
-                log.warning(
+                # DEBUG: the final error says how many attempts were made.
+                log.debug(
                     "yfinance: %s for %s; retry %d/%d in %.1fs",
                     error,
                     missing,

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
+from pipeline.atomic import atomic_write, atomic_write_text
 from pipeline.evaluation.report import OutOfSample, equity_series
 from pipeline.settings import StrategyConfig
 
@@ -42,9 +43,16 @@ def _equity_plot(path: Path, dates: np.ndarray, strat: np.ndarray, bh: np.ndarra
     top.set_title("Walk-forward test windows only")
     bottom.fill_between(dates, drawdown, 0, color="tab:red", alpha=0.4)
     bottom.set_ylabel("drawdown")
+    _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    # The temporary name has no .png suffix, so the format is given explicitly.
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def _scatter_plot(path: Path, oos: OutOfSample) -> None:
@@ -57,22 +65,23 @@ def _scatter_plot(path: Path, oos: OutOfSample) -> None:
     ax.set_xlabel("predicted log return")
     ax.set_ylabel("realised log return")
     ax.set_title("Predicted vs realised (test rows)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def write_report_files(
     out_dir: Path, report: dict[str, Any], oos: OutOfSample, cfg: StrategyConfig, horizon: int
 ) -> list[Path]:
-    """Write every report file into ``out_dir`` and return their paths."""
+    """Write every report file into ``out_dir`` and return their paths.
+
+    Each file is written atomically, so a crash leaves whole files (old or new), never half.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = out_dir / "metrics.json"
-    metrics.write_text(json.dumps(report, indent=2, allow_nan=False), encoding="utf-8")
-    folds = out_dir / "folds.csv"
-    pl.DataFrame([{k: f[k] for k in FOLD_COLUMNS} for f in report["folds"]]).write_csv(folds)
-    preds = out_dir / "predictions.parquet"
-    pl.DataFrame(
+    metrics = atomic_write_text(
+        out_dir / "metrics.json", json.dumps(report, indent=2, allow_nan=False)
+    )
+    folds = pl.DataFrame([{k: f[k] for k in FOLD_COLUMNS} for f in report["folds"]])
+    folds_csv = atomic_write(out_dir / "folds.csv", folds.write_csv)
+    preds = pl.DataFrame(
         {
             "ticker": oos.tickers,
             "date": oos.dates,
@@ -80,9 +89,10 @@ def write_report_files(
             "prediction": oos.y_pred,
             "realised": oos.y_true,
         }
-    ).write_parquet(preds)
+    )
+    preds_parquet = atomic_write(out_dir / "predictions.parquet", preds.write_parquet)
     equity = out_dir / "equity_curve.png"
     _equity_plot(equity, *equity_series(oos, cfg, horizon))
     scatter = out_dir / "predicted_vs_realised.png"
     _scatter_plot(scatter, oos)
-    return [metrics, folds, preds, equity, scatter]
+    return [metrics, folds_csv, preds_parquet, equity, scatter]

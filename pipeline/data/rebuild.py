@@ -1,0 +1,101 @@
+"""`stockpipe data rebuild`: recreate the warehouse from the raw snapshots it caches.
+
+Every fetch and import keeps its validated rows as an immutable snapshot, so the warehouse
+can always be rebuilt from them. The rebuild reads and checks every snapshot first and
+refuses, changing nothing, if one is missing, unreadable or does not match its manifest
+sha256. It then loads them oldest first (so, through the upsert, newer snapshots win on
+(ticker, date)) into a new file next to the warehouse, keeps the old file under
+``<name>.corrupt-<UTC stamp>`` (``.previous-`` when it was still readable) and renames the
+new one into place. Nothing is deleted. Rows that reached the warehouse without a snapshot
+are written again by the next command that reads their file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.atomic import ensure_writable
+from pipeline.data.snapshots import SnapshotStore
+from pipeline.data.warehouse import DuckDBStore, WarehouseCorruptError
+from pipeline.domain import PriceBatch
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    """What a rebuild did: the new warehouse, where the old one went, and what went in."""
+
+    warehouse: Path
+    kept_as: Path | None
+    snapshots: int
+    rows: int
+
+
+def _batches(snapshots: SnapshotStore) -> list[PriceBatch]:
+    """Every snapshot as a batch, oldest first; raises (naming it) on the first bad one."""
+    # Each batch's source is its snapshot id, so the rebuilt rows say where they came from.
+    entries = sorted(snapshots.require_entries(), key=lambda s: s.created_at)
+    return [snapshots.load([snap]) for snap in entries]
+
+
+def _state(warehouse: Path, lock_timeout: float) -> str:
+    """'missing', 'corrupt' or 'previous' (readable); a locked warehouse raises DataError."""
+    if not warehouse.exists():
+        return "missing"
+    try:
+        DuckDBStore(warehouse, lock_timeout).verify()
+    except WarehouseCorruptError:
+        return "corrupt"
+    return "previous"
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _keep_aside(warehouse: Path, state: str, stamp: str) -> Path | None:
+    """Keep the old file (and its write-ahead log, which must not meet the new file) under
+    ``<name>.<state>-<stamp>``. A hard link keeps the warehouse path in place until the new
+    file replaces it; where links are not supported, a rename."""
+    kept = warehouse.with_name(f"{warehouse.name}.{state}-{stamp}")
+    n = 1
+    while kept.exists() or _wal(kept).exists():  # two rebuilds within one second
+        kept = warehouse.with_name(f"{warehouse.name}.{state}-{stamp}-{n}")
+        n += 1
+    wal = _wal(warehouse)
+    if wal.exists():
+        wal.rename(_wal(kept))
+    if state == "missing":
+        return None
+    try:
+        os.link(warehouse, kept)
+    except OSError:
+        warehouse.rename(kept)
+    return kept
+
+
+def rebuild(snapshots: SnapshotStore, warehouse: Path, lock_timeout: float = 60.0) -> RebuildResult:
+    """Rebuild ``warehouse`` from every snapshot in the manifest (see the module doc)."""
+    ensure_writable(warehouse, "warehouse")
+    batches = _batches(snapshots)
+    state = _state(warehouse, lock_timeout)
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    # DuckDB refuses an existing empty file, so the new database is made inside a fresh
+    # folder next to the warehouse (same file system, so the final rename is atomic).
+    work = Path(tempfile.mkdtemp(dir=warehouse.parent, prefix=f".{warehouse.name}.rebuild-"))
+    try:
+        fresh = work / warehouse.name
+        store = DuckDBStore(fresh)
+        for batch in batches:
+            store.upsert(batch)
+        rows = store.verify()  # distinct (ticker, date) rows, read back from the new file
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        kept = _keep_aside(warehouse, state, stamp)
+        fresh.replace(warehouse)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return RebuildResult(warehouse, kept, len(batches), rows)
