@@ -57,10 +57,12 @@ def validate(
     data: Path | None,
     snapshot: str | None,
 ) -> None:
-    """Check the configured input (or --data) against the data contract; write nothing."""
+    """Check the input (or --data) against the data contract, and whether this config can
+    train on it (history, folds, summary path, tracking store); write nothing."""
     from pipeline import bootstrap
     from pipeline.data.files import FileSource
-    from pipeline.errors import DataError
+    from pipeline.errors import DataError, StockpipeError
+    from pipeline.training.plan import readiness
 
     cfg = load(config_dir, env, data=data, snapshot=snapshot)
     src = bootstrap.source(cfg)
@@ -77,6 +79,12 @@ def validate(
         f"OK: {batch.frame.height} rows, tickers {list(batch.tickers)}, {first}..{last}, "
         f"sha256 {batch.sha256}"
     )
+    try:
+        lines = readiness(cfg, batch, bootstrap.benchmark_source(cfg))
+    except StockpipeError as exc:
+        click.echo(f"cannot train with this config:\n{exc}", err=True)
+        sys.exit(2)
+    click.echo("\n".join(lines))
 
 
 @click.group()

@@ -9,13 +9,14 @@ raw snapshots and the tracking store are written afterwards. `validate` runs the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from pipeline.data.inputs import Inputs, store_inputs
-from pipeline.domain import Fold, PriceStore
+from pipeline.data.inputs import Inputs, LoadedSource, load_inputs, store_inputs
+from pipeline.domain import Fold, PriceBatch, PriceSource, PriceStore
 from pipeline.features.spec import build_feature_defs, total_warmup
 from pipeline.model.pipeline import feature_columns
-from pipeline.settings import FoldsConfig, ModelConfig
+from pipeline.settings import FoldsConfig, ModelConfig, StockpipeConfig
 from pipeline.training.dataset import TrainingSet, build_training_set
 from pipeline.training.folds import FoldLayout, resolve_folds
 
@@ -73,3 +74,31 @@ def plan_training(
     data = build_training_set(kept.history(workspace), defs, columns, horizon)
     layout = resolve_folds(workspace, kept.tickers, kept.batch.ranges, folds, horizon)
     return TrainingPlan(kept, data, layout, warmup, need, skipped)
+
+
+def readiness(cfg: StockpipeConfig, batch: PriceBatch, benchmark: PriceSource | None) -> list[str]:
+    """What `validate` adds to the contract: can this config train on this batch?
+
+    Runs the same plan as `train` in a scratch in-memory warehouse, checks that the summary
+    can be written and that the tracking store can be reached, and writes nothing. Raises
+    the error `train` would raise; returns human lines otherwise.
+    """
+    from pipeline.atomic import ensure_writable
+    from pipeline.data.warehouse import DuckDBStore
+    from pipeline.tracking.store import probe_server
+
+    inputs = load_inputs(cfg.model.features, LoadedSource(batch), benchmark)
+    plan = plan_training(
+        cfg.model,
+        cfg.training.folds,
+        cfg.data.short_history,
+        inputs,
+        DuckDBStore(":memory:"),
+    )
+    summary = ensure_writable(cfg.resolve(cfg.training.summary_path), "summary")
+    uri = cfg.tracking_uri
+    if uri.startswith("sqlite:///"):
+        ensure_writable(Path(uri[len("sqlite:///") :]), "tracking store")
+    elif uri.startswith(("http://", "https://")):
+        probe_server(uri)
+    return [*plan.describe(), f"summary: {summary} (writable)", f"tracking: {uri} (reachable)"]
