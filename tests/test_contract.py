@@ -186,10 +186,15 @@ def test_cli_validate_prints_every_rule_or_ok(conf_dir: Path, tmp_path: Path) ->
     for rule in BAD_RULES:
         assert f"BAD.csv: {rule}" in result.output
     good = _csv(tmp_path, [OK1, OK2, "2024-01-19,11,12,10,11,50"], name="GOOD.csv")
-    result = _invoke("validate", "--config", str(conf_dir), "--data", str(good))
+    args = ("validate", "--config", str(conf_dir), "--data", str(good))
+    result = _invoke(*args, "--contract-only")
     assert result.exit_code == 0, result.output
     assert "OK: 3 rows, tickers ['GOOD'], 2024-01-02..2024-01-19" in result.output
     assert "warning: " in result.output and "gap of more than 5 business days" in result.output
+    # Without --contract-only, validate also says the config cannot train on 3 rows.
+    result = _invoke(*args)
+    assert result.exit_code == 2 and "OK: 3 rows" in result.output
+    assert "cannot train with this config" in result.output and "GOOD has 3 row(s)" in result.output
 
 
 def _mlflow_counts(db: Path) -> tuple[int, int]:

@@ -50,12 +50,18 @@ def fetch(
 @click.command()
 @base_options
 @data_options
+@click.option(
+    "--contract-only",
+    is_flag=True,
+    help="Check the data contract only, not whether this config can train on the data.",
+)
 @handle_errors
 def validate(
     config_dir: Path,
     env: str | None,
     data: Path | None,
     snapshot: str | None,
+    contract_only: bool,
 ) -> None:
     """Check the input (or --data) against the data contract, and whether this config can
     train on it (history, folds, summary path, tracking store); write nothing."""
@@ -79,6 +85,8 @@ def validate(
         f"OK: {batch.frame.height} rows, tickers {list(batch.tickers)}, {first}..{last}, "
         f"sha256 {batch.sha256}"
     )
+    if contract_only:
+        return
     try:
         lines = readiness(cfg, batch, bootstrap.benchmark_source(cfg))
     except StockpipeError as exc:
