@@ -206,6 +206,13 @@ def train(
     inputs, folds = plan.inputs, plan.folds
     tuning = cfg.training.tuning
     study_name = options.study_name or tuning.study_name or study_prefix(cfg, inputs, folds)
+    log.info(
+        "training set: %d rows, %d features, %d folds; study %s",
+        len(plan.data.y),
+        len(plan.data.columns),
+        len(folds),
+        study_name,
+    )
     snapshots = _record_snapshots(ports, inputs)
     store_inputs(ports.store, inputs)
     lineage_tags = _lineage(cfg, plan, study_name, snapshots)
