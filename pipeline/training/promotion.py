@@ -20,7 +20,7 @@ from pipeline.errors import StockpipeError
 from pipeline.evaluation.report import metrics_block
 from pipeline.features.spec import FeaturesConfig, build_feature_defs
 from pipeline.serving.score import LoadedModel
-from pipeline.settings import StockpipeConfig
+from pipeline.settings import PromotionConfig, StockpipeConfig, TuningConfig
 from pipeline.training.dataset import TrainingSet, build_training_set
 from pipeline.training.tuning import objective_value
 
@@ -90,15 +90,18 @@ def incumbent_value(
 
 
 def decide(
-    cfg: StockpipeConfig,
+    tuning: TuningConfig,
+    gate: PromotionConfig,
     new_value: float,
     incumbent: str | None,
     incumbent_score: float | None,
     force: bool,
     problem: str | None = None,
 ) -> Decision:
-    """Compare on the primary metric in its direction, with the configured margin."""
-    tuning, gate = cfg.training.tuning, cfg.training.promotion
+    """Compare on the primary metric in its direction, with the configured margin.
+
+    ``problem`` says why the incumbent could not be re-evaluated (then it is kept).
+    """
     metric, direction = tuning.primary_metric, tuning.resolved_direction
     if force:
         return Decision(

@@ -137,7 +137,10 @@ def _gate(
             )
         except (StockpipeError, ValueError, KeyError) as exc:
             problem = str(exc)
-    return decide(cfg, comp.best.best_value, incumbent, score, force, problem)
+    training = cfg.training
+    return decide(
+        training.tuning, training.promotion, comp.best.best_value, incumbent, score, force, problem
+    )
 
 
 def _record_snapshots(ports: TrainPorts, inputs: Inputs) -> tuple[list[str], list[str]]:
