@@ -24,6 +24,7 @@ from pipeline.settings import (
     StockpipeConfig,
     TrackingConfig,
     TrainingConfig,
+    absolute_sqlite_uri,
 )
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -158,8 +159,8 @@ def _flag_value(flag: str, value: Any) -> Any:
     # CLI paths are relative to the working directory, config paths to the project root.
     if isinstance(value, Path):
         return value.expanduser().resolve()
-    if flag == "tracking_uri" and value.startswith("sqlite:///") and value[10:11] != "/":
-        return "sqlite:///" + str(Path(value[len("sqlite:///") :]).resolve())
+    if flag == "tracking_uri":
+        return absolute_sqlite_uri(value, Path.cwd())
     return value
 
 

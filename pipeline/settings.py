@@ -11,6 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pipeline.features.spec import FeaturesConfig
 
 AUTO = "__AUTO__"
+SQLITE = "sqlite:///"
+
+
+def absolute_sqlite_uri(uri: str, base: Path) -> str:
+    """``uri`` with a relative sqlite file made absolute against ``base``; others unchanged."""
+    if not uri.startswith(SQLITE) or uri.startswith(SQLITE + "/"):
+        return uri
+    return SQLITE + str((base / uri[len(SQLITE) :]).resolve())
 
 
 class _Frozen(BaseModel):
@@ -254,6 +262,11 @@ class TrackingConfig(_Frozen):
     registered_model: str = "StocksPredictionModel"
     champion_alias: str = "champion"
 
+    @property
+    def champion_uri(self) -> str:
+        """The default model of score, serve and backtest: the champion alias's version."""
+        return f"models:/{self.registered_model}@{self.champion_alias}"
+
 
 class ServingConfig(_Frozen):
     """Bounds of the online service: every request is limited in size, breadth and time."""
@@ -296,9 +309,5 @@ class StockpipeConfig(_Frozen):
 
     @property
     def tracking_uri(self) -> str:
-        """Tracking URI with a relative sqlite path made absolute."""
-        uri = self.tracking.uri
-        prefix = "sqlite:///"
-        if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-            return prefix + str(self.resolve(Path(uri[len(prefix) :])))
-        return uri
+        """Tracking URI with a relative sqlite path made absolute (against the project)."""
+        return absolute_sqlite_uri(self.tracking.uri, self.project_root)

@@ -209,7 +209,7 @@ def serve(
     from pipeline.tracking.mlflow_adapter import MlflowModelLoader
 
     cfg = load(config_dir, env, tracking_uri=tracking_uri)
-    uri = model_uri or f"models:/{cfg.tracking.registered_model}@{cfg.tracking.champion_alias}"
+    uri = model_uri or cfg.tracking.champion_uri
     model = MlflowModelLoader(cfg.tracking_uri).load(uri)
     # The same contract policy as files: one set of rules for every input.
     policy = bootstrap.contract_policy(cfg)

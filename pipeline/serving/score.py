@@ -74,7 +74,7 @@ def score(
     A ticker with less than the model's warm-up plus one row is refused (or, with
     ``data.short_history: skip``, left out and reported) before anything is written.
     """
-    uri = model_uri or f"models:/{cfg.tracking.registered_model}@{cfg.tracking.champion_alias}"
+    uri = model_uri or cfg.tracking.champion_uri
     model = ports.registry.load(uri)
     # The model, not today's config, decides which benchmark its features need.
     features = (

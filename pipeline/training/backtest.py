@@ -37,7 +37,7 @@ def backtest(
     cfg: StockpipeConfig, ports: BacktestPorts, output_dir: Path, model_uri: str | None = None
 ) -> dict[str, Any]:
     """Refit the model's pipeline per fold, write the report files and log them to MLflow."""
-    uri = model_uri or f"models:/{cfg.tracking.registered_model}@{cfg.tracking.champion_alias}"
+    uri = model_uri or cfg.tracking.champion_uri
     model = ports.loader.load(uri)
     horizon = model.horizon if model.horizon is not None else cfg.model.target.horizon
     ports.tracker.check()

@@ -9,7 +9,6 @@ raw snapshots and the tracking store are written afterwards. `validate` runs the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from pipeline.data.inputs import Inputs, LoadedSource, load_inputs, store_inputs
@@ -85,7 +84,7 @@ def readiness(cfg: StockpipeConfig, batch: PriceBatch, benchmark: PriceSource | 
     """
     from pipeline.atomic import ensure_writable
     from pipeline.data.warehouse import DuckDBStore
-    from pipeline.tracking.store import probe_server
+    from pipeline.tracking.store import probe_server, sqlite_path
 
     inputs = load_inputs(cfg.model.features, LoadedSource(batch), benchmark)
     plan = plan_training(
@@ -97,8 +96,9 @@ def readiness(cfg: StockpipeConfig, batch: PriceBatch, benchmark: PriceSource | 
     )
     summary = ensure_writable(cfg.resolve(cfg.training.summary_path), "summary")
     uri = cfg.tracking_uri
-    if uri.startswith("sqlite:///"):
-        ensure_writable(Path(uri[len("sqlite:///") :]), "tracking store")
+    db = sqlite_path(uri)
+    if db is not None:
+        ensure_writable(db, "tracking store")
     elif uri.startswith(("http://", "https://")):
         probe_server(uri)
     return [*plan.describe(), f"summary: {summary} (writable)", f"tracking: {uri} (reachable)"]
