@@ -23,3 +23,11 @@ class TrackingError(StockpipeError):
 
 class ModelError(StockpipeError):
     """A model cannot be built, trained, loaded or applied."""
+
+
+class FeatureInputError(ModelError, ValueError):
+    """Rows given to a model's feature step are unusable: not a frame, missing columns, empty.
+
+    Also a ``ValueError``, which is what scikit-learn's estimator contract (and code written
+    against it, such as ``try: ... except ValueError``) expects for bad input.
+    """

@@ -14,7 +14,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 
 from pipeline.domain import PRICE_COLUMNS
-from pipeline.errors import ModelError
+from pipeline.errors import FeatureInputError, ModelError
 from pipeline.features.engine import TARGET, add_features, add_target
 from pipeline.features.spec import FeaturesConfig, Returns, build_feature_defs
 from pipeline.model.transformer import PolarsFeatures
@@ -94,11 +94,12 @@ def test_transform_before_fit_raises(nvda: pl.DataFrame) -> None:
 
 
 @pytest.mark.parametrize("column", ["ticker", "date", "close", "volume"])
-def test_missing_input_column_raises_model_error(nvda: pl.DataFrame, column: str) -> None:
-    with pytest.raises(ModelError, match=f"missing column.*'{column}'"):
+def test_missing_input_column_raises_feature_input_error(nvda: pl.DataFrame, column: str) -> None:
+    # a ModelError for the CLI, and a ValueError for scikit-learn
+    with pytest.raises(FeatureInputError, match=f"missing column.*'{column}'"):
         PolarsFeatures(spec=SPEC).fit(nvda.drop(column))
     pf = PolarsFeatures(spec=SPEC).fit(nvda)
-    with pytest.raises(ModelError, match=f"missing column.*'{column}'"):
+    with pytest.raises(FeatureInputError, match=f"missing column.*'{column}'"):
         pf.transform(nvda.drop(column))
 
 
@@ -107,8 +108,8 @@ def test_unknown_feature_column_raises_model_error(nvda: pl.DataFrame) -> None:
         PolarsFeatures(spec=SPEC, columns=("logret_1", "moon_phase")).fit(nvda)
 
 
-def test_non_frame_input_raises_model_error(nvda: pl.DataFrame) -> None:
-    with pytest.raises(ModelError, match="expects a DataFrame"):
+def test_non_frame_input_raises_feature_input_error(nvda: pl.DataFrame) -> None:
+    with pytest.raises(FeatureInputError, match="expects a DataFrame"):
         PolarsFeatures(spec=SPEC).fit(nvda.drop("ticker", "date").to_numpy())
 
 

@@ -2,8 +2,8 @@
 
 It is the first step of every registered pipeline, so a model carries its own feature logic:
 ``predict`` on raw OHLCV rows computes exactly the features that training used. The transformer
-has no learned state beyond bookkeeping, because every feature is a fixed causal function of
-the rows before it.
+learns nothing from the rows, because every feature is a fixed causal function of the rows
+before it; ``fit`` validates the input and caches the parsed, causality-checked spec.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import pandas as pd
 import polars as pl
 from pydantic import ValidationError
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted
 
 from pipeline.domain import PRICE_COLUMNS
-from pipeline.errors import ModelError
+from pipeline.errors import FeatureInputError, ModelError
 from pipeline.features.engine import add_features, collect
 from pipeline.features.spec import (
     BENCH_CLOSE,
@@ -29,19 +30,43 @@ from pipeline.features.spec import (
 )
 
 ROW = "__row__"
+_KEYS = ("ticker", "date")
 
 
 def _to_polars(X: Any) -> pl.DataFrame:
+    """An eager Polars frame; features are declared on column names, so a frame is required."""
     if isinstance(X, pl.LazyFrame):
         return X.collect()
     if isinstance(X, pl.DataFrame):
         return X
     if isinstance(X, pd.DataFrame):
         return pl.from_pandas(X)
-    raise ModelError(
+    raise FeatureInputError(
         f"PolarsFeatures expects a DataFrame with columns {list(PRICE_COLUMNS)}, "
-        f"got {type(X).__name__}"
+        f"got {type(X).__name__}: arrays and sparse matrices carry no column names"
     )
+
+
+def _required(cfg: FeaturesConfig) -> tuple[str, ...]:
+    """The input columns the declared features read."""
+    return (*PRICE_COLUMNS, *((BENCH_CLOSE,) if cfg.benchmark is not None else ()))
+
+
+def _prepare(X: Any, required: tuple[str, ...]) -> pl.DataFrame:
+    """The required columns of ``X`` with the engine's dtypes, or FeatureInputError."""
+    frame = _to_polars(X)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise FeatureInputError(f"input is missing column(s) {missing}; needs {list(required)}")
+    if frame.height == 0:  # otherwise a silent (0, n) array, which hides an empty query
+        raise FeatureInputError("input has 0 rows; PolarsFeatures needs at least one price row")
+    numeric = [c for c in required if c not in _KEYS]
+    try:
+        return frame.select(required).with_columns(
+            pl.col("date").cast(pl.Date), pl.col(numeric).cast(pl.Float64)
+        )
+    except pl.exceptions.PolarsError as exc:  # e.g. text in 'close': a bad input, not a bug
+        raise FeatureInputError(f"input columns have unusable types: {exc}") from exc
 
 
 class PolarsFeatures(TransformerMixin, BaseEstimator):
@@ -55,64 +80,116 @@ class PolarsFeatures(TransformerMixin, BaseEstimator):
     columns : tuple of str or None
         Which feature columns to output, in order; ``None`` outputs every declared feature.
 
+    Attributes
+    ----------
+    feature_names_in_ : ndarray of str
+        The input columns the features *need*: ``PRICE_COLUMNS``, plus ``bench_close`` when the
+        spec has a market family. Unlike array-based transformers this is not every column seen
+        by ``fit``: the transformer selects columns by name, so at fit and at transform extra
+        columns (an unused ``bench_close``, a row id) are ignored and any order is accepted,
+        while a missing one raises :class:`FeatureInputError` naming it.
+    n_features_in_ : int
+        ``len(feature_names_in_)``.
+    feature_names_out_ : ndarray of str
+        The output columns, in order.
+    warmup_ : int
+        Rows of history per ticker before every output column is defined.
+    defs_ : list of FeatureDef
+        Every declared def (outputs may depend on others), parsed and passed by the causality
+        guard once at fit. Polars expressions are not skops-serialisable, so the saved state
+        leaves them out and the first ``transform`` after loading rebuilds them from ``spec``.
+
     Output rows are aligned with input rows (input order is preserved). Rows without enough
-    history for a feature get NaN there; the imputer downstream handles them.
+    history for a feature get NaN there; the imputer downstream handles them. Bad input (not a
+    frame, missing columns, 0 rows, non-numeric prices) raises :class:`FeatureInputError`, a
+    ``ValueError``.
     """
 
     def __init__(self, spec: str = "{}", columns: tuple[str, ...] | None = None) -> None:
         self.spec = spec
         self.columns = columns
 
+    def __sklearn_tags__(self) -> Tags:
+        """What the common checks and meta-estimators may assume about input and output."""
+        tags = super().__sklearn_tags__()
+        # sklearn has no "DataFrame only" tag: a frame of bars is 2-D input holding a string
+        # column (ticker); arrays are refused at runtime because they carry no column names.
+        tags.input_tags.two_d_array = True
+        tags.input_tags.string = True
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = True  # a NaN price gives NaN features, imputed downstream
+        tags.non_deterministic = False  # bit-identical output for the same rows
+        tags.requires_fit = True  # transform needs the checked spec and feature_names_in_
+        return tags
+
     def _config(self) -> FeaturesConfig:
+        """The parsed ``spec``; ModelError if it is not a valid FeaturesConfig."""
         try:
             return FeaturesConfig.model_validate_json(self.spec)
         except ValidationError as exc:
             raise ModelError(f"invalid feature spec: {exc}") from exc
 
-    def _defs(self) -> tuple[list[FeatureDef], list[str]]:
-        """Every declared def (outputs may depend on others) and the output column names."""
-        defs = build_feature_defs(self._config())
+    def _outputs(self, defs: list[FeatureDef]) -> list[str]:
+        """The output column names: ``columns``, each checked to be declared, or every def."""
         names = [d.name for d in defs]
         if self.columns is None:
-            return defs, names
+            return names
         unknown = [c for c in self.columns if c not in names]
         if unknown:
             raise ModelError(f"unknown feature column(s) {unknown}; declared: {sorted(names)}")
-        return defs, list(self.columns)
-
-    def _inputs(self) -> tuple[str, ...]:
-        bench = (BENCH_CLOSE,) if self._config().benchmark is not None else ()
-        return (*PRICE_COLUMNS, *bench)
-
-    def _check(self, frame: pl.DataFrame) -> None:
-        missing = [c for c in self._inputs() if c not in frame.columns]
-        if missing:
-            raise ModelError(f"input is missing column(s) {missing}")
+        return list(self.columns)
 
     def fit(self, X: Any, y: Any = None) -> PolarsFeatures:
-        frame = _to_polars(X)
-        self._check(frame)
-        defs, names = self._defs()
+        """Parse and guard the spec, check ``X`` has usable rows, and cache the result."""
+        cfg = self._config()
+        defs = build_feature_defs(cfg)  # raises LookAheadError if a feature reads the future
+        names = self._outputs(defs)
+        required = _required(cfg)
+        _prepare(X, required)
         by_name = {d.name: d for d in defs}
-        self.n_features_in_ = len(frame.columns)
+        self.feature_names_in_ = np.array(required, dtype=object)
+        self.n_features_in_ = len(required)
         self.feature_names_out_ = np.array(names, dtype=object)
         self.warmup_ = total_warmup([by_name[n] for n in names])
+        self.defs_ = defs
         return self
 
+    def _fitted_defs(self) -> list[FeatureDef]:
+        """The defs cached at fit, rebuilt once if absent (a loaded model, see __getstate__)."""
+        defs: list[FeatureDef] | None = getattr(self, "defs_", None)
+        if defs is None:
+            cfg = self._config()
+            defs = build_feature_defs(cfg)
+            if not hasattr(self, "feature_names_in_"):  # saved before the attribute existed,
+                required = _required(cfg)  # when n_features_in_ counted every fit column
+                self.feature_names_in_ = np.array(required, dtype=object)
+                self.n_features_in_ = len(required)
+            self.defs_ = defs  # racing threads would both store the same defs: harmless
+        return defs
+
     def transform(self, X: Any) -> np.ndarray:
+        """The feature matrix (float64, one row per input row, in input order)."""
         check_is_fitted(self, "feature_names_out_")
-        frame = _to_polars(X)
-        self._check(frame)
-        numeric = [c for c in self._inputs() if c not in ("ticker", "date")]
-        frame = (
-            frame.select(self._inputs())
-            .with_columns(pl.col("date").cast(pl.Date), pl.col(numeric).cast(pl.Float64))
-            .with_row_index(ROW)
-        )
-        defs, names = self._defs()
+        defs = self._fitted_defs()
+        frame = _prepare(X, tuple(self.feature_names_in_)).with_row_index(ROW)
+        names = list(self.feature_names_out_)
         out = add_features(frame.lazy(), defs).sort(ROW).select(names)
         return collect(out).to_numpy().astype(np.float64, copy=False)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The output columns; ``input_features``, if given, must hold the needed inputs."""
         check_is_fitted(self, "feature_names_out_")
+        if input_features is not None:
+            self._fitted_defs()  # restores feature_names_in_ on models saved without it
+            missing = [c for c in self.feature_names_in_ if c not in list(input_features)]
+            if missing:
+                raise FeatureInputError(f"input_features is missing column(s) {missing}")
         return np.asarray(self.feature_names_out_, dtype=object)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state pickle and skops save: everything but the cached defs."""
+        # Keep the saved state plain types: skops refuses Polars expressions, and a pickled
+        # expression may not load under another Polars version. _fitted_defs rebuilds it.
+        state = dict(super().__getstate__())  # a copy: object's returns __dict__ itself
+        state.pop("defs_", None)
+        return state
