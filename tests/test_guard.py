@@ -51,7 +51,7 @@ FORBIDDEN: dict[str, tuple[pl.Expr, str]] = {  # name: (expression, why it is re
     "forward_target": (lib.forward_log_return(X, horizon=1), SHIFT),
     "negative_shift_nested": (lib.rolling_mean(X.shift(-2), window=3) / X, SHIFT),
 }
-# Also forbidden, but the guard lets them through: production bugs, see BUGS.
+# Also forbidden; an earlier guard let each through (why: BUGS), so each stays a regression test.
 SORTS = {
     "sort": X.sort(),
     "sort_desc": X.sort(descending=True),
@@ -66,20 +66,20 @@ SLIPS = {
     "interpolate": X.interpolate(),
 }
 _TOP = (
-    "guard.py:17,48 look for Sort/SortBy/Gather only as a 'Function' label, but Polars 2.1 "
-    "serialises them as top-level expression nodes ({'Sort': ...}), so they pass"
+    "looked for Sort/SortBy/Gather only as a 'Function' label, but Polars 2.1 serialises them "
+    "as top-level expression nodes ({'Sort': ...}); the walker yields those as nodes too"
 )
 _INT = (
-    "guard.py:65-66 take the first 'Int' anywhere in a computed shift offset as its value "
-    "(shift(lit(1) - 2) is read as +1, shift(len() - 9) as +9), so they pass"
+    "took the first 'Int' anywhere in a computed shift offset as its value (shift(lit(1) - 2) "
+    "read as +1, shift(len() - 9) as +9); Node.offsets is None for anything computed"
 )
 BUGS = {
     **dict.fromkeys(SORTS, _TOP),
     "shift_by_expression": _INT,
     "shift_by_length": _INT,
-    "negative_pct_change": "guard.py:50 checks Shift/Diff offsets only; PctChange(-1) passes",
-    "whole_column_rank": "guard.py has no rule for Rank, a whole-partition op; it passes",
-    "interpolate": "guard.py has no rule for Interpolate (reads the next value); it passes",
+    "negative_pct_change": "checked Shift/Diff offsets only, so PctChange(-1) passed",
+    "whole_column_rank": "had no rule for Rank, a whole-partition op",
+    "interpolate": "had no rule for Interpolate (reads the next value)",
 }
 RUNNABLE = {
     **{k: e for k, (e, _) in FORBIDDEN.items() if k != "shift_by_column"},
@@ -136,6 +136,26 @@ def test_guard_gaps_are_rejected(name: str) -> None:
 def test_causal_constructs_pass(expr: pl.Expr) -> None:
     assert_causal(expr, "ok")
     assert not reads_the_future(expr)
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        pl.col("Sort") - pl.col("Over"),  # columns named like forbidden nodes
+        X.alias("Reverse"),
+        pl.when(X > 1).then(pl.lit("Rank")).otherwise(pl.lit("Gather")),
+        pl.col("center") * pl.col("reverse"),  # ... and like forbidden flags
+    ],
+    ids=["columns", "alias", "literals", "flag_columns"],
+)
+def test_names_like_forbidden_constructs_pass(expr: pl.Expr) -> None:
+    assert_causal(expr, "ok")
+
+
+def test_a_string_offset_is_not_read_as_a_number() -> None:
+    """shift(lit("5")) was read as shift(5) by scraping digits from the JSON; now refused."""
+    with pytest.raises(LookAheadError, match=f"^feature 's': {SHIFT}"):
+        assert_causal(X.shift(pl.lit("5")), "s")
 
 
 ALL_FAMILIES = FeaturesConfig(
