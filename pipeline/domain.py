@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -154,6 +154,24 @@ class Registry(Protocol):
     def version_for_alias(self, alias: str) -> str | None: ...
 
     def version_tags(self, version: str) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to predict plus what the registry knows about it."""
+
+    predictor: Any  # anything with .predict(pandas.DataFrame) -> array
+    name: str | None
+    version: str | None
+    warmup: int
+    horizon: int | None
+    benchmark: str | None = None
+    raw: Any = None  # the underlying sklearn pipeline, for refitting in backtests
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class ModelLoader(Protocol):
+    def load(self, model_uri: str) -> LoadedModel: ...
 
 
 class PredictionSink(Protocol):

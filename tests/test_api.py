@@ -11,11 +11,11 @@ from sklearn.pipeline import Pipeline
 from support import SAMPLE
 
 from pipeline.data.files import FileSource
+from pipeline.domain import LoadedModel
 from pipeline.features.engine import add_target, collect
 from pipeline.features.spec import FeaturesConfig
 from pipeline.model.transformer import PolarsFeatures
 from pipeline.serving.api import create_app
-from pipeline.serving.score import LoadedModel
 
 
 @pytest.fixture(scope="module")

@@ -32,11 +32,11 @@ from support import SAMPLE, write_yaml
 
 from pipeline.cli import main
 from pipeline.data.files import FileSource
+from pipeline.domain import LoadedModel
 from pipeline.features.engine import add_target, collect
 from pipeline.features.spec import FeaturesConfig
 from pipeline.model.transformer import PolarsFeatures
 from pipeline.serving.api import create_app
-from pipeline.serving.score import LoadedModel
 from pipeline.settings import ServingConfig
 
 

@@ -19,9 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipeline.data.files import read_file
+from pipeline.domain import LoadedModel
 from pipeline.errors import DataError
 from pipeline.serving.api import create_app
-from pipeline.serving.score import LoadedModel
 
 NAN, INF = math.nan, math.inf
 
@@ -209,8 +209,8 @@ def test_bench_close_is_held_to_the_price_rules_where_given() -> None:
     ("predictor", "status", "message"),
     [
         (Fixed(RuntimeError("boom")), 500, "model m v1 failed to predict: RuntimeError: boom"),
-        (Fixed(NAN), 422, "the model's prediction is not finite for ticker(s) ['ACME']"),
-        (Fixed(INF), 422, "the model's prediction is not finite"),
+        (Fixed(NAN), 422, "is not finite for ticker(s) ['ACME']"),
+        (Fixed(INF), 422, "is not finite for ticker(s)"),
     ],
 )
 def test_a_failing_model_gets_a_json_error_not_a_traceback(

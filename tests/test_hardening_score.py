@@ -20,11 +20,12 @@ from test_hardening_train import nvda, write_csv
 
 from pipeline.data.files import FileSource
 from pipeline.data.warehouse import DuckDBStore
+from pipeline.domain import LoadedModel
 from pipeline.errors import DataError
 from pipeline.features.engine import add_target, collect
 from pipeline.features.spec import FeaturesConfig
 from pipeline.model.transformer import PolarsFeatures
-from pipeline.serving.score import LoadedModel, ScorePorts, score
+from pipeline.serving.score import ScorePorts, score
 from pipeline.serving.sinks import ParquetSink
 from pipeline.settings import FoldsConfig, StockpipeConfig
 from pipeline.training.folds import resolve_folds

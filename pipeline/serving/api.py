@@ -13,16 +13,17 @@ import datetime as dt
 import logging
 from typing import Any
 
-import numpy as np
 import polars as pl
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from pipeline.data.inputs import short_tickers
 from pipeline.data.validation import ContractPolicy
+from pipeline.domain import LoadedModel
 from pipeline.serving.bars import SOURCE, parse_bars
 from pipeline.serving.limits import PredictionSlots, read_body
-from pipeline.serving.score import LoadedModel
+from pipeline.serving.predict import ModelFailureError, NonFinitePredictionError, latest_predictions
 from pipeline.settings import ServingConfig
 
 log = logging.getLogger(__name__)
@@ -46,57 +47,24 @@ def _model_frame(model: LoadedModel, frame: pl.DataFrame) -> pl.DataFrame:
         frame = frame.drop("bench_close")
     elif frame["bench_close"].is_null().all():
         raise HTTPException(422, f"model needs bench_close ({model.benchmark}) on every bar")
-    counts = frame.group_by("ticker").len().sort("ticker")
-    short = counts.filter(pl.col("len") < model.warmup + 1)
-    if short.height:
-        raise HTTPException(
-            422, f"need at least {model.warmup + 1} bars per ticker; got {dict(short.iter_rows())}"
-        )
+    short = short_tickers(frame, model.warmup + 1)  # the same rule as `score`
+    if short:
+        raise HTTPException(422, f"need at least {model.warmup + 1} bars per ticker; got {short}")
     return frame
-
-
-def _apply(model: LoadedModel, frame: pl.DataFrame) -> np.ndarray[Any, Any]:
-    """The model's predictions, any failure of it reported as a clean 500 (logged in full)."""
-    try:
-        preds = np.asarray(model.predictor.predict(frame.drop("row").to_pandas()), dtype=float)
-    except Exception as exc:
-        log.exception("model %s v%s failed to predict", model.name, model.version)
-        message = f"{type(exc).__name__}: {exc}"[:MAX_MESSAGE]
-        raise HTTPException(
-            500, f"model {model.name} v{model.version} failed to predict: {message}"
-        ) from exc
-    preds = preds.ravel()
-    if preds.shape != (frame.height,):
-        raise HTTPException(500, f"model returned {preds.size} predictions for {frame.height} bars")
-    return preds
 
 
 def predict_bars(model: LoadedModel, frame: pl.DataFrame, horizon: int) -> list[Prediction]:
     """One prediction per ticker, as of its latest bar (``frame`` is sorted by ticker, date)."""
-    frame = _model_frame(model, frame)
-    last = (
-        frame.with_columns(pl.Series("prediction", _apply(model, frame)))
-        .group_by("ticker", maintain_order=True)
-        .last()
-    )
-    bad = last.filter(~pl.col("prediction").is_finite())
-    if bad.height:  # JSON cannot carry them, and they mean the bars are beyond the model
-        raise HTTPException(
-            422,
-            f"{SOURCE}: the model's prediction is not finite for ticker(s) "
-            f"{bad['ticker'].to_list()}; the bars are outside the range it can handle",
-        )
-    return [
-        Prediction(
-            ticker=t,
-            as_of_date=d,
-            horizon=horizon,
-            prediction=p,
-            model_name=model.name,
-            model_version=model.version,
-        )
-        for t, d, p in last.select("ticker", "date", "prediction").iter_rows()
-    ]
+    frame = _model_frame(model, frame).drop("row")
+    uri = f"{model.name} v{model.version}"
+    try:
+        out = latest_predictions(model, frame, horizon, uri)
+    except NonFinitePredictionError as exc:  # JSON cannot carry it, and the bars are to blame
+        raise HTTPException(422, f"{SOURCE}: {exc}") from exc
+    except ModelFailureError as exc:
+        log.exception("model %s failed to predict", uri)
+        raise HTTPException(500, str(exc)[:MAX_MESSAGE]) from exc
+    return [Prediction(**row) for row in out.iter_rows(named=True)]
 
 
 def _require_json(request: Request) -> None:

@@ -5,40 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-import numpy as np
 import polars as pl
 
 from pipeline.data.inputs import load_inputs, store_inputs
-from pipeline.domain import PredictionSink, PriceSource, PriceStore
-from pipeline.errors import ModelError
+from pipeline.domain import ModelLoader, PredictionSink, PriceSource, PriceStore
 from pipeline.features.spec import FeaturesConfig, Market
+from pipeline.serving.predict import PREDICTION_COLUMNS, latest_predictions
 from pipeline.settings import StockpipeConfig
 
 log = logging.getLogger(__name__)
 
 # Extra rows beyond the model's declared warm-up: cheap insurance, still not the whole file.
 HISTORY_MARGIN = 5
-SCORE_COLUMNS = ("ticker", "as_of_date", "horizon", "prediction", "model_name", "model_version")
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model ready to predict plus what the registry knows about it."""
-
-    predictor: Any  # anything with .predict(pandas.DataFrame) -> array
-    name: str | None
-    version: str | None
-    warmup: int
-    horizon: int | None
-    benchmark: str | None = None
-    raw: Any = None  # the underlying sklearn pipeline, for refitting in backtests
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-class ModelLoader(Protocol):
-    def load(self, model_uri: str) -> LoadedModel: ...
+SCORE_COLUMNS = PREDICTION_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -93,24 +73,8 @@ def score(
     log.info(
         "scoring %d tickers from %d history rows with %s", len(inputs.tickers), window.height, uri
     )
-    try:
-        preds = np.asarray(model.predictor.predict(window.to_pandas()), dtype=float).ravel()
-    except Exception as exc:  # surface any flavour's failure with the URI that caused it
-        raise ModelError(f"model {uri} failed to predict: {exc}") from exc
     horizon = model.horizon if model.horizon is not None else cfg.model.target.horizon
-    out = (
-        window.with_columns(pl.Series("prediction", preds))
-        .group_by("ticker", maintain_order=True)
-        .last()
-        .select(
-            pl.col("ticker"),
-            pl.col("date").alias("as_of_date"),
-            pl.lit(horizon, dtype=pl.Int32).alias("horizon"),
-            pl.col("prediction"),
-            pl.lit(model.name, dtype=pl.String).alias("model_name"),
-            pl.lit(model.version, dtype=pl.String).alias("model_version"),
-        )
-    )
+    out = latest_predictions(model, window, horizon, uri)
     store_inputs(ports.store, inputs)  # the validated prices join the warehouse
     sink.write(out)
     return ScoreResult(out, skipped, need)

@@ -34,7 +34,7 @@ class MlflowModelLoader:
         import mlflow.pyfunc
         from mlflow.exceptions import MlflowException
 
-        from pipeline.serving.score import LoadedModel
+        from pipeline.domain import LoadedModel
 
         ensure_store(self.uri)
         mlflow.set_tracking_uri(self.uri)

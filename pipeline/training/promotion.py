@@ -15,11 +15,10 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from pipeline.data.inputs import Inputs, load_inputs, store_inputs
-from pipeline.domain import Fold, PriceSource, PriceStore
+from pipeline.domain import Fold, LoadedModel, PriceSource, PriceStore
 from pipeline.errors import StockpipeError
 from pipeline.evaluation.report import metrics_block
 from pipeline.features.spec import FeaturesConfig, build_feature_defs
-from pipeline.serving.score import LoadedModel
 from pipeline.settings import PromotionConfig, StockpipeConfig, TuningConfig
 from pipeline.training.dataset import TrainingSet, build_training_set
 from pipeline.training.tuning import objective_value

@@ -19,14 +19,13 @@ import yaml
 from pipeline.data.inputs import Inputs, LoadedSource, load_inputs, store_inputs
 from pipeline.data.snapshots import SnapshotStore
 from pipeline.data.warehouse import DuckDBStore
-from pipeline.domain import Fold, PriceSource, PriceStore, Registry, Tracker
+from pipeline.domain import Fold, ModelLoader, PriceSource, PriceStore, Registry, Tracker
 from pipeline.errors import ConfigError, StockpipeError
 from pipeline.evaluation.files import write_report_files
 from pipeline.evaluation.metrics import mean_over_folds, score_all
 from pipeline.evaluation.report import flat_metrics, walk_forward_report
 from pipeline.model.estimators import check_params
 from pipeline.model.pipeline import SELECTOR_PARAM_PREFIX
-from pipeline.serving.score import ModelLoader
 from pipeline.settings import StockpipeConfig
 from pipeline.training import lineage
 from pipeline.training.callbacks import NoProgress, Progress
