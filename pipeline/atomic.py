@@ -7,9 +7,11 @@ umask gives a new file (``mkstemp`` alone would make them 0600).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.errors import StockpipeError
@@ -39,6 +41,25 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing); other processes wait.
+
+    For read-modify-write of a shared file (the snapshot manifest): an atomic rename keeps
+    each write whole, but two writers that read the same old version would each drop the
+    other's change. The kernel drops the lock when the descriptor closes, so a killed holder
+    never leaves a stale lock behind (unlike a lock *file* whose existence is the lock). An
+    existing folder is locked as it is, creating nothing in it.
+    """
+    flags = os.O_RDONLY if path.is_dir() else os.O_RDWR | os.O_CREAT
+    fd = os.open(path, flags, 0o666 & ~_umask())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

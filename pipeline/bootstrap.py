@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pipeline.config import apply_overrides
-from pipeline.data.files import FileOptions, FileSource
+from pipeline.data.readers import FileOptions, FileSource
 from pipeline.data.snapshots import SnapshotSource, SnapshotStore
 from pipeline.data.validation import ContractPolicy
 from pipeline.data.warehouse import DuckDBStore
@@ -17,7 +17,7 @@ from pipeline.settings import StockpipeConfig
 from pipeline.tracking.mlflow_adapter import MlflowModelLoader, MlflowRegistry, MlflowTracker
 from pipeline.training.backtest import BacktestPorts
 from pipeline.training.callbacks import NoProgress, Progress
-from pipeline.training.inspect import DataPorts
+from pipeline.training.inspection import DataPorts
 from pipeline.training.train import TrainPorts
 
 __all__ = ["apply_overrides"]  # re-exported: the CLI applies flags through the config edge

@@ -9,6 +9,16 @@ import sys
 import warnings
 
 _NOISY = ("mlflow", "alembic", "urllib3", "optuna", "git", "sqlalchemy")
+# Optuna logs a trial cut short by Ctrl-C or SIGTERM with the full traceback of wherever the
+# interrupt landed (often 50+ lines of sklearn frames); the CLI already says it was stopped.
+_OPTUNA_TRIALS = "optuna.study._optimize"
+
+
+def _drop_interrupt_traceback(record: logging.LogRecord) -> bool:
+    """Keep the record but not its traceback when the error is an interrupt."""
+    if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+        record.exc_info, record.exc_text = None, None
+    return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,6 +52,9 @@ def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
     root.setLevel(level.upper())
     for name in _NOISY:
         logging.getLogger(name).setLevel(logging.WARNING)
+    trials = logging.getLogger(_OPTUNA_TRIALS)
+    if _drop_interrupt_traceback not in trials.filters:
+        trials.addFilter(_drop_interrupt_traceback)
     # Library deprecation chatter is not actionable for our users.
     warnings.filterwarnings("ignore", category=FutureWarning, module="mlflow")
     warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from support import SAMPLE
 
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
 
 _HOLD = "import duckdb,sys; c=duckdb.connect(sys.argv[1]); print('ready', flush=True); input()"

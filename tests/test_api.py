@@ -10,7 +10,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from support import SAMPLE
 
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.domain import LoadedModel
 from pipeline.features.engine import add_target, collect
 from pipeline.features.spec import FeaturesConfig

@@ -31,7 +31,7 @@ from sklearn.pipeline import Pipeline
 from support import SAMPLE, write_yaml
 
 from pipeline.cli import main
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.domain import LoadedModel
 from pipeline.features.engine import add_target, collect
 from pipeline.features.spec import FeaturesConfig

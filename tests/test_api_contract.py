@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from pipeline.data.files import read_file
+from pipeline.data.readers import read_file
 from pipeline.domain import LoadedModel
 from pipeline.errors import DataError
 from pipeline.serving.api import create_app

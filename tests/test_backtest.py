@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from support import REPO, SAMPLE, write_yaml
 
 from pipeline.cli import main
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from support import FAST_CANDIDATES, REPO, SAMPLE, write_yaml
 
 from pipeline.cli import main
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
 
 pytestmark = pytest.mark.slow

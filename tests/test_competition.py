@@ -22,7 +22,7 @@ from support import SAMPLE, write_yaml
 
 from pipeline.bootstrap import apply_overrides
 from pipeline.config import load_config
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.errors import ConfigError
 from pipeline.settings import StockpipeConfig

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pipeline.cli import main
-from pipeline.data.files import FileOptions, read_file
+from pipeline.data.readers import FileOptions, read_file
 from pipeline.data.validation import ContractPolicy
 from pipeline.errors import DataError
 

@@ -21,7 +21,7 @@ from damage import held_open, real_warehouse
 from support import SAMPLE
 
 from pipeline.cli import main
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.data.snapshots import SnapshotStore
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.data.warehouse_errors import WarehouseCorruptError

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from support import SAMPLE
 
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.errors import DataError
 
 HEADER = "date,open,high,low,close,volume\n"

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from support import SAMPLE
 
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.features.engine import TICKER, add_features, collect, expression_kind
 from pipeline.features.spec import (
     Bollinger,

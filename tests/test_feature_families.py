@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from support import SAMPLE
 
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.features import library as lib
 from pipeline.features.engine import add_features
 from pipeline.features.spec import Ewm, FeatureDef, FeaturesConfig, build_feature_defs

@@ -12,7 +12,7 @@ import pytest
 from support import REPO, SAMPLE
 
 from pipeline.config import load_config
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.domain import PRICE_COLUMNS
 from pipeline.features.engine import add_features
 from pipeline.features.spec import (

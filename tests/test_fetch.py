@@ -25,7 +25,7 @@ from yfinance.utils import empty_df
 import pipeline.data.yahoo as yahoo
 from pipeline import bootstrap
 from pipeline.cli import main
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.data.snapshots import content_sha256
 from pipeline.data.yahoo import YFinanceSource
 from pipeline.errors import DataError

@@ -19,11 +19,11 @@ from click.testing import CliRunner, Result
 from support import SAMPLE
 
 import pipeline.training.backtest
-import pipeline.training.inspect
+import pipeline.training.inspection
 from pipeline.atomic import OutputError
 from pipeline.cli import main
-from pipeline.evaluation.files import write_report_files
 from pipeline.evaluation.report import OutOfSample
+from pipeline.evaluation.report_files import write_report_files
 from pipeline.serving.sinks import ParquetSink
 from pipeline.settings import StrategyConfig
 
@@ -125,7 +125,7 @@ def test_features_checks_its_output_before_the_work(
     conf_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
     (tmp_path / "file").write_text("x")
-    monkeypatch.setattr(pipeline.training.inspect, "feature_table", _no_work)
+    monkeypatch.setattr(pipeline.training.inspection, "feature_table", _no_work)
     output = where.format(tmp=tmp_path)
     result = _invoke("features", "--config", str(conf_dir), "--output", output)
     assert result.exit_code == 2, result.output

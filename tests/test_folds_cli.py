@@ -17,7 +17,7 @@ from support import SAMPLE, write_yaml
 
 from pipeline.cli import main
 from pipeline.config import load_config
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.model.pipeline import feature_columns
 
 FOLD_KEYS = {

@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from support import REPO, SAMPLE
 from test_hardening_train import nvda, write_csv
 
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.domain import LoadedModel
 from pipeline.errors import DataError

@@ -19,7 +19,7 @@ from support import REPO, SAMPLE, write_yaml
 
 from pipeline.cli import main
 from pipeline.config import load_config
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.data.snapshots import SnapshotStore
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.errors import DataError

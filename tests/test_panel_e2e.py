@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from support import FAST_CANDIDATES, REPO, SAMPLE, write_yaml
 
 from pipeline.cli import main
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.serving.score import SCORE_COLUMNS
 
 pytestmark = pytest.mark.slow

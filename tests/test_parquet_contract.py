@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from pipeline.data.files import FileOptions, FileSource, read_file
+from pipeline.data.readers import FileOptions, FileSource, read_file
 from pipeline.errors import DataError
 
 GOOD: dict[str, Any] = {

@@ -22,7 +22,7 @@ from support import REPO, SAMPLE, write_yaml
 
 from pipeline.cli import main
 from pipeline.config import load_config
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.tracking.mlflow_adapter import MlflowRegistry
 from pipeline.training import lineage

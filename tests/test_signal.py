@@ -19,7 +19,7 @@ from fakes import FakeRegistry, FakeTracker
 from support import write_yaml
 
 from pipeline.config import load_config
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.settings import StockpipeConfig
 from pipeline.training.train import TrainPorts, train

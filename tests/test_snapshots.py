@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from support import SAMPLE, write_yaml
 
 from pipeline.cli import main
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.data.snapshots import SnapshotStore, content_sha256
 from pipeline.errors import DataError
 

@@ -11,7 +11,7 @@ from fakes import FakeRegistry, FakeTracker
 from support import SAMPLE, write_yaml
 
 from pipeline.config import load_config
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.errors import ConfigError, DataError, TrackingError
 from pipeline.features.spec import build_feature_defs, total_warmup

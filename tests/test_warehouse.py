@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from support import SAMPLE
 
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore, sql_dir
 from pipeline.errors import DataError
 

@@ -28,9 +28,9 @@ import pipeline.training.worker as worker_mod
 from pipeline.bootstrap import apply_overrides
 from pipeline.cli import main
 from pipeline.config import load_config
-from pipeline.data.files import FileSource
+from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
-from pipeline.training.inspect import DataPorts
+from pipeline.training.inspection import DataPorts
 from pipeline.training.tuning import TuningContext, make_storage, open_study, run_trials
 
 # `python -m pipeline.cli` does not work (no __main__): use the console script.

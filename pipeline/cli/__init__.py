@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli import data, inspect, models, run
+from pipeline.cli import data, inspection, models, run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,9 +21,11 @@ from pipeline.cli import data, inspect, models, run
 @click.version_option(package_name="stockpipe")
 def main(log_level: str, log_json: bool) -> None:
     """stockpipe: leak-proof, tracked prediction models on daily stock prices."""
+    from pipeline.cli.interrupts import install_handlers
     from pipeline.logging_setup import setup_logging
 
     setup_logging(log_level.upper(), json_lines=log_json)
+    install_handlers()
 
 
 for command in (
@@ -31,9 +33,9 @@ for command in (
     run.worker,
     run.score,
     run.serve,
-    inspect.folds,
-    inspect.features,
-    inspect.backtest,
+    inspection.folds,
+    inspection.features,
+    inspection.backtest,
     models.models,
     data.fetch,
     data.validate,

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from pipeline.cli.interrupts import exit_interrupted
 from pipeline.errors import StockpipeError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,7 +79,8 @@ def config_options(func: F) -> F:
 
 
 def handle_errors(func: F) -> F:
-    """Turn our typed errors into a one-line message and a non-zero exit, no traceback."""
+    """Turn our typed errors, and Ctrl-C or SIGTERM, into a one-line message and a non-zero
+    exit, no traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -87,6 +89,8 @@ def handle_errors(func: F) -> F:
         except StockpipeError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt as exc:
+            exit_interrupted(exc)
         except Exception as exc:
             # Tracking-server failures mid-run (MLflow raises its own types): say so plainly.
             if not type(exc).__module__.startswith(("mlflow", "requests", "urllib3")):

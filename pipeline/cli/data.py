@@ -66,7 +66,7 @@ def validate(
     """Check the input (or --data) against the data contract, and whether this config can
     train on it (history, folds, summary path, tracking store); write nothing."""
     from pipeline import bootstrap
-    from pipeline.data.files import FileSource
+    from pipeline.data.readers import FileSource
     from pipeline.errors import DataError, StockpipeError
     from pipeline.training.plan import readiness
 

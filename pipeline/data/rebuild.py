@@ -8,6 +8,9 @@ sha256. It then loads them oldest first (so, through the upsert, newer snapshots
 ``<name>.corrupt-<UTC stamp>`` (``.previous-`` when it was still readable) and renames the
 new one into place. Nothing is deleted. Rows that reached the warehouse without a snapshot
 are written again by the next command that reads their file.
+
+Rebuilds into one folder run one at a time (a lock on the folder), so a work folder found
+while holding that lock was left by a rebuild that was killed, and is removed.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.atomic import ensure_writable
+from pipeline.atomic import ensure_writable, file_lock
 from pipeline.data.snapshots import SnapshotStore
 from pipeline.data.warehouse import DuckDBStore, WarehouseCorruptError
 from pipeline.domain import PriceBatch
@@ -78,24 +81,38 @@ def _keep_aside(warehouse: Path, state: str, stamp: str) -> Path | None:
     return kept
 
 
+def _work_prefix(warehouse: Path) -> str:
+    return f".{warehouse.name}.rebuild-"
+
+
+def _sweep_killed_work(warehouse: Path) -> None:
+    """Remove work folders of killed rebuilds (only call while holding the rebuild lock)."""
+    for stale in warehouse.parent.glob(f"{_work_prefix(warehouse)}*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def rebuild(snapshots: SnapshotStore, warehouse: Path, lock_timeout: float = 60.0) -> RebuildResult:
     """Rebuild ``warehouse`` from every snapshot in the manifest (see the module doc)."""
     ensure_writable(warehouse, "warehouse")
     batches = _batches(snapshots)
-    state = _state(warehouse, lock_timeout)
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    # DuckDB refuses an existing empty file, so the new database is made inside a fresh
-    # folder next to the warehouse (same file system, so the final rename is atomic).
-    work = Path(tempfile.mkdtemp(dir=warehouse.parent, prefix=f".{warehouse.name}.rebuild-"))
-    try:
-        fresh = work / warehouse.name
-        store = DuckDBStore(fresh)
-        for batch in batches:
-            store.upsert(batch)
-        rows = store.verify()  # distinct (ticker, date) rows, read back from the new file
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        kept = _keep_aside(warehouse, state, stamp)
-        fresh.replace(warehouse)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    # The folder itself is the lock (a lock file would be left next to the warehouse).
+    with file_lock(warehouse.parent):
+        _sweep_killed_work(warehouse)
+        state = _state(warehouse, lock_timeout)
+        # DuckDB refuses an existing empty file, so the new database is made inside a fresh
+        # folder next to the warehouse (same file system, so the final rename is atomic).
+        work = Path(tempfile.mkdtemp(dir=warehouse.parent, prefix=_work_prefix(warehouse)))
+        try:
+            fresh = work / warehouse.name
+            store = DuckDBStore(fresh)
+            for batch in batches:
+                store.upsert(batch)
+            rows = store.verify()  # distinct (ticker, date) rows, read back from the new file
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+            kept = _keep_aside(warehouse, state, stamp)
+            fresh.replace(warehouse)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return RebuildResult(warehouse, kept, len(batches), rows)

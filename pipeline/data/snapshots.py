@@ -2,7 +2,10 @@
 
 Layout: ``<raw_dir>/<source>/<TICKER>/<UTC timestamp>.parquet`` plus ``<raw_dir>/manifest.jsonl``.
 Files are written to a temporary name and renamed, and the manifest is rewritten the same way,
-so an interrupted fetch never leaves a half file or a manifest entry without its data.
+so an interrupted fetch never leaves a half file or a manifest entry without its data. The
+manifest is read, extended and rewritten under an exclusive lock (``manifest.jsonl.lock``), so
+concurrent imports, fetches and trains never drop each other's entries or store the same
+content twice.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.atomic import atomic_write, atomic_write_text
+from pipeline.atomic import atomic_write, atomic_write_text, file_lock
 from pipeline.data.external import read_parquet
 from pipeline.domain import PRICE_COLUMNS, PriceBatch
 from pipeline.errors import DataError
@@ -87,6 +90,13 @@ class SnapshotStore:
 
     def record(self, batch: PriceBatch, source: str, params: dict[str, Any]) -> list[Snapshot]:
         """Store each ticker of a validated batch; reuse a snapshot with identical content."""
+        # Held from the lookup of identical content to the rename of the new manifest: a
+        # second writer reading the old manifest meanwhile would drop this one's entries.
+        self.root.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.root / f"{self.manifest.name}.lock"):
+            return self._record(batch, source, params)
+
+    def _record(self, batch: PriceBatch, source: str, params: dict[str, Any]) -> list[Snapshot]:
         existing = {(s.ticker, s.sha256): s for s in self.entries()}
         now = dt.datetime.now(dt.UTC)
         stamp = now.strftime("%Y%m%dT%H%M%S%fZ")

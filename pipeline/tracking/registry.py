@@ -4,16 +4,24 @@ The ``promoted`` version tag follows the alias, never leads it: a version is reg
 ``promoted=false`` and flipped to ``true`` only after a recorded alias has moved onto it. A kill
 in between leaves the alias ahead of the tag, which ``reconcile`` repairs; the reverse (a
 version that looks promoted but never held the alias) cannot happen.
+
+The alias history is a registered-model tag, read, extended and written back. On a sqlite
+store every recorded alias move (move, tag, history) runs under an exclusive lock on
+``<db>.registry.lock``, so concurrent promotions, trains and rollbacks on this machine keep
+every entry and the history ends where the alias is. A tracking server offers no such lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+from pipeline.atomic import file_lock
 from pipeline.errors import TrackingError
-from pipeline.tracking.store import ensure_store
+from pipeline.tracking.store import ensure_store, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +75,11 @@ class MlflowRegistry:
         the alias history for ``rollback`` and the version is tagged ``promoted=true``."""
         client = self._client()
         self._require_version(client, version)
-        client.set_registered_model_alias(self.name, alias, version)
-        if record:
-            self._mark_promoted(client, version)
-            self._write_history(client, alias, [*self.alias_history(alias), version])
+        with self._history_lock() if record else contextlib.nullcontext():
+            client.set_registered_model_alias(self.name, alias, version)
+            if record:
+                self._mark_promoted(client, version)
+                self._write_history(client, alias, [*self.alias_history(alias), version])
 
     def alias_history(self, alias: str) -> list[str]:
         """Versions the alias was recorded on, oldest first (the last one is current)."""
@@ -85,17 +94,18 @@ class MlflowRegistry:
 
     def rollback(self, alias: str) -> str:
         """Move the alias back to its previously recorded version; return that version."""
-        history = self.alias_history(alias)
-        if len(history) < 2:
-            raise TrackingError(
-                f"{self.name}@{alias} has no previous version to roll back to "
-                f"(history: {history or 'empty'})"
-            )
-        previous = history[-2]
         client = self._client()
-        client.set_registered_model_alias(self.name, alias, previous)
-        self._mark_promoted(client, previous)
-        self._write_history(client, alias, history[:-1])
+        with self._history_lock():
+            history = self.alias_history(alias)
+            if len(history) < 2:
+                raise TrackingError(
+                    f"{self.name}@{alias} has no previous version to roll back to "
+                    f"(history: {history or 'empty'})"
+                )
+            previous = history[-2]
+            client.set_registered_model_alias(self.name, alias, previous)
+            self._mark_promoted(client, previous)
+            self._write_history(client, alias, history[:-1])
         return previous
 
     def reconcile(self, alias: str) -> str | None:
@@ -144,6 +154,17 @@ class MlflowRegistry:
     def version_tags(self, version: str) -> dict[str, str]:
         """Tags of one version."""
         return dict(self._client().get_model_version(self.name, version).tags)
+
+    @contextmanager
+    def _history_lock(self) -> Iterator[None]:
+        """Serialise recorded alias moves on a sqlite store (see the module doc). Its own
+        lock file: ``ensure_store`` may take ``<db>.lock`` while this one is held."""
+        path = sqlite_path(self.uri)
+        if path is None:
+            yield
+            return
+        with file_lock(path.with_name(path.name + ".registry.lock")):
+            yield
 
     def _require_version(self, client: Any, version: str) -> None:
         from mlflow.exceptions import MlflowException

@@ -12,15 +12,13 @@ and URI:
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
+from pipeline.atomic import file_lock
 from pipeline.errors import TrackingError
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -72,21 +70,6 @@ def sqlite_path(uri: str) -> Path | None:
         return None
     raw = uri[len("sqlite:///") :].split("?", 1)[0]
     return None if raw in ("", ":memory:") else Path(raw)
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if missing); other processes wait.
-
-    The kernel drops the lock when the descriptor closes, so a killed holder never leaves a
-    stale lock behind (unlike a lock *file* whose existence is the lock).
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _init_sqlite(uri: str, path: Path) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 
 from pipeline.domain import ModelLoader, PriceSource, PriceStore, Tracker
 from pipeline.errors import ModelError, StockpipeError
-from pipeline.evaluation.files import write_report_files
 from pipeline.evaluation.report import flat_metrics, walk_forward_report
+from pipeline.evaluation.report_files import write_report_files
 from pipeline.settings import StockpipeConfig
 from pipeline.training.folds import folds_hash, resolve_folds
 from pipeline.training.promotion import refit_per_fold, registered_training_set

@@ -21,9 +21,9 @@ from pipeline.data.snapshots import SnapshotStore
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.domain import Fold, ModelLoader, PriceSource, PriceStore, Registry, Tracker
 from pipeline.errors import ConfigError, StockpipeError
-from pipeline.evaluation.files import write_report_files
 from pipeline.evaluation.metrics import mean_over_folds, score_all
 from pipeline.evaluation.report import flat_metrics, walk_forward_report
+from pipeline.evaluation.report_files import write_report_files
 from pipeline.model.estimators import check_params
 from pipeline.model.pipeline import SELECTOR_PARAM_PREFIX
 from pipeline.settings import StockpipeConfig

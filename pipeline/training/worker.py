@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial
 from pipeline.data.inputs import load_inputs
 from pipeline.errors import ConfigError
 from pipeline.settings import StockpipeConfig
-from pipeline.training.inspect import DataPorts
+from pipeline.training.inspection import DataPorts
 from pipeline.training.train import training_problem
 from pipeline.training.tuning import TuningContext, open_study, run_trials
 

@@ -28,7 +28,7 @@ def folds(
 ) -> None:
     """Print the walk-forward fold manifest (from the DuckDB view) and its hash."""
     from pipeline import bootstrap
-    from pipeline.training.inspect import fold_manifest, folds_table
+    from pipeline.training.inspection import fold_manifest, folds_table
 
     cfg = load(config_dir, env, data=data, seed=seed, snapshot=snapshot, tracking_uri=tracking_uri)
     manifest, digest = fold_manifest(cfg, bootstrap.data_ports(cfg))
@@ -70,7 +70,7 @@ def features(
     from pipeline import bootstrap
     from pipeline.atomic import ensure_writable
     from pipeline.serving.sinks import ParquetSink
-    from pipeline.training.inspect import feature_table
+    from pipeline.training.inspection import feature_table
 
     ensure_writable(output, "--output")  # before the work, not after it
     cfg = load(config_dir, env, data=data, seed=seed, snapshot=snapshot, tracking_uri=tracking_uri)
