@@ -29,6 +29,11 @@ def tracker(cfg: StockpipeConfig) -> MlflowTracker:
     )
 
 
+def loader(cfg: StockpipeConfig) -> MlflowModelLoader:
+    """Loads registered models by URI (models:/Name@alias, models:/Name/3, models:/m-...)."""
+    return MlflowModelLoader(cfg.tracking_uri)
+
+
 def registry(cfg: StockpipeConfig) -> MlflowRegistry:
     return MlflowRegistry(cfg.tracking_uri, cfg.tracking.registered_model)
 
@@ -91,7 +96,7 @@ def train_ports(cfg: StockpipeConfig, progress: Progress | None = None) -> Train
         tracker=tracker(cfg),
         registry=registry(cfg),
         benchmark=benchmark_source(cfg),
-        loader=MlflowModelLoader(cfg.tracking_uri),
+        loader=loader(cfg),
         progress=progress or NoProgress(),
         snapshots=snapshots(cfg),
     )
@@ -113,7 +118,7 @@ def score_ports(cfg: StockpipeConfig) -> ScorePorts:
     return ScorePorts(
         source=source(cfg),
         store=store(cfg),
-        registry=MlflowModelLoader(cfg.tracking_uri),
+        registry=loader(cfg),
         benchmark=benchmark_source(cfg),
     )
 
@@ -133,7 +138,7 @@ def backtest_ports(cfg: StockpipeConfig) -> BacktestPorts:
     return BacktestPorts(
         source=source(cfg),
         store=DuckDBStore(":memory:"),
-        loader=MlflowModelLoader(cfg.tracking_uri),
+        loader=loader(cfg),
         tracker=tracker(cfg),
         benchmark=benchmark_source(cfg),
     )

@@ -84,12 +84,8 @@ def _format_errors(exc: ValidationError, sources: list[tuple[Path, dict[str, Any
     return "\n".join(lines)
 
 
-def load_config(config_dir: str | Path, env: str | None = None) -> StockpipeConfig:
-    """Read, merge and validate every section under ``config_dir``.
-
-    Raises ConfigError naming the file and key at fault.
-    """
-    root_dir = Path(config_dir).expanduser().resolve()
+def _folders(root_dir: Path, env: str | None) -> tuple[Path, list[Path]]:
+    """base/ and the overlays merged over it, after checking they hold only known files."""
     base = root_dir / "base"
     if not base.is_dir():
         raise ConfigError(f"{base}: config directory not found (expected <config>/base/*.yaml)")
@@ -97,35 +93,45 @@ def load_config(config_dir: str | Path, env: str | None = None) -> StockpipeConf
     if env and not overlays[0].is_dir():
         raise ConfigError(f"{overlays[0]}: environment '{env}' has no config directory")
     overlays.append(root_dir / "local")
-
     known = {f"{name}.yaml" for name in SECTIONS}
     for folder in [base, *overlays]:
         for stray in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
             if stray.name not in known:
                 raise ConfigError(f"{stray}: unknown config file; expected one of {sorted(known)}")
+    return base, overlays
 
-    sections: dict[str, BaseModel] = {}
-    for name, model in SECTIONS.items():
-        base_file = base / f"{name}.yaml"
-        if not base_file.is_file() and name in OPTIONAL_SECTIONS:
-            sections[name] = model()
-            continue
-        if not base_file.is_file():
-            raise ConfigError(f"{base_file}: required config file is missing")
-        sources = [(base_file, _read_yaml(base_file))]
-        sources += [
-            (d / f"{name}.yaml", _read_yaml(d / f"{name}.yaml"))
-            for d in overlays
-            if (d / f"{name}.yaml").is_file()
-        ]
-        merged: dict[str, Any] = {}
-        for _, doc in sources:
-            merged = _deep_merge(merged, doc)
-        try:
-            sections[name] = model.model_validate(merged)
-        except ValidationError as exc:
-            raise ConfigError(_format_errors(exc, sources)) from exc
 
+def _section(name: str, base: Path, overlays: list[Path]) -> BaseModel:
+    """One section: its base file with every overlay deep-merged over it, validated."""
+    model = SECTIONS[name]
+    base_file = base / f"{name}.yaml"
+    if not base_file.is_file():
+        if name in OPTIONAL_SECTIONS:
+            return model()
+        raise ConfigError(f"{base_file}: required config file is missing")
+    sources = [(base_file, _read_yaml(base_file))]
+    sources += [
+        (d / f"{name}.yaml", _read_yaml(d / f"{name}.yaml"))
+        for d in overlays
+        if (d / f"{name}.yaml").is_file()
+    ]
+    merged: dict[str, Any] = {}
+    for _, doc in sources:
+        merged = _deep_merge(merged, doc)
+    try:
+        return model.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, sources)) from exc
+
+
+def load_config(config_dir: str | Path, env: str | None = None) -> StockpipeConfig:
+    """Read, merge and validate every section under ``config_dir``.
+
+    Raises ConfigError naming the file and key at fault.
+    """
+    root_dir = Path(config_dir).expanduser().resolve()
+    base, overlays = _folders(root_dir, env)
+    sections = {name: _section(name, base, overlays) for name in SECTIONS}
     try:
         return StockpipeConfig(
             project_root=root_dir.parent,

@@ -54,6 +54,35 @@ class Fold:
     test_rows: int
 
 
+@dataclass(frozen=True)
+class FoldSpec:
+    """The walk-forward layout bound into the fold-manifest view (``sql/040_v_folds.sql``)."""
+
+    n_folds: int
+    test_size: int
+    horizon: int
+    purge: int
+    scheme: str = "expanding"
+    step: int | None = None
+    embargo: int = 0
+    min_train_size: int = 500
+    max_train_size: int | None = None
+
+    def sql_values(self) -> list[object]:
+        """Values in the column order of the ``fold_params`` table."""
+        return [
+            self.scheme,
+            self.n_folds,
+            self.test_size,
+            self.step,
+            self.purge,
+            self.embargo,
+            self.min_train_size,
+            self.max_train_size,
+            self.horizon,
+        ]
+
+
 class PriceSource(Protocol):
     """Anything that can produce a validated batch of daily prices."""
 
@@ -76,7 +105,7 @@ class PriceStore(Protocol):
     def folds(
         self,
         tickers: tuple[str, ...],
-        params: Mapping[str, Any],
+        spec: FoldSpec,
         ranges: Mapping[str, tuple[dt.date, dt.date]] | None = None,
     ) -> list[Fold]: ...
 

@@ -46,6 +46,7 @@ REPORT_KEYS = {
     *FORECAST_KEYS,
     *STRATEGY_KEYS,
     "n_trials",
+    "trial_sharpe_variance",
     "deflated_sharpe",
     "sharpe_ci",
     "baselines",
@@ -94,7 +95,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("backtest")
     conf, uri = _make_conf(root)
     summary = root / "summary.json"
-    _invoke("train", "--config", str(conf), "--trials", "2", "--summary", str(summary))
+    trained = _invoke("train", "--config", str(conf), "--trials", "2", "--summary", str(summary))
     out = root / "report"
     result = _invoke("backtest", "--config", str(conf), "--output-dir", str(out))
     return {
@@ -104,6 +105,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "summary": json.loads(summary.read_text()),
         "out": out,
         "stdout": result.stdout,
+        "train_stdout": trained.stdout,
         "metrics": _strict((out / "metrics.json").read_text()),
     }
 
@@ -197,9 +199,29 @@ def test_backtest_reproduces_the_training_walk_forward(project: dict[str, Any]) 
     for key in ("mae", "directional_accuracy", "ic"):
         assert abs(m[key] - train_report[key]) < 1e-10, key
     assert m["n_trials"] == sum(c["n_trials"] for c in summary["candidates"])
-    assert m["n_trials"] == train_report["n_trials"]
+    assert m["n_trials"] == train_report["n_trials"] == summary["n_trials"]
+    assert m["trial_sharpe_variance"] == train_report["trial_sharpe_variance"]
+    assert abs(m["deflated_sharpe"] - train_report["deflated_sharpe"]) < 1e-10
     train_folds = [{k: f[k] for k in FOLD_KEYS} for f in summary["folds"]]
     assert [{k: f[k] for k in FOLD_KEYS} for f in m["folds"]] == train_folds
+
+
+def test_train_and_backtest_give_one_zero_return_answer(project: dict[str, Any]) -> None:
+    """Issue 11: `train` and `backtest` report the same pooled baseline, and print it alike."""
+    m, summary = project["metrics"], project["summary"]
+    zero = summary["baselines"]["zero_return"]
+    assert zero == summary["backtest"]["baselines"]["zero_return"]
+    assert zero == m["baselines"]["zero_return"]  # the same rows, so the very same numbers
+    y = pl.read_parquet(project["out"] / "predictions.parquet")["realised"].to_numpy()
+    assert zero["rmse"] == pytest.approx(math.sqrt(float(np.mean(y**2))), rel=1e-12)
+    # both commands print the pooled model rmse next to the pooled zero-return rmse
+    printed = re.compile(r"rmse (\d\.\d{6}) \(zero-return (\d\.\d{6})\)")
+    from_train = printed.search(project["train_stdout"])
+    from_backtest = printed.search(project["stdout"])
+    assert from_train is not None and from_backtest is not None
+    assert from_train.groups() == from_backtest.groups()
+    assert from_train.group(2) == f"{zero['rmse']:.6f}"
+    assert "pooled over 5 folds" in project["train_stdout"]
 
 
 def _latest_run(client: mlflow.MlflowClient, name: str) -> Any:

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from pipeline.evaluation.forecast import directional_accuracy
 from pipeline.evaluation.honesty import (
     deflated_sharpe_ratio,
     expected_max_sharpe,
@@ -17,7 +18,6 @@ from pipeline.evaluation.honesty import (
     stationary_bootstrap_indices,
     stationary_bootstrap_sharpe_ci,
 )
-from pipeline.evaluation.metrics import directional_accuracy
 from pipeline.evaluation.strategy import panel_strategy_returns, strategy_metrics
 
 # ---------------------------------------------------------------- PSR / DSR

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.evaluation.strategy import (
     STRATEGY_METRICS,
-    buy_and_hold_returns,
+    buy_and_hold,
     max_drawdown,
     panel_strategy_returns,
     positions,
@@ -63,11 +63,30 @@ def test_long_short_with_costs_by_hand() -> None:
     assert m["exposure"] == 1.0
 
 
+def _one_ticker_buy_and_hold(r: np.ndarray, cost_bps: float = 0.0, horizon: int = 1) -> np.ndarray:
+    tickers = np.array(["A"] * r.size)
+    return buy_and_hold(np.arange(r.size), tickers, r, cost_bps, horizon).returns
+
+
 def test_zero_cost_and_buy_and_hold() -> None:
     np.testing.assert_allclose(strategy_returns(np.ones(3), R), [0.1, -0.1, 0.05])
-    np.testing.assert_allclose(buy_and_hold_returns(R), [0.1, -0.1, 0.05])
+    np.testing.assert_allclose(_one_ticker_buy_and_hold(R), [0.1, -0.1, 0.05])
     # buy and hold compounds to the price ratio: 1.1 * 0.9 * 1.05 = 1.0395
-    assert strategy_metrics(buy_and_hold_returns(R))["total_return"] == pytest.approx(0.0395)
+    assert strategy_metrics(_one_ticker_buy_and_hold(R))["total_return"] == pytest.approx(0.0395)
+    # it pays what the strategy pays: 10 bps to enter on the first day, nothing after
+    np.testing.assert_allclose(
+        _one_ticker_buy_and_hold(R, cost_bps=10), [0.099, -0.1, 0.05], atol=1e-15
+    )
+
+
+def test_buy_and_hold_rebalances_a_panel_equally() -> None:
+    # A on d1 and d2, B joins on d2: weights 1 -> 0.5/0.5, turnover 1 then 0.5 + 0.5
+    dates = np.array(["d1", "d2", "d2"])
+    tickers = np.array(["A", "A", "B"])
+    r = np.log([1.1, 1.2, 0.8])
+    res = buy_and_hold(dates, tickers, r, cost_bps=100)
+    np.testing.assert_allclose(res.weights, [[1.0, 0.0], [0.5, 0.5]])
+    np.testing.assert_allclose(res.returns, [0.1 - 0.01, 0.5 * 0.2 - 0.5 * 0.2 - 0.01])
 
 
 def test_horizon_uses_non_overlapping_rows() -> None:
@@ -78,7 +97,7 @@ def test_horizon_uses_non_overlapping_rows() -> None:
     np.testing.assert_allclose(
         strategy_returns(pos, r2, cost_bps=10, horizon=2), [0.199, -0.5, -0.001], atol=1e-15
     )
-    np.testing.assert_allclose(buy_and_hold_returns(r2, horizon=2), [0.2, -0.5, 0.1])
+    np.testing.assert_allclose(_one_ticker_buy_and_hold(r2, horizon=2), [0.2, -0.5, 0.1])
     with pytest.raises(ValueError):
         strategy_returns(pos, r2, horizon=0)
 

@@ -6,6 +6,7 @@ writes, so "unwritable" is a path under /sys or below a regular file.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Iterator
@@ -22,8 +23,11 @@ import pipeline.training.backtest
 import pipeline.training.inspection
 from pipeline.atomic import OutputError
 from pipeline.cli import main
-from pipeline.evaluation.report import OutOfSample
+from pipeline.domain import Fold
+from pipeline.evaluation.honesty import TrialSet
+from pipeline.evaluation.report import OutOfSample, walk_forward_report
 from pipeline.evaluation.report_files import write_report_files
+from pipeline.evaluation.results import WalkForwardReport
 from pipeline.serving.sinks import ParquetSink
 from pipeline.settings import StrategyConfig
 
@@ -67,7 +71,7 @@ def test_snapshot_and_manifest_get_the_umask_mode(conf_dir: Path, tmp_path: Path
     assert not list(raw.rglob("*.tmp"))
 
 
-def _report() -> tuple[dict[str, Any], OutOfSample]:
+def _report() -> tuple[WalkForwardReport, OutOfSample]:
     n = 60
     rng = np.random.default_rng(0)
     dates = np.arange(np.datetime64("2026-01-01"), np.datetime64("2026-01-01") + n)
@@ -79,11 +83,10 @@ def _report() -> tuple[dict[str, Any], OutOfSample]:
         y_pred=rng.normal(0, 0.01, n),
         last_return=rng.normal(0, 0.01, n),
     )
-    fold = {"train_start": "2025-01-01", "train_end": "2025-12-31", "train_rows": 250}
-    folds = [
-        {"fold": k, **fold, "test_start": "x", "test_end": "y", "test_rows": 30} for k in (0, 1)
-    ]
-    return {"rmse": 0.01, "folds": folds}, oos
+    day = dt.date(2026, 1, 1)
+    folds = [Fold(k, dt.date(2025, 1, 1), dt.date(2025, 12, 31), day, day, 250, 30) for k in (0, 1)]
+    cfg = StrategyConfig(bootstrap_samples=100)
+    return walk_forward_report(oos, folds, cfg, 1, TrialSet(1, 0.0)), oos
 
 
 def test_report_files_get_the_umask_mode(tmp_path: Path) -> None:
@@ -91,7 +94,7 @@ def test_report_files_get_the_umask_mode(tmp_path: Path) -> None:
     paths = write_report_files(tmp_path / "bt", report, oos, StrategyConfig(), 1)
     assert sorted(p.name for p in (tmp_path / "bt").iterdir()) == sorted(p.name for p in paths)
     assert {_mode(p) for p in paths} == {MODE}
-    assert json.loads((tmp_path / "bt" / "metrics.json").read_text())["rmse"] == 0.01
+    assert json.loads((tmp_path / "bt" / "metrics.json").read_text())["rmse"] == report.rmse
     for png in (tmp_path / "bt").glob("*.png"):
         assert png.read_bytes().startswith(b"\x89PNG")
 

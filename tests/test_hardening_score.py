@@ -124,7 +124,7 @@ def _panel_store(days: int) -> tuple[DuckDBStore, dict]:
 def test_default_folds_fit_three_tickers_of_1500_days() -> None:
     store, ranges = _panel_store(1500)
     layout = resolve_folds(store, ("NVDA", "QQQ", "SPY"), ranges, FoldsConfig(), horizon=1)
-    assert len(layout.folds) == 5 and layout.params["test_size"] < 250
+    assert len(layout.folds) == 5 and layout.spec.test_size < 250
     assert layout.adapted and "does not fit" in layout.adapted
     assert layout.folds[0].train_end < layout.folds[0].test_start
 
@@ -136,7 +136,7 @@ def test_explicit_folds_are_never_changed() -> None:
         resolve_folds(store, ("NVDA", "QQQ", "SPY"), ranges, explicit, horizon=1)
     only_size = FoldsConfig(test_size=250)  # n_folds left to fit
     layout = resolve_folds(store, ("NVDA", "QQQ", "SPY"), ranges, only_size, horizon=1)
-    assert layout.params["test_size"] == 250 and len(layout.folds) == 3
+    assert layout.spec.test_size == 250 and len(layout.folds) == 3
 
 
 def test_no_layout_fits_a_too_short_history() -> None:

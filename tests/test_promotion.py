@@ -26,7 +26,7 @@ from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.tracking.mlflow_adapter import MlflowRegistry
 from pipeline.training import lineage
-from pipeline.training.train import fold_params, folds_hash
+from pipeline.training.folds import fold_spec, folds_hash
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +129,7 @@ def test_first_model_is_promoted_with_lineage(story: dict[str, Any]) -> None:
     store = DuckDBStore(":memory:")
     store.upsert(FileSource(SAMPLE / "NVDA.csv").load())
     assert tags["folds_hash"] == folds_hash(
-        store.folds(("NVDA",), fold_params(cfg.training.folds, cfg.model.target.horizon))
+        store.folds(("NVDA",), fold_spec(cfg.training.folds, cfg.model.target.horizon))
     )
     assert tags["git_commit"] == story["head"]
     assert tags["seed"] == "42"

@@ -18,7 +18,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -261,14 +260,12 @@ def test_script_runs_the_same_server_as_the_helper_and_the_image(tmp_path: Path)
 def test_unreachable_server_fails_fast_naming_the_uri(tmp_path: Path) -> None:
     uri = _tracking_uri(free_port())  # nobody listens there
     conf = _conf(tmp_path, "conf", uri)  # study storage: conf/server's, never reached
-    started = time.monotonic()
     result = _run(tmp_path, "train", "--config", str(conf), "--env", "server", "--quiet")
-    seconds = time.monotonic() - started
     assert result.returncode != 0
     assert uri in result.stderr and "unreachable" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
-    # the check precedes every computation: ~3 s here, almost all of it imports
-    assert seconds < 20, seconds
+    # the check precedes every computation and does not go through MLflow's retry loop
+    assert "Max retries" not in result.stderr and "API request" not in result.stderr
     # nothing written: no warehouse, no raw snapshot, no summary, no client-side artifacts
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conf"]
 

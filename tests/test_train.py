@@ -14,6 +14,7 @@ from pipeline.config import load_config
 from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.errors import ConfigError, DataError, TrackingError
+from pipeline.evaluation.forecast import FORECAST_METRICS
 from pipeline.features.spec import build_feature_defs, total_warmup
 from pipeline.settings import StockpipeConfig
 from pipeline.training.train import TrainPorts, train
@@ -41,19 +42,22 @@ def test_train_registers_champion_and_reports(cfg: StockpipeConfig) -> None:
     summary = train(cfg, _ports(cfg, tracker, registry))
 
     assert registry.aliases == {"champion": "1"}
-    champ = summary["champion"]
-    assert champ["version"] == "1" and champ["promoted"] is True
-    assert champ["registered_model"] == "StocksPredictionModel"
+    champ = summary.champion
+    assert champ.version == "1" and champ.promoted is True
+    assert champ.registered_model == "StocksPredictionModel"
     enabled = [c.name for c in cfg.candidates.candidates if c.enabled]
-    assert [c["name"] for c in summary["candidates"]] == enabled
-    assert all(c["n_trials"] == 2 for c in summary["candidates"])
-    best = min(summary["candidates"], key=lambda c: c["best_value"])
-    assert champ["candidate"] == best["name"]
-    assert summary["metrics"]["rmse"] == pytest.approx(best["best_value"])
-    assert len(summary["folds"]) == cfg.training.folds.n_folds
-    assert set(summary["baselines"]["zero_return"]) == {"rmse", "mae", "directional_accuracy"}
-    assert all(math.isfinite(v) for v in summary["metrics"].values())
-    assert summary["data"]["rows"] == 6962 and summary["data"]["tickers"] == ["NVDA"]
+    assert [c.name for c in summary.candidates] == enabled
+    assert all(c.n_trials == 2 for c in summary.candidates)
+    best = min(summary.candidates, key=lambda c: c.best_value or math.inf)
+    assert champ.candidate == best.name
+    assert summary.metrics.rmse == pytest.approx(best.best_value)
+    assert len(summary.folds) == cfg.training.folds.n_folds
+    zero = summary.baselines.zero_return
+    assert set(zero.model_dump()) == set(FORECAST_METRICS)
+    assert all(v is not None and math.isfinite(v) for v in summary.metrics.model_dump().values())
+    assert summary.data.rows == 6962 and summary.data.tickers == ["NVDA"]
+    # the dict-era key lookup still reads the same values
+    assert summary["champion"]["version"] == "1" and summary["data"]["tickers"] == ["NVDA"]
 
     parent = tracker.runs[0]
     assert parent.status == "FINISHED" and "config/resolved_config.yaml" in parent.texts
@@ -65,7 +69,7 @@ def test_train_registers_champion_and_reports(cfg: StockpipeConfig) -> None:
     assert all(len(c.models) == 1 for c in children) and parent.models == []
     winner = next(c for c in children if c.name == champ["candidate"])
     assert registry.registered["1"]["uri"].endswith(f"{winner.run_id}-1")
-    assert len(tracker.trials) == sum(c["n_trials"] for c in summary["candidates"])
+    assert len(tracker.trials) == sum(c.n_trials for c in summary.candidates)
     assert all(t.parent in children for t in tracker.trials)
     assert {"backtest/metrics.json", "competition/comparison.csv"} <= set(parent.artifacts)
     tags = registry.registered["1"]["tags"]
@@ -92,10 +96,8 @@ def test_train_registers_champion_and_reports(cfg: StockpipeConfig) -> None:
 def test_same_seed_same_result(cfg: StockpipeConfig) -> None:
     a = train(cfg, _ports(cfg, FakeTracker(), FakeRegistry()))
     b = train(cfg, _ports(cfg, FakeTracker(), FakeRegistry()))
-    assert a["metrics"] == b["metrics"]
-    assert [c["best_params"] for c in a["candidates"]] == [
-        c["best_params"] for c in b["candidates"]
-    ]
+    assert a.metrics == b.metrics
+    assert [c.best_params for c in a.candidates] == [c.best_params for c in b.candidates]
 
 
 def test_unreachable_tracker_fails_before_any_write(cfg: StockpipeConfig) -> None:
@@ -152,5 +154,5 @@ def test_panel_training(conf_dir: Path, tmp_path: Path) -> None:
     pl.concat(frames).write_parquet(panel)
     cfg = load_config(conf_dir)
     summary = train(cfg, _ports(cfg, FakeTracker(), FakeRegistry(), data=panel))
-    assert summary["data"]["tickers"] == ["NVDA", "QQQ", "SPY"]
-    assert summary["folds"][0]["test_rows"] == 3 * 250
+    assert summary.data.tickers == ["NVDA", "QQQ", "SPY"]
+    assert summary.folds[0].test_rows == 3 * 250

@@ -14,18 +14,10 @@ from support import SAMPLE
 
 from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore, sql_dir
+from pipeline.domain import FoldSpec
 from pipeline.errors import DataError
 
-PARAMS: dict[str, Any] = {
-    "scheme": "expanding",
-    "n_folds": 5,
-    "test_size": 250,
-    "purge": 1,
-    "embargo": 0,
-    "min_train_size": 500,
-    "max_train_size": None,
-    "horizon": 1,
-}
+PARAMS = FoldSpec(n_folds=5, test_size=250, horizon=1, purge=1)
 
 
 @pytest.fixture
@@ -97,14 +89,14 @@ def test_fold_invariants(
     embargo: int,
     max_train: int | None,
 ) -> None:
-    params = {
-        **PARAMS,
-        "scheme": scheme,
-        "purge": purge,
-        "embargo": embargo,
-        "max_train_size": max_train,
-        "horizon": min(purge, 3),
-    }
+    params = replace(
+        PARAMS,
+        scheme=scheme,
+        purge=purge,
+        embargo=embargo,
+        max_train_size=max_train,
+        horizon=min(purge, 3),
+    )
     folds = store.folds(tickers, params)
     cal = _calendar(store, tickers)
     idx = {d: i for i, d in enumerate(cal)}
@@ -121,15 +113,15 @@ def test_fold_invariants(
     for a, b in itertools.pairwise(folds):
         assert idx[b.test_start] == idx[a.test_end] + 1  # contiguous, no overlap
     # the last test day still has a known label: horizon days remain after it
-    assert idx[folds[-1].test_end] == len(cal) - 1 - params["horizon"]
+    assert idx[folds[-1].test_end] == len(cal) - 1 - params.horizon
     assert folds[-1].test_rows == 250 * len(tickers)
 
 
 def test_not_enough_history_is_explained(store: DuckDBStore) -> None:
     with pytest.raises(DataError, match="not enough history"):
-        store.folds(("NVDA",), {**PARAMS, "n_folds": 50, "test_size": 250})
+        store.folds(("NVDA",), replace(PARAMS, n_folds=50, test_size=250))
     with pytest.raises(DataError, match="min_train_size"):
-        store.folds(("NVDA",), {**PARAMS, "n_folds": 5, "test_size": 1300})
+        store.folds(("NVDA",), replace(PARAMS, n_folds=5, test_size=1300))
 
 
 def test_views_readable_from_plain_duckdb(tmp_path: Path, store: DuckDBStore) -> None:
@@ -152,4 +144,4 @@ def test_jobs_read_back_only_their_input_range(store: DuckDBStore) -> None:
     assert recent.equals(short.tail(5))
     folds = store.folds(("NVDA",), PARAMS, ranges)
     assert folds[-1].test_end < short["date"].max()
-    assert folds[-1].test_end == short["date"][-1 - PARAMS["horizon"]]
+    assert folds[-1].test_end == short["date"][-1 - PARAMS.horizon]

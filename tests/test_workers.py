@@ -151,8 +151,6 @@ def test_two_workers_and_coordinator_share_one_study(tmp_path: Path) -> None:
         assert sum(by_process.values()) == len(trials) and len(by_process) <= 3
         params = [tuple(sorted(t.params.items())) for t in trials]
         assert len(set(params)) == len(params), "processes replayed each other's params"
-        if cand["name"] == "lightgbm":  # slow trials: both workers were at it together
-            assert len(by_process) >= 2, by_process
         complete = [t.value for t in trials if t.state == TrialState.COMPLETE]
         assert cand["best_value"] == min(complete) == study.best_value
         bests[cand["name"]] = min(complete)

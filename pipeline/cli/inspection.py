@@ -106,15 +106,15 @@ def backtest(
     ensure_writable_dir(output_dir, "--output-dir")  # before the refits, not after them
     cfg = load(config_dir, env, data=data, seed=seed, snapshot=snapshot, tracking_uri=tracking_uri)
     report = run_backtest(cfg, bootstrap.backtest_ports(cfg), output_dir.resolve(), model_uri)
-    b = report["baselines"]["buy_and_hold"]
-    lo, hi = report["sharpe_ci"]
+    b, zero = report.baselines.buy_and_hold, report.baselines.zero_return
+    lo, hi = report.sharpe_ci
     click.echo(
-        f"{report['model_uri']} (v{report['model_version']}), {len(report['folds'])} folds\n"
-        f"rmse {num(report['rmse'], 6)}  directional accuracy "
-        f"{num(report['directional_accuracy'])}  ic {num(report['ic'])}  "
-        f"rank ic {num(report['rank_ic'])}\n"
-        f"strategy sharpe {num(report['sharpe'], 2)} (95% CI {num(lo, 2)} .. {num(hi, 2)}), "
-        f"deflated sharpe {num(report['deflated_sharpe'])} over {report['n_trials']} trials, "
-        f"buy-and-hold sharpe {num(b['sharpe'], 2)}\n"
+        f"{report.model_uri} (v{report.model_version}), {len(report.folds)} folds\n"
+        f"pooled: rmse {num(report.rmse, 6)} (zero-return {num(zero.rmse, 6)})  directional "
+        f"accuracy {num(report.directional_accuracy)}  ic {num(report.ic)}  "
+        f"rank ic {num(report.rank_ic)}\n"
+        f"strategy sharpe {num(report.sharpe, 2)} (95% CI {num(lo, 2)} .. {num(hi, 2)}), "
+        f"deflated sharpe {num(report.deflated_sharpe)} over {report.n_trials} trials, "
+        f"buy-and-hold sharpe {num(b.sharpe, 2)}\n"
         f"files: {output_dir}"
     )

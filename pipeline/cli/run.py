@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pipeline.cli.common import config_options, handle_errors, load, num
+
+if TYPE_CHECKING:  # the command imports its use case lazily, to keep the CLI quick to start
+    from pipeline.training.summary import TrainSummary
 
 
 @click.command()
@@ -72,35 +76,42 @@ def train(
             bootstrap.train_ports(cfg, progress),
             TrainOptions(force_promote=force_promote, study_name=study_name),
         )
-    atomic_write_text(path, json.dumps(result, indent=2, default=str))
-    champ, m = result["champion"], result["metrics"]
-    base, bt = result["baselines"]["zero_return"], result["backtest"]
-    lines = [
-        f"{c['name']:<14} best {c['best_value']:.6g}  trials {c['n_trials']:>3} "
-        f"(pruned {c['n_pruned']})  {c['seconds']:.1f}s"
-        + (f"  TIMED OUT after {c['n_trials']} of {c['budget']}" if c["timed_out"] else "")
-        for c in result["candidates"]
-    ]
-    lines += [f"note: {result['folds_layout']['adapted']}"] * bool(
-        result["folds_layout"]["adapted"]
-    )
-    lines += [
-        f"skipped: {t} ({s['rows']} rows, needs {s['needed']})"
-        for t, s in result["data"]["skipped_tickers"].items()
-    ]
-    click.echo("\n".join(lines))
+    atomic_write_text(path, json.dumps(result.model_dump(mode="json"), indent=2, allow_nan=False))
+    click.echo("\n".join(_competition_lines(result)))
+    champ, bt = result.champion, result.backtest
+    zero = result.baselines.zero_return
+    rows = sum(f.test_rows for f in result.folds)
+    # Pooled over every test row, like `backtest`: the model and the zero-return forecast are
+    # compared on the same rows, and both commands print the same numbers for one model.
     click.echo(
-        f"winner: {champ['candidate']} -> {champ['registered_model']} v{champ['version']} "
-        f"@{champ['alias']} (promoted: {str(champ['promoted']).lower()})\n"
-        f"  {champ['reason']}\n"
-        f"mean over {len(result['folds'])} folds: rmse {m['rmse']:.6f} "
-        f"(zero-return {base['rmse']:.6f}), directional accuracy "
-        f"{m['directional_accuracy']:.3f} (zero-return {base['directional_accuracy']:.3f})\n"
-        f"strategy sharpe {num(bt['sharpe'], 2)} vs buy-and-hold "
-        f"{num(bt['baselines']['buy_and_hold']['sharpe'], 2)}, deflated sharpe "
-        f"{num(bt['deflated_sharpe'])} over {bt['n_trials']} trials\n"
-        f"summary: {path}  tracking: {result['tracking_uri']}  time: {result['seconds']}s"
+        f"winner: {champ.candidate} -> {champ.registered_model} v{champ.version} "
+        f"@{champ.alias} (promoted: {str(champ.promoted).lower()})\n"
+        f"  {champ.reason}\n"
+        f"pooled over {len(result.folds)} folds ({rows} test rows): rmse {num(bt.rmse, 6)} "
+        f"(zero-return {num(zero.rmse, 6)}), directional accuracy "
+        f"{num(bt.directional_accuracy)} (zero-return {num(zero.directional_accuracy)})\n"
+        f"strategy sharpe {num(bt.sharpe, 2)} vs buy-and-hold "
+        f"{num(bt.baselines.buy_and_hold.sharpe, 2)}, deflated sharpe "
+        f"{num(bt.deflated_sharpe)} over {bt.n_trials} trials\n"
+        f"summary: {path}  tracking: {result.tracking_uri}  time: {result.seconds}s"
     )
+
+
+def _competition_lines(result: TrainSummary) -> list[str]:
+    """One line per candidate, then fold-layout notes and skipped tickers."""
+    lines = []
+    for c in result.candidates:
+        best = "n/a" if c.best_value is None else f"{c.best_value:.6g}"
+        cut = f"  TIMED OUT after {c.n_trials} of {c.budget}" if c.timed_out else ""
+        lines.append(
+            f"{c.name:<14} best {best}  trials {c.n_trials:>3} (pruned {c.n_pruned})  "
+            f"{c.seconds:.1f}s{cut}"
+        )
+    if result.folds_layout.adapted:
+        lines.append(f"note: {result.folds_layout.adapted}")
+    skipped = result.data.skipped_tickers.items()
+    lines += [f"skipped: {t} ({s['rows']} rows, needs {s['needed']})" for t, s in skipped]
+    return lines
 
 
 @click.command()
@@ -206,11 +217,9 @@ def serve(
             "install the serving extra: pip install 'stockpipe[serve]'"
         ) from exc
     from pipeline import bootstrap
-    from pipeline.tracking.mlflow_adapter import MlflowModelLoader
 
     cfg = load(config_dir, env, tracking_uri=tracking_uri)
-    uri = model_uri or cfg.tracking.champion_uri
-    model = MlflowModelLoader(cfg.tracking_uri).load(uri)
+    model = bootstrap.loader(cfg).load(model_uri or cfg.tracking.champion_uri)
     # The same contract policy as files: one set of rules for every input.
     policy = bootstrap.contract_policy(cfg)
     app = create_app(model, cfg.model.target.horizon, cfg.serving, policy)

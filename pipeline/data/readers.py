@@ -36,6 +36,7 @@ from pipeline.domain import PRICE_COLUMNS, PriceBatch
 from pipeline.errors import DataError
 
 NUMERIC = ("open", "high", "low", "close", "volume")
+WANTED = ("date", *NUMERIC)  # every canonical column but the optional ticker
 log = logging.getLogger(__name__)
 
 
@@ -118,8 +119,8 @@ def _adjust(raw: pl.DataFrame, lookup: dict[str, str], adjustment: str) -> pl.Da
     )
 
 
-def _parse(raw: pl.DataFrame, path: Path, options: FileOptions | None = None) -> pl.DataFrame:
-    options = options or FileOptions()
+def _canonical(raw: pl.DataFrame, path: Path, options: FileOptions) -> pl.DataFrame:
+    """The file's columns mapped, type-checked and adjusted into canonical names, as read."""
     unknown = [c for c in options.columns if c not in raw.columns]
     if unknown:
         raise DataError(
@@ -129,33 +130,34 @@ def _parse(raw: pl.DataFrame, path: Path, options: FileOptions | None = None) ->
     lookup = {_normalise_header(c): c for c in raw.columns}
     _check_types(raw, lookup, path)
     raw = _adjust(raw, lookup, options.adjustment)
-    wanted = [c for c in PRICE_COLUMNS if c != "ticker"]
-    missing = [c for c in wanted if c not in lookup]
+    missing = [c for c in WANTED if c not in lookup]
     if missing:
         raise DataError(f"{path}: missing required column(s) {missing}; found {raw.columns}")
+    ticker = (
+        pl.col(lookup["ticker"]).cast(pl.String)
+        if "ticker" in lookup
+        else pl.lit(path.stem.upper())
+    )
     frame = raw.select(
-        [pl.col(lookup[c]).alias(c) for c in wanted]
-        + (
-            [pl.col(lookup["ticker"]).cast(pl.String).alias("ticker")]
-            if "ticker" in lookup
-            else [pl.lit(path.stem.upper()).alias("ticker")]
-        )
+        [pl.col(lookup[c]).alias(c) for c in WANTED] + [ticker.alias("ticker")]
     ).with_row_index("row")
     # Blank lines (all fields empty) are not data; everything else is checked below.
-    frame = frame.filter(~pl.all_horizontal([pl.col(c).is_null() for c in wanted]))
+    frame = frame.filter(~pl.all_horizontal([pl.col(c).is_null() for c in WANTED]))
     if frame.height == 0:
         raise DataError(f"{path}: file has a header but no rows")
+    return frame
 
-    date_src = pl.col("date")
-    date_expr = (
-        date_src
-        if frame.schema["date"] == pl.Date
-        else date_src.cast(pl.Date, strict=False)
-        if frame.schema["date"] == pl.Datetime
-        else date_src.cast(pl.String).str.strip_chars().str.to_date(strict=False)
-    )
-    parsed = frame.with_columns(
-        date_expr.alias("date"),
+
+def _typed(frame: pl.DataFrame) -> pl.DataFrame:
+    """Dates and floats, with null where a cell does not parse (reported by the caller)."""
+    date = pl.col("date")
+    kind = frame.schema["date"]
+    if kind == pl.Datetime:
+        date = date.cast(pl.Date, strict=False)
+    elif kind != pl.Date:
+        date = date.cast(pl.String).str.strip_chars().str.to_date(strict=False)
+    return frame.with_columns(
+        date.alias("date"),
         *[
             pl.col(c).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).alias(c)
             if frame.schema[c] == pl.String
@@ -163,17 +165,21 @@ def _parse(raw: pl.DataFrame, path: Path, options: FileOptions | None = None) ->
             for c in NUMERIC
         ],
     )
-    problems, locate = [], _locator(path)
+
+
+def _parse(raw: pl.DataFrame, path: Path, options: FileOptions | None = None) -> pl.DataFrame:
+    """Canonical, typed rows; every unparseable or missing cell reported at once."""
+    options = options or FileOptions()
+    frame = _canonical(raw, path, options)
+    parsed, problems, locate = _typed(frame), [], _locator(path)
     for col in ("date", *NUMERIC):
         bad = parsed.filter(pl.col(col).is_null() & frame.get_column(col).is_not_null())
         blank = parsed.filter(frame.get_column(col).is_null())
         if blank.height and options.policy.missing == "drop":
+            where = describe_rows(blank["row"], locate=locate)
             log.warning(
                 "%s: dropped %d row(s) with a missing '%s' (missing: drop) at %s",
-                path,
-                blank.height,
-                col,
-                describe_rows(blank["row"], locate=locate),
+                *(path, blank.height, col, where),
             )
             parsed = parsed.filter(~pl.col("row").is_in(blank["row"].implode()))
             frame = frame.filter(~pl.col("row").is_in(blank["row"].implode()))

@@ -16,7 +16,7 @@ import polars as pl
 
 from pipeline.data.external import first_line
 from pipeline.data.warehouse_errors import REBUILD_HINT, WarehouseCorruptError, failure, is_locked
-from pipeline.domain import PRICE_COLUMNS, Fold, PriceBatch
+from pipeline.domain import PRICE_COLUMNS, Fold, FoldSpec, PriceBatch
 from pipeline.errors import DataError
 
 
@@ -26,19 +26,6 @@ def sql_dir() -> Path:
     if here.is_dir():
         return here
     return Path(str(resources.files("pipeline") / "sql"))
-
-
-FOLD_PARAM_KEYS = (
-    "scheme",
-    "n_folds",
-    "test_size",
-    "step",
-    "purge",
-    "embargo",
-    "min_train_size",
-    "max_train_size",
-    "horizon",
-)
 
 
 class DuckDBStore:
@@ -203,11 +190,11 @@ class DuckDBStore:
     def folds(
         self,
         tickers: tuple[str, ...],
-        params: Mapping[str, Any],
+        spec: FoldSpec,
         ranges: Mapping[str, tuple[dt.date, dt.date]] | None = None,
     ) -> list[Fold]:
         """Read the fold manifest view for ``tickers`` with the given fold parameters."""
-        values = [params.get(k) for k in FOLD_PARAM_KEYS]
+        values = spec.sql_values()
         with self.session() as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -232,7 +219,7 @@ class DuckDBStore:
                     con.execute("ROLLBACK")
                 raise
         manifest = [dict(zip(cols, row, strict=True)) for row in rows]
-        return _to_folds(manifest, params)
+        return _to_folds(manifest, spec)
 
 
 def _bounds(
@@ -246,18 +233,18 @@ def _bounds(
     ]
 
 
-def _to_folds(manifest: list[dict[str, Any]], params: Mapping[str, Any]) -> list[Fold]:
+def _to_folds(manifest: list[dict[str, Any]], spec: FoldSpec) -> list[Fold]:
     folds = []
     for row in manifest:
         if row["train_end"] is None or row["test_start"] is None:
             raise DataError(
-                f"not enough history for {params['n_folds']} folds of {params['test_size']} "
+                f"not enough history for {spec.n_folds} folds of {spec.test_size} "
                 "test days; lower training.folds.n_folds or test_size"
             )
-        if row["train_days"] < params["min_train_size"]:
+        if row["train_days"] < spec.min_train_size:
             raise DataError(
                 f"fold {row['fold']} has {row['train_days']} training days, fewer than "
-                f"training.folds.min_train_size={params['min_train_size']}"
+                f"training.folds.min_train_size={spec.min_train_size}"
             )
         folds.append(
             Fold(

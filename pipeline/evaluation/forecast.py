@@ -13,8 +13,6 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from pipeline.evaluation.metrics import directional_accuracy, mae, rmse
-
 try:  # scipy is a transitive dependency (scikit-learn), not a direct one.
     from scipy.stats import rankdata as _scipy_rankdata
 except ImportError:  # pragma: no cover - exercised only without scipy
@@ -29,6 +27,28 @@ def _pair(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[NDArray[np.float64], ND
     if t.shape != p.shape:
         raise ValueError(f"y_true has {t.size} rows but y_pred has {p.size}")
     return t, p
+
+
+def rmse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Root mean squared error of the predicted log returns."""
+    t, p = _pair(y_true, y_pred)
+    return float(np.sqrt(np.mean((t - p) ** 2)))
+
+
+def mae(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Mean absolute error of the predicted log returns."""
+    t, p = _pair(y_true, y_pred)
+    return float(np.mean(np.abs(t - p)))
+
+
+def directional_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Share of rows where the predicted sign matches the realised sign.
+
+    A zero prediction or a zero realised return counts as 'not up', so the zero-return
+    baseline scores the share of non-positive days rather than an undefined value.
+    """
+    t, p = _pair(y_true, y_pred)
+    return float(np.mean((t > 0) == (p > 0)))
 
 
 def mape_price(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -148,9 +168,9 @@ def forecast_metrics(
 ) -> dict[str, float]:
     """Every forecast metric by name (keys in :data:`FORECAST_METRICS`).
 
-    ``rmse``, ``mae`` and ``directional_accuracy`` come from :mod:`pipeline.evaluation.metrics`;
     ``mape`` is :func:`mape_price`, ``r2`` is :func:`r2_vs_zero`, ``ic``/``rank_ic`` use
-    ``groups`` as described in :func:`information_coefficient`. Undefined values are ``nan``.
+    ``groups`` as described in :func:`information_coefficient`; the others are the functions
+    of the same name. Undefined values are ``nan``.
     """
     t, p = _pair(y_true, y_pred)
     return {

@@ -6,6 +6,7 @@
   true Sharpe beats a benchmark, and the same after correcting for the best of many trials
   (Bailey & Lopez de Prado, 2012 "The Sharpe Ratio Efficient Frontier" and 2014 "The Deflated
   Sharpe Ratio", Journal of Portfolio Management).
+- :class:`TrialSet`: the trials a model was picked from, the deflated Sharpe's N and V.
 
 The normal distribution comes from :class:`statistics.NormalDist` (stdlib), not scipy.
 """
@@ -13,6 +14,8 @@ The normal distribution comes from :class:`statistics.NormalDist` (stdlib), not 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
@@ -164,3 +167,36 @@ def deflated_sharpe_ratio(
     """
     sr0 = expected_max_sharpe(n_trials, sharpe_variance_across_trials)
     return probabilistic_sharpe_ratio(sharpe, n_obs, skew, kurtosis, benchmark=sr0)
+
+
+@dataclass(frozen=True)
+class TrialSet:
+    """The trials a model was picked from: the deflated Sharpe's N and variance V.
+
+    Bailey & Lopez de Prado deflate by every configuration tried, so the set is every trial
+    that produced a per-period strategy Sharpe, pruned trials included with their Sharpe over
+    the folds they ran. N and V are both taken over exactly that set (counting pruned trials in
+    N but leaving them out of V understated V, and so overstated the deflated Sharpe). A trial
+    without a Sharpe (failed before its first fold, or never traded) is in neither.
+    """
+
+    n_trials: int
+    sharpe_variance: float
+
+    @classmethod
+    def from_sharpes(cls, sharpes: Iterable[float]) -> TrialSet:
+        """The set of the finite per-period Sharpes given; V is their sample variance (ddof=1).
+
+        The only place the variance of trial Sharpes is computed.
+        """
+        finite = [float(s) for s in sharpes if math.isfinite(s)]
+        variance = float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0
+        return cls(len(finite), variance)
+
+    def deflated_sharpe(self, returns: ArrayLike) -> float:
+        """:func:`deflated_sharpe_ratio` of the picked strategy's per-period ``returns``."""
+        r = np.asarray(returns, dtype=float).ravel()
+        sharpe, skew, kurtosis = sharpe_moments(r)
+        # No trial recorded (an old model without tags) is a single try: the PSR against 0.
+        n = max(self.n_trials, 1)
+        return deflated_sharpe_ratio(sharpe, n, r.size, skew, kurtosis, self.sharpe_variance)

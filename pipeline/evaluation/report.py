@@ -1,26 +1,44 @@
-"""Walk-forward report: forecast and strategy metrics, baselines and honesty, per fold and pooled.
+"""The one evaluation path: every "how good is it" answer, per fold and pooled.
 
-Pure computation on arrays: the train and backtest use cases feed it out-of-sample predictions
-and write the resulting dict as ``metrics.json`` and to MLflow.
+Tuning (each trial's folds), training (the winner's report), the promotion gate (the
+incumbent's folds) and backtest all score out-of-sample predictions here, so one question has
+one answer wherever it is asked:
+
+- :func:`evaluate`: forecast and strategy metrics of one set of test rows (a fold, or all).
+- :func:`fold_mean`: the mean of per-fold metrics (the tuning objective, the summary's
+  ``metrics``, each candidate's metrics).
+- :func:`baselines`: zero-return, last-return and buy-and-hold on the same test rows, pooled.
+- :func:`walk_forward_report`: pooled metrics, baselines, the honesty metrics and every fold.
+
+Pure computation on arrays; :mod:`pipeline.evaluation.report_files` writes the files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from pipeline.domain import Fold
 from pipeline.evaluation.forecast import forecast_metrics
-from pipeline.evaluation.honesty import (
-    deflated_sharpe_ratio,
-    sharpe_moments,
-    stationary_bootstrap_sharpe_ci,
+from pipeline.evaluation.honesty import TrialSet, stationary_bootstrap_sharpe_ci
+from pipeline.evaluation.results import (
+    Baselines,
+    FoldReport,
+    ForecastMetrics,
+    Metrics,
+    StrategyMetrics,
+    WalkForwardReport,
 )
-from pipeline.evaluation.strategy import panel_strategy_returns, strategy_metrics
+from pipeline.evaluation.strategy import (
+    PanelStrategyResult,
+    buy_and_hold,
+    panel_strategy_returns,
+    strategy_metrics,
+)
 from pipeline.settings import StrategyConfig
 
 
@@ -36,38 +54,27 @@ class OutOfSample:
     last_return: np.ndarray
 
     def select(self, mask: np.ndarray) -> OutOfSample:
-        return OutOfSample(
-            *(
-                a[mask]
-                for a in (
-                    self.fold,
-                    self.dates,
-                    self.tickers,
-                    self.y_true,
-                    self.y_pred,
-                    self.last_return,
-                )
-            )
-        )
+        """The rows where ``mask`` holds (e.g. one fold's)."""
+        columns = (getattr(self, f.name) for f in dataclasses.fields(self))
+        return OutOfSample(*(column[mask] for column in columns))
 
 
-def _clean(doc: dict[str, Any]) -> dict[str, Any]:
-    """NaN/inf become None so that metrics.json is strict JSON."""
-    out: dict[str, Any] = {}
-    for k, v in doc.items():
-        if isinstance(v, float) and not math.isfinite(v):
-            out[k] = None
-        elif isinstance(v, dict):
-            out[k] = _clean(v)
-        else:
-            out[k] = v
-    return out
+def periods_per_year(cfg: StrategyConfig, horizon: int) -> float:
+    """Strategy periods a year: an ``h``-day target is traded every ``h`` days."""
+    return cfg.periods_per_year / horizon
 
 
-def _strategy(
+def per_period_sharpe(metrics: Metrics, cfg: StrategyConfig, horizon: int) -> float:
+    """The annualised ``metrics.sharpe`` per period, as the deflated Sharpe wants it (or NaN)."""
+    if metrics.sharpe is None:
+        return math.nan
+    return metrics.sharpe / math.sqrt(periods_per_year(cfg, horizon))
+
+
+def _trade(
     oos: OutOfSample, pred: np.ndarray, cfg: StrategyConfig, horizon: int
-) -> tuple[dict[str, float], np.ndarray]:
-    res = panel_strategy_returns(
+) -> PanelStrategyResult:
+    return panel_strategy_returns(
         oos.dates,
         oos.tickers,
         pred,
@@ -77,19 +84,71 @@ def _strategy(
         cost_bps=cfg.cost_bps,
         horizon=horizon,
     )
-    ppy = cfg.periods_per_year / horizon
-    return strategy_metrics(res.returns, ppy, positions=res.weights), res.returns
 
 
-def _groups(oos: OutOfSample) -> np.ndarray | None:
-    return oos.dates if len(np.unique(oos.tickers)) > 1 else None
+def _strategy(res: PanelStrategyResult, cfg: StrategyConfig, horizon: int) -> dict[str, float]:
+    return strategy_metrics(res.returns, periods_per_year(cfg, horizon), positions=res.weights)
 
 
-def metrics_block(oos: OutOfSample, cfg: StrategyConfig, horizon: int) -> dict[str, Any]:
+def _forecast(oos: OutOfSample, pred: np.ndarray) -> dict[str, float]:
+    # Panels: correlations are taken per date (cross-sectionally), then averaged.
+    groups = oos.dates if len(np.unique(oos.tickers)) > 1 else None
+    return forecast_metrics(oos.y_true, pred, groups)
+
+
+def _evaluate(
+    oos: OutOfSample, cfg: StrategyConfig, horizon: int
+) -> tuple[Metrics, PanelStrategyResult]:
+    traded = _trade(oos, oos.y_pred, cfg, horizon)
+    return Metrics(**_forecast(oos, oos.y_pred), **_strategy(traded, cfg, horizon)), traded
+
+
+def evaluate(oos: OutOfSample, cfg: StrategyConfig, horizon: int) -> Metrics:
     """Forecast and strategy metrics of one set of test rows (a fold, or all of them)."""
-    doc: dict[str, Any] = forecast_metrics(oos.y_true, oos.y_pred, _groups(oos))
-    doc.update(_strategy(oos, oos.y_pred, cfg, horizon)[0])
-    return doc
+    return _evaluate(oos, cfg, horizon)[0]
+
+
+def fold_mean(per_fold: Sequence[Metrics]) -> Metrics:
+    """Unweighted mean of each metric over folds; a fold where it is undefined is left out.
+
+    The only fold mean: the tuning objective and the pruner's running value, each candidate's
+    metrics and the summary's ``metrics`` all come from here, so the champion's primary value
+    is its ``metrics`` entry. Unweighted because every fold has the same test length. A
+    metric undefined in every fold (or no fold at all) is ``None``.
+    """
+    values: dict[str, float | None] = {}
+    for name in Metrics.model_fields:
+        defined = [v for v in (getattr(f, name) for f in per_fold) if v is not None]
+        values[name] = float(np.mean(defined)) if defined else None
+    return Metrics(**values)
+
+
+def _buy_and_hold(oos: OutOfSample, cfg: StrategyConfig, horizon: int) -> PanelStrategyResult:
+    return buy_and_hold(oos.dates, oos.tickers, oos.y_true, cfg.cost_bps, horizon)
+
+
+def baselines(oos: OutOfSample, cfg: StrategyConfig, horizon: int) -> Baselines:
+    """No-skill answers pooled over the same test rows: the only baselines anywhere."""
+    momentum = dataclasses.replace(oos, y_pred=oos.last_return)
+    return Baselines(
+        zero_return=ForecastMetrics(**_forecast(oos, np.zeros_like(oos.y_true))),
+        last_return=evaluate(momentum, cfg, horizon),
+        buy_and_hold=StrategyMetrics(**_strategy(_buy_and_hold(oos, cfg, horizon), cfg, horizon)),
+    )
+
+
+def fold_report(fold: Fold, metrics: Metrics) -> FoldReport:
+    """A fold's windows next to the metrics of its test rows."""
+    return FoldReport(
+        fold=fold.fold,
+        train_start=str(fold.train_start),
+        train_end=str(fold.train_end),
+        test_start=str(fold.test_start),
+        test_end=str(fold.test_end),
+        train_rows=fold.train_rows,
+        test_rows=fold.test_rows,
+        **metrics.model_dump(),
+    )
 
 
 def walk_forward_report(
@@ -97,114 +156,56 @@ def walk_forward_report(
     folds: Sequence[Fold],
     cfg: StrategyConfig,
     horizon: int,
-    n_trials: int,
-    trial_sharpes: Sequence[float] = (),
+    trials: TrialSet,
     seed: int = 0,
-    sharpe_variance: float | None = None,
-) -> dict[str, Any]:
-    """Pooled and per-fold metrics, baselines on the same test rows, DSR and a Sharpe CI.
+) -> WalkForwardReport:
+    """Pooled metrics over every test row, baselines on the same rows, honesty and each fold.
 
-    ``n_trials`` is every trial that competed for this model (all candidates), and
-    ``trial_sharpes`` their per-period strategy Sharpes, whose variance sets how high a Sharpe
-    luck alone would reach among that many tries.
+    ``trials`` are the trials this model was picked from (all candidates'): their number and
+    the variance of their Sharpes set how high a Sharpe luck alone would reach.
     """
-    report = metrics_block(oos, cfg, horizon)
-    returns = _strategy(oos, oos.y_pred, cfg, horizon)[1]
-    sr, skew, kurt = sharpe_moments(returns)
-    finite = [s for s in trial_sharpes if math.isfinite(s)]
-    variance = float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0
-    if sharpe_variance is not None:  # e.g. recorded on the model version at training time
-        variance = sharpe_variance
-    report["n_trials"] = int(n_trials)
-    report["deflated_sharpe"] = deflated_sharpe_ratio(
-        sr, max(n_trials, 1), len(returns), skew, kurt, variance
-    )
-    lo, hi = stationary_bootstrap_sharpe_ci(
-        returns,
+    pooled, traded = _evaluate(oos, cfg, horizon)
+    ci = stationary_bootstrap_sharpe_ci(
+        traded.returns,
         n_boot=cfg.bootstrap_samples,
         seed=seed,
-        periods_per_year=cfg.periods_per_year / horizon,
+        periods_per_year=periods_per_year(cfg, horizon),
     )
-    report["sharpe_ci"] = [lo, hi]
-    zero = np.zeros_like(oos.y_true)
-    report["baselines"] = {
-        "zero_return": forecast_metrics(oos.y_true, zero, _groups(oos)),
-        "last_return": {
-            **forecast_metrics(oos.y_true, oos.last_return, _groups(oos)),
-            **_strategy(oos, oos.last_return, cfg, horizon)[0],
-        },
-        "buy_and_hold": _strategy(
-            oos,
-            np.full_like(oos.y_true, np.inf),
-            StrategyConfig(
-                mode="long_flat",
-                threshold=0.0,
-                cost_bps=cfg.cost_bps,
-                periods_per_year=cfg.periods_per_year,
-            ),
-            horizon,
-        )[0],
-    }
-    report["folds"] = []
-    for fold in folds:
-        block = metrics_block(oos.select(oos.fold == fold.fold), cfg, horizon)
-        report["folds"].append(
-            {
-                "fold": fold.fold,
-                "train_start": str(fold.train_start),
-                "train_end": str(fold.train_end),
-                "test_start": str(fold.test_start),
-                "test_end": str(fold.test_end),
-                "train_rows": fold.train_rows,
-                "test_rows": fold.test_rows,
-                **block,
-            }
-        )
-    report["folds"] = [_clean(f) for f in report["folds"]]
-    sharpe_ci = report["sharpe_ci"]
-    cleaned = _clean(report)
-    cleaned["sharpe_ci"] = [None if not math.isfinite(v) else v for v in sharpe_ci]
-    return cleaned
+    return WalkForwardReport(
+        **pooled.model_dump(),
+        n_trials=trials.n_trials,
+        trial_sharpe_variance=trials.sharpe_variance,
+        deflated_sharpe=trials.deflated_sharpe(traded.returns),
+        sharpe_ci=ci,
+        baselines=baselines(oos, cfg, horizon),
+        folds=[
+            fold_report(f, evaluate(oos.select(oos.fold == f.fold), cfg, horizon)) for f in folds
+        ],
+    )
 
 
 def equity_series(
     oos: OutOfSample, cfg: StrategyConfig, horizon: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dates, strategy returns, buy-and-hold returns) per traded date, for plots."""
-    res = panel_strategy_returns(
-        oos.dates,
-        oos.tickers,
-        oos.y_pred,
-        oos.y_true,
-        mode=cfg.mode,
-        threshold=cfg.threshold,
-        cost_bps=cfg.cost_bps,
-        horizon=horizon,
-    )
-    bh = panel_strategy_returns(
-        oos.dates,
-        oos.tickers,
-        np.full_like(oos.y_true, np.inf),
-        oos.y_true,
-        cost_bps=cfg.cost_bps,
-        horizon=horizon,
-    )
+    res = _trade(oos, oos.y_pred, cfg, horizon)
+    bh = _buy_and_hold(oos, cfg, horizon)
     return np.asarray(res.dates), np.asarray(res.returns), np.asarray(bh.returns)
 
 
-def flat_metrics(report: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """Numeric top-level and baseline entries as flat MLflow metric names (None skipped)."""
-    out: dict[str, float] = {}
-    for key, value in report.items():
-        if key == "folds":
-            continue
-        if key == "baselines":
-            for name, block in value.items():
-                out.update(flat_metrics(block, f"{prefix}baseline_{name}_"))
-        elif key == "sharpe_ci" and isinstance(value, list):
-            for side, v in zip(("low", "high"), value, strict=True):
-                if v is not None:
-                    out[f"{prefix}sharpe_ci_{side}"] = float(v)
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            out[f"{prefix}{key}"] = float(value)
+def flat_metrics(report: WalkForwardReport, prefix: str = "") -> dict[str, float]:
+    """Defined pooled, honesty and baseline values as flat MLflow metric names."""
+    out = {f"{prefix}{k}": v for k, v in report.defined().items()}
+    out[f"{prefix}n_trials"] = float(report.n_trials)
+    for side, value in zip(("low", "high"), report.sharpe_ci, strict=True):
+        if value is not None:
+            out[f"{prefix}sharpe_ci_{side}"] = value
+    b = report.baselines
+    blocks = {
+        "zero_return": b.zero_return,
+        "last_return": b.last_return,
+        "buy_and_hold": b.buy_and_hold,
+    }
+    for name, block in blocks.items():
+        out.update({f"{prefix}baseline_{name}_{k}": v for k, v in block.defined().items()})
     return out

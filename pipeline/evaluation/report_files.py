@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -16,17 +15,8 @@ import polars as pl
 
 from pipeline.atomic import atomic_write, atomic_write_text
 from pipeline.evaluation.report import OutOfSample, equity_series
+from pipeline.evaluation.results import FoldWindow, WalkForwardReport
 from pipeline.settings import StrategyConfig
-
-FOLD_COLUMNS = (
-    "fold",
-    "train_start",
-    "train_end",
-    "test_start",
-    "test_end",
-    "train_rows",
-    "test_rows",
-)
 
 
 def _equity_plot(path: Path, dates: np.ndarray, strat: np.ndarray, bh: np.ndarray) -> None:
@@ -69,17 +59,19 @@ def _scatter_plot(path: Path, oos: OutOfSample) -> None:
 
 
 def write_report_files(
-    out_dir: Path, report: dict[str, Any], oos: OutOfSample, cfg: StrategyConfig, horizon: int
+    out_dir: Path, report: WalkForwardReport, oos: OutOfSample, cfg: StrategyConfig, horizon: int
 ) -> list[Path]:
     """Write every report file into ``out_dir`` and return their paths.
 
     Each file is written atomically, so a crash leaves whole files (old or new), never half.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    doc = report.model_dump(mode="json")
     metrics = atomic_write_text(
-        out_dir / "metrics.json", json.dumps(report, indent=2, allow_nan=False)
+        out_dir / "metrics.json", json.dumps(doc, indent=2, allow_nan=False)
     )
-    folds = pl.DataFrame([{k: f[k] for k in FOLD_COLUMNS} for f in report["folds"]])
+    # folds.csv is the fold manifest: each fold's windows and row counts, no metrics.
+    folds = pl.DataFrame([{k: f[k] for k in FoldWindow.model_fields} for f in report.folds])
     folds_csv = atomic_write(out_dir / "folds.csv", folds.write_csv)
     preds = pl.DataFrame(
         {

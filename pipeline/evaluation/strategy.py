@@ -89,17 +89,6 @@ def strategy_returns(
     return np.asarray(pos * np.expm1(r) - cost_bps / 1e4 * np.abs(pos - prev), dtype=float)
 
 
-def buy_and_hold_returns(realised_log_returns: ArrayLike, horizon: int = 1) -> NDArray[np.float64]:
-    """Simple returns of always holding the asset (``exp(r) - 1``), the no-skill baseline.
-
-    No costs are charged. For a panel, an equal-weight baseline is
-    ``panel_strategy_returns(dates, tickers, np.ones(n), realised)``.
-    """
-    _check_horizon(horizon)
-    r = np.asarray(realised_log_returns, dtype=float).ravel()
-    return np.asarray(np.expm1(r[::horizon]), dtype=float)
-
-
 class PanelStrategyResult(NamedTuple):
     """Output of :func:`panel_strategy_returns`."""
 
@@ -152,6 +141,27 @@ def panel_strategy_returns(
     turnover = np.abs(np.diff(weights, axis=0, prepend=0.0)).sum(axis=1)
     rets = (weights * gross).sum(axis=1) - cost_bps / 1e4 * turnover
     return PanelStrategyResult(udates, rets, weights, utickers)
+
+
+def buy_and_hold(
+    dates: ArrayLike,
+    tickers: ArrayLike,
+    realised: ArrayLike,
+    cost_bps: float = 0.0,
+    horizon: int = 1,
+) -> PanelStrategyResult:
+    """The no-skill baseline: always long every ticker with a row, equal weight.
+
+    The only buy-and-hold in the code base (baseline metrics and equity plot both use it). It
+    is :func:`panel_strategy_returns` with every position long, so it pays the same costs as the
+    strategy it is compared with: entering on the first date, and rebalancing when tickers come
+    and go. One ticker without costs earns ``exp(r) - 1`` per period.
+    """
+    r = np.asarray(realised, dtype=float).ravel()
+    # Any prediction above a zero threshold is long: ones make every position long.
+    return panel_strategy_returns(
+        dates, tickers, np.ones_like(r), r, "long_flat", 0.0, cost_bps, horizon
+    )
 
 
 def max_drawdown(returns: ArrayLike) -> float:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from pipeline.domain import ModelLoader, PriceSource, PriceStore, Tracker
+from pipeline.domain import LoadedModel, ModelLoader, PriceSource, PriceStore, Tracker
 from pipeline.errors import ModelError, StockpipeError
+from pipeline.evaluation.honesty import TrialSet
 from pipeline.evaluation.report import flat_metrics, walk_forward_report
 from pipeline.evaluation.report_files import write_report_files
+from pipeline.evaluation.results import BacktestReport
 from pipeline.settings import StockpipeConfig
 from pipeline.training.folds import folds_hash, resolve_folds
 from pipeline.training.promotion import refit_per_fold, registered_training_set
@@ -32,9 +33,20 @@ class BacktestPorts:
     benchmark: PriceSource | None = None
 
 
+def recorded_trials(model: LoadedModel) -> TrialSet:
+    """The trials the model was picked from, as ``train`` recorded them on its version.
+
+    Re-deflating by the training run's N and V (not by a count of one) keeps the backtest's
+    deflated Sharpe the training report's; a version without the tags counts as one trial.
+    """
+    n_trials = int(model.tags.get("n_trials", "1"))
+    variance = float(model.tags.get("trial_sharpe_var", "0") or 0.0)
+    return TrialSet(n_trials=n_trials, sharpe_variance=variance)
+
+
 def backtest(
     cfg: StockpipeConfig, ports: BacktestPorts, output_dir: Path, model_uri: str | None = None
-) -> dict[str, Any]:
+) -> BacktestReport:
     """Refit the model's pipeline per fold, write the report files and log them to MLflow."""
     uri = model_uri or cfg.tracking.champion_uri
     model = ports.loader.load(uri)
@@ -53,22 +65,18 @@ def backtest(
     ).folds
     predictions = refit_per_fold(steps, data, folds)
     oos = data.out_of_sample(folds, predictions)
-    n_trials = int(model.tags.get("n_trials", "1"))
-    variance = float(model.tags.get("trial_sharpe_var", "0") or 0.0)
-    report = walk_forward_report(
-        oos,
-        folds,
-        cfg.training.strategy,
-        horizon,
-        n_trials,
-        seed=cfg.training.seed,
-        sharpe_variance=variance,
+    strategy = cfg.training.strategy
+    wf = walk_forward_report(
+        oos, folds, strategy, horizon, recorded_trials(model), seed=cfg.training.seed
     )
-    report["model_uri"] = uri
-    report["model_version"] = model.version
-    report["folds_hash"] = folds_hash(folds)
-
     with ports.tracker.start_run("backtest") as run:
+        report = BacktestReport(
+            **dict(wf),  # the fields as they are: no round trip through a dump
+            model_uri=uri,
+            model_version=model.version,
+            folds_hash=folds_hash(folds),
+            run_id=run.run_id,
+        )
         run.log_params(
             {
                 "model_uri": uri,
@@ -79,9 +87,7 @@ def backtest(
             }
         )
         run.log_metrics(flat_metrics(report))
-        paths = write_report_files(output_dir, report, oos, cfg.training.strategy, horizon)
-        for path in paths:
+        for path in write_report_files(output_dir, report, oos, strategy, horizon):
             run.log_artifact(path, "backtest")
-        report["run_id"] = run.run_id
     log.info("backtest of %s: %d folds, files in %s", uri, len(folds), output_dir)
     return report

@@ -24,10 +24,12 @@ from optuna.trial import TrialState
 from sklearn.pipeline import Pipeline
 
 from pipeline.domain import Fold, Run, Tracker
+from pipeline.evaluation.honesty import TrialSet
 from pipeline.model.pipeline import build_tail, compose_fitted, feature_step
 from pipeline.settings import StockpipeConfig
 from pipeline.training.callbacks import Progress, ProgressCallback, TrialRunLogger
 from pipeline.training.dataset import TrainingSet
+from pipeline.training.summary import CandidateSummary
 from pipeline.training.tuning import (
     Callback,
     CandidateResult,
@@ -63,42 +65,36 @@ class CompetitionResult:
     primary: str
 
     @property
-    def n_trials(self) -> int:
-        return sum(e.result.n_trials for e in self.entries)
+    def trials(self) -> TrialSet:
+        """Every trial of every candidate with a Sharpe: the deflated Sharpe's N and V."""
+        return TrialSet.from_sharpes(s for e in self.entries for s in e.result.trial_sharpes)
 
-    @property
-    def trial_sharpes(self) -> list[float]:
-        return [s for e in self.entries for s in e.result.trial_sharpes]
-
-    @property
-    def trial_sharpe_variance(self) -> float:
-        s = self.trial_sharpes
-        return float(np.var(s, ddof=1)) if len(s) > 1 else 0.0
-
-    def summary(self) -> list[dict[str, Any]]:
+    def summary(self) -> list[CandidateSummary]:
+        """One typed row per candidate, in the order they competed."""
         return [
-            {
-                "name": e.name,
-                "estimator": e.kind,
-                "best_value": e.best_value,
-                "n_trials": e.n_trials,
-                "n_pruned": e.n_pruned,
-                "n_failed": e.n_failed,
-                "budget": e.result.budget,
-                "timed_out": e.result.timed_out,
-                "best_params": e.best_params,
-                "seconds": round(e.seconds, 2),
-                "metrics": e.evaluation.mean,
-                "model_uri": e.model_uri,
-                "run_id": e.run_id,
-            }
+            CandidateSummary(
+                name=e.name,
+                estimator=e.kind,
+                best_value=e.best_value,
+                n_trials=e.n_trials,
+                n_pruned=e.n_pruned,
+                n_failed=e.n_failed,
+                budget=e.result.budget,
+                timed_out=e.result.timed_out,
+                best_params=e.best_params,
+                seconds=round(e.seconds, 2),
+                metrics=e.evaluation.mean,
+                model_uri=e.model_uri,
+                run_id=e.run_id,
+            )
             for e in self.entries
         ]
 
     def write_artifacts(self, folder: Path) -> list[Path]:
         """comparison.csv (candidate x metrics) and optimisation_history.png."""
         table = folder / "comparison.csv"
-        keys = sorted({k for e in self.entries for k in e.evaluation.mean})
+        means = [e.evaluation.mean.model_dump() for e in self.entries]
+        keys = sorted({k for m in means for k in m})
         with table.open("w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(
@@ -112,7 +108,7 @@ class CompetitionResult:
                     *keys,
                 ]
             )
-            for e in self.entries:
+            for e, mean in zip(self.entries, means, strict=True):
                 writer.writerow(
                     [
                         e.name,
@@ -121,7 +117,7 @@ class CompetitionResult:
                         e.n_trials,
                         e.n_pruned,
                         round(e.seconds, 2),
-                        *(e.evaluation.mean.get(k) for k in keys),
+                        *(mean[k] for k in keys),
                     ]
                 )
         plot = folder / "optimisation_history.png"
@@ -210,12 +206,9 @@ def run_competition(
                     **result.best_params,
                 }
             )
-            child.log_metrics({k: v for k, v in result.evaluation.mean.items() if math.isfinite(v)})
+            child.log_metrics(result.evaluation.mean.defined())
             for k, m in enumerate(result.evaluation.per_fold):
-                child.log_metrics(
-                    {f"fold_{n}": v for n, v in m.items() if v is not None and math.isfinite(v)},
-                    step=k,
-                )
+                child.log_metrics({f"fold_{n}": v for n, v in m.defined().items()}, step=k)
             child.log_metrics(
                 {
                     "n_trials": result.n_trials,

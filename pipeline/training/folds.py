@@ -15,9 +15,8 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from pipeline.domain import Fold, PriceStore
+from pipeline.domain import Fold, FoldSpec, PriceStore
 from pipeline.errors import DataError
 from pipeline.settings import FoldsConfig
 
@@ -35,7 +34,7 @@ class FoldLayout:
     """The folds a job uses, the parameters that made them and, if adapted, why."""
 
     folds: list[Fold]
-    params: dict[str, Any]
+    spec: FoldSpec
     adapted: str | None = None
 
     @property
@@ -60,12 +59,19 @@ def folds_hash(folds: list[Fold]) -> str:
     return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
 
 
-def fold_params(folds: FoldsConfig, horizon: int, purge: int | None = None) -> dict[str, Any]:
-    """Fold-manifest parameters bound into the SQL view."""
-    params = {**folds.model_dump(), "horizon": horizon}
-    if purge is not None:
-        params["purge"] = purge
-    return params
+def fold_spec(folds: FoldsConfig, horizon: int, purge: int | None = None) -> FoldSpec:
+    """The typed layout bound into the SQL view (``purge`` overrides the configured one)."""
+    return FoldSpec(
+        n_folds=folds.n_folds,
+        test_size=folds.test_size,
+        horizon=horizon,
+        purge=folds.purge if purge is None else purge,
+        scheme=folds.scheme,
+        step=folds.step,
+        embargo=folds.embargo,
+        min_train_size=folds.min_train_size,
+        max_train_size=folds.max_train_size,
+    )
 
 
 def _alternatives(cfg: FoldsConfig, horizon: int) -> list[FoldsConfig]:
@@ -90,16 +96,16 @@ def resolve_folds(
     purge: int | None = None,
 ) -> FoldLayout:
     """The configured folds, or the first smaller default layout that fits the history."""
-    params = fold_params(cfg, horizon, purge)
+    spec = fold_spec(cfg, horizon, purge)
     try:
-        return FoldLayout(store.folds(tickers, params, ranges), params)
+        return FoldLayout(store.folds(tickers, spec, ranges), spec)
     except DataError as exc:
         first_error = exc
     alternatives = _alternatives(cfg, horizon)
     for alt in alternatives:
-        params = fold_params(alt, horizon, purge)
+        spec = fold_spec(alt, horizon, purge)
         try:
-            folds = store.folds(tickers, params, ranges)
+            folds = store.folds(tickers, spec, ranges)
         except DataError:
             continue
         note = (
@@ -108,7 +114,7 @@ def resolve_folds(
             "(set training.folds.n_folds and test_size to choose)"
         )
         log.warning("folds: %s", note)
-        return FoldLayout(folds, params, note)
+        return FoldLayout(folds, spec, note)
     if not alternatives:
         raise first_error
     raise DataError(

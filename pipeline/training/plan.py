@@ -41,7 +41,7 @@ class TrainingPlan:
         lines = [
             f"trainable: {len(self.data.y)} training rows of {len(self.inputs.tickers)} "
             f"ticker(s), {len(self.data.columns)} features (warm-up {self.warmup} rows)",
-            f"folds: {len(f)} of {self.layout.params['test_size']} test days, "
+            f"folds: {len(f)} of {self.layout.spec.test_size} test days, "
             f"{f[0].train_start}..{f[-1].test_end}, hash {self.layout.hash}",
         ]
         if self.layout.adapted:

@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from pipeline.data.inputs import Inputs, load_inputs, store_inputs
 from pipeline.domain import Fold, LoadedModel, PriceSource, PriceStore
 from pipeline.errors import StockpipeError
-from pipeline.evaluation.report import metrics_block
+from pipeline.evaluation.report import evaluate
 from pipeline.features.spec import FeaturesConfig, build_feature_defs
 from pipeline.settings import PromotionConfig, StockpipeConfig, TuningConfig
 from pipeline.training.dataset import TrainingSet, build_training_set
@@ -81,7 +81,7 @@ def incumbent_value(
     data, steps, _ = registered_training_set(model, source, benchmark, store, horizon)
     predictions = refit_per_fold(steps, data, folds)
     per_fold = [
-        metrics_block(data.out_of_sample([f], [p]), cfg.training.strategy, horizon)
+        evaluate(data.out_of_sample([f], [p]), cfg.training.strategy, horizon)
         for f, p in zip(folds, predictions, strict=True)
     ]
     tuning = cfg.training.tuning

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from pipeline.data.inputs import Inputs, LoadedSource, load_inputs, store_inputs
@@ -21,9 +20,9 @@ from pipeline.data.snapshots import SnapshotStore
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.domain import Fold, ModelLoader, PriceSource, PriceStore, Registry, Tracker
 from pipeline.errors import ConfigError, StockpipeError
-from pipeline.evaluation.metrics import mean_over_folds, score_all
-from pipeline.evaluation.report import flat_metrics, walk_forward_report
+from pipeline.evaluation.report import flat_metrics, fold_mean, walk_forward_report
 from pipeline.evaluation.report_files import write_report_files
+from pipeline.evaluation.results import WalkForwardReport
 from pipeline.model.estimators import check_params
 from pipeline.model.pipeline import SELECTOR_PARAM_PREFIX
 from pipeline.settings import StockpipeConfig
@@ -35,9 +34,16 @@ from pipeline.training.competition import (
     selection_stability,
 )
 from pipeline.training.dataset import TrainingSet
-from pipeline.training.folds import fold_params, folds_hash
+from pipeline.training.folds import folds_hash
 from pipeline.training.plan import TrainingPlan, plan_training
 from pipeline.training.promotion import Decision, decide, incumbent_value
+from pipeline.training.summary import (
+    Champion,
+    DataSummary,
+    FoldsLayout,
+    TrainBaselines,
+    TrainSummary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +71,7 @@ class TrainOptions:
     study_name: str | None = None
 
 
-__all__ = ["fold_params", "folds_hash"]  # moved to pipeline.training.folds; kept importable
+__all__ = ["folds_hash"]  # moved to pipeline.training.folds; kept importable
 
 
 def training_problem(cfg: StockpipeConfig, inputs: Inputs, workspace: PriceStore) -> TrainingPlan:
@@ -93,14 +99,6 @@ def _check_candidates(cfg: StockpipeConfig) -> None:
             check_params(cand.estimator, dict.fromkeys(names), cfg.training.seed)
         except ValueError as exc:
             raise ConfigError(f"model_candidates.yaml: candidate '{cand.name}': {exc}") from exc
-
-
-def _baseline(data: TrainingSet, folds: list[Fold]) -> dict[str, float]:
-    per_fold = []
-    for fold in folds:
-        _, test = data.masks(fold)
-        per_fold.append(score_all(data.y[test], np.zeros(int(test.sum()))))
-    return mean_over_folds(per_fold)
 
 
 def _gate(
@@ -194,7 +192,7 @@ def _lineage(
 
 def train(
     cfg: StockpipeConfig, ports: TrainPorts, options: TrainOptions | None = None
-) -> dict[str, Any]:
+) -> TrainSummary:
     """Run the whole training job; return the machine-readable summary.
 
     Order matters for "nothing is written on failure": config and data are validated, the
@@ -220,14 +218,10 @@ def train(
     lineage_tags = _lineage(cfg, plan, study_name, snapshots)
     with ports.tracker.start_run("train") as parent:
         result = _compete_and_register(cfg, ports, plan, parent, lineage_tags, options)
-    log.info(
-        "v%s -> @%s: %s",
-        result["champion"]["version"],
-        result["champion"]["alias"],
-        result["champion"]["reason"],
-    )
-    result["seconds"] = round(time.perf_counter() - started, 2)
-    return result
+    champion = result.champion
+    log.info("v%s -> @%s: %s", champion.version, champion.alias, champion.reason)
+    # Set last and without re-validation: the rest of the summary is already checked.
+    return result.model_copy(update={"seconds": round(time.perf_counter() - started, 2)})
 
 
 def _compete_and_register(
@@ -237,11 +231,10 @@ def _compete_and_register(
     parent: Any,
     lineage_tags: dict[str, str],
     options: TrainOptions,
-) -> dict[str, Any]:
+) -> TrainSummary:
     """Inside the parent run: tune, report, gate and register; return the summary."""
     data, folds, tuning = plan.data, plan.folds, cfg.training.tuning
     horizon = cfg.model.target.horizon
-    baseline = _baseline(data, folds)
     parent.log_params(
         {
             "horizon": horizon,
@@ -255,7 +248,6 @@ def _compete_and_register(
     parent.log_text(
         yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), "config/resolved_config.yaml"
     )
-    parent.log_metrics({f"baseline_zero_return_{k}": v for k, v in baseline.items()})
     comp = run_competition(
         cfg,
         ports.tracker,
@@ -283,7 +275,6 @@ def _compete_and_register(
         comp,
         decision,
         report,
-        baseline,
         lineage_tags,
         ports,
         {"version": version, "alias": alias, "parent_run_id": parent.run_id},
@@ -296,22 +287,25 @@ def _log_report(
     data: TrainingSet,
     folds: list[Fold],
     comp: CompetitionResult,
-) -> dict[str, Any]:
+) -> WalkForwardReport:
     """The winner's walk-forward report, its files and the competition's artifacts."""
     best, horizon = comp.best, cfg.model.target.horizon
     oos = data.out_of_sample(folds, best.evaluation.predictions)
     report = walk_forward_report(
-        oos,
-        folds,
-        cfg.training.strategy,
-        horizon,
-        comp.n_trials,
-        comp.trial_sharpes,
-        seed=cfg.training.seed,
+        oos, folds, cfg.training.strategy, horizon, comp.trials, seed=cfg.training.seed
     )
-    parent.log_metrics({**best.evaluation.mean, **flat_metrics(report, "oos_")})
-    for k, m in enumerate(best.evaluation.per_fold):
-        parent.log_metrics({f"fold_{n}": v for n, v in m.items() if v is not None}, step=k)
+    # Unprefixed: fold means (what the competition ranked on); oos_: pooled. The zero-return
+    # baseline keeps its historical name, with the pooled value the summary reports.
+    zero = report.baselines.zero_return.defined()
+    parent.log_metrics(
+        {
+            **fold_mean(report.folds).defined(),
+            **flat_metrics(report, "oos_"),
+            **{f"baseline_zero_return_{k}": v for k, v in zero.items()},
+        }
+    )
+    for k, m in enumerate(report.folds):
+        parent.log_metrics({f"fold_{n}": v for n, v in m.defined().items()}, step=k)
     with tempfile.TemporaryDirectory() as tmp:
         for path in write_report_files(Path(tmp), report, oos, cfg.training.strategy, horizon):
             parent.log_artifact(path, "backtest")
@@ -347,7 +341,7 @@ def _register(
     ports: TrainPorts,
     comp: CompetitionResult,
     decision: Decision,
-    report: dict[str, Any],
+    report: WalkForwardReport,
     lineage_tags: dict[str, str],
     n_folds: int,
 ) -> tuple[str, str]:
@@ -365,19 +359,20 @@ def _register(
         "warmup_rows": str(best.warmup),
         "primary_metric": primary,
         primary: f"{best.best_value:.8g}",
-        "n_trials": str(comp.n_trials),
-        "trial_sharpe_var": repr(comp.trial_sharpe_variance),
+        # The deflated Sharpe's N and V, so that `backtest` deflates by the same trials.
+        "n_trials": str(report.n_trials),
+        "trial_sharpe_var": repr(report.trial_sharpe_variance),
         "promoted": "false",
         "gate_passed": str(decision.promoted).lower(),
         "promotion_reason": decision.reason,
         "force_promote": str(decision.forced).lower(),
     }
-    mean = best.evaluation.mean
+    mean = fold_mean(report.folds)
     description = (
         f"{best.name} ({best.kind}) from study {lineage_tags['study_name']}: mean over "
-        f"{n_folds} folds rmse {mean['rmse']:.6g}, mae {mean['mae']:.6g}, "
-        f"directional accuracy {mean['directional_accuracy']:.4f}, strategy "
-        f"sharpe {report['sharpe']}; {decision.reason}"
+        f"{n_folds} folds rmse {_fmt(mean.rmse, '.6g')}, mae {_fmt(mean.mae, '.6g')}, "
+        f"directional accuracy {_fmt(mean.directional_accuracy, '.4f')}; pooled strategy "
+        f"sharpe {_fmt(report.sharpe, '.4g')}; {decision.reason}"
     )
     version = ports.registry.register(best.model_uri, best.run_id, tags, description)
     promotion = cfg.training.promotion
@@ -386,76 +381,77 @@ def _register(
     return version, alias
 
 
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _champion(
+    cfg: StockpipeConfig, comp: CompetitionResult, decision: Decision, registered: dict[str, str]
+) -> Champion:
+    best, name, version = comp.best, cfg.tracking.registered_model, registered["version"]
+    return Champion(
+        candidate=best.name,
+        run_id=best.run_id,
+        parent_run_id=registered["parent_run_id"],
+        registered_model=name,
+        version=version,
+        model_uri=f"models:/{name}/{version}",
+        alias=registered["alias"],
+        promoted=decision.promoted,
+        reason=decision.reason,
+        forced=decision.forced,
+        incumbent_version=decision.incumbent_version,
+        incumbent_value=decision.incumbent_value,
+        primary_metric=cfg.training.tuning.primary_metric,
+        primary_value=best.best_value,
+    )
+
+
+def _data_summary(plan: TrainingPlan) -> DataSummary:
+    batch = plan.inputs.batch
+    return DataSummary(
+        rows=batch.frame.height,
+        tickers=list(batch.tickers),
+        skipped_tickers={t: {"rows": n, "needed": plan.need_rows} for t, n in plan.skipped.items()},
+        first_date=str(batch.frame["date"].min()),
+        last_date=str(batch.frame["date"].max()),
+        sha256=batch.sha256,
+        source=batch.source,
+        training_rows=len(plan.data.y),
+    )
+
+
 def _summary(
     cfg: StockpipeConfig,
     plan: TrainingPlan,
     comp: CompetitionResult,
     decision: Decision,
-    report: dict[str, Any],
-    baseline: dict[str, float],
+    report: WalkForwardReport,
     lineage_tags: dict[str, str],
     ports: TrainPorts,
     registered: dict[str, str],
-) -> dict[str, Any]:
-    """The machine-readable summary (``--summary``)."""
-    best, batch, folds = comp.best, plan.inputs.batch, plan.folds
-    name, version = cfg.tracking.registered_model, registered["version"]
-    return {
-        "champion": {
-            "candidate": best.name,
-            "run_id": best.run_id,
-            "parent_run_id": registered["parent_run_id"],
-            "registered_model": name,
-            "version": version,
-            "model_uri": f"models:/{name}/{version}",
-            "alias": registered["alias"],
-            "promoted": decision.promoted,
-            "reason": decision.reason,
-            "forced": decision.forced,
-            "incumbent_version": decision.incumbent_version,
-            "incumbent_value": decision.incumbent_value,
-            "primary_metric": cfg.training.tuning.primary_metric,
-            "primary_value": best.best_value,
-        },
-        "metrics": best.evaluation.mean,
-        "folds": [
-            {
-                "fold": f.fold,
-                "train_start": str(f.train_start),
-                "train_end": str(f.train_end),
-                "test_start": str(f.test_start),
-                "test_end": str(f.test_end),
-                "train_rows": f.train_rows,
-                "test_rows": f.test_rows,
-                **m,
-            }
-            for f, m in zip(folds, best.evaluation.per_fold, strict=True)
-        ],
-        "folds_layout": {
-            "n_folds": len(folds),
-            "test_size": plan.layout.params["test_size"],
-            "adapted": plan.layout.adapted,
-        },
-        "baselines": {"zero_return": baseline},
-        "backtest": report,
-        "candidates": comp.summary(),
-        "timed_out": [c["name"] for c in comp.summary() if c["timed_out"]],
-        "study_name": lineage_tags["study_name"],
-        "n_trials": comp.n_trials,
-        "data": {
-            "rows": batch.frame.height,
-            "tickers": list(batch.tickers),
-            "skipped_tickers": {
-                t: {"rows": n, "needed": plan.need_rows} for t, n in plan.skipped.items()
-            },
-            "first_date": str(batch.frame["date"].min()),
-            "last_date": str(batch.frame["date"].max()),
-            "sha256": batch.sha256,
-            "source": batch.source,
-            "training_rows": len(plan.data.y),
-        },
-        "lineage": lineage_tags,
-        "features": list(plan.data.columns),
-        "horizon": cfg.model.target.horizon,
-        "tracking_uri": ports.tracker.uri,
-    }
+) -> TrainSummary:
+    """The machine-readable summary (``--summary``); ``seconds`` is filled in by the caller."""
+    candidates = comp.summary()
+    layout = plan.layout
+    return TrainSummary(
+        champion=_champion(cfg, comp, decision, registered),
+        # Per fold: the report's own folds and their mean. Pooled: the report and its baseline.
+        metrics=fold_mean(report.folds),
+        folds=report.folds,
+        folds_layout=FoldsLayout(
+            n_folds=len(plan.folds), test_size=layout.spec.test_size, adapted=layout.adapted
+        ),
+        baselines=TrainBaselines(zero_return=report.baselines.zero_return),
+        backtest=report,
+        candidates=candidates,
+        timed_out=[c.name for c in candidates if c.timed_out],
+        study_name=lineage_tags["study_name"],
+        n_trials=report.n_trials,
+        data=_data_summary(plan),
+        lineage=lineage_tags,
+        features=list(plan.data.columns),
+        horizon=cfg.model.target.horizon,
+        tracking_uri=ports.tracker.uri,
+        seconds=0.0,
+    )

@@ -24,7 +24,8 @@ from sklearn.pipeline import Pipeline
 
 from pipeline.domain import Fold
 from pipeline.errors import ModelError
-from pipeline.evaluation.report import metrics_block
+from pipeline.evaluation.report import evaluate, fold_mean, per_period_sharpe
+from pipeline.evaluation.results import Metrics
 from pipeline.model.pipeline import build_tail
 from pipeline.model.selectors import kept_features
 from pipeline.settings import (
@@ -105,27 +106,21 @@ def make_pruner(cfg: TuningConfig) -> optuna.pruners.BasePruner:
 class FoldEvaluation:
     """Per-fold metrics, out-of-sample predictions and kept features of one parameter set."""
 
-    per_fold: list[dict[str, float]]
+    per_fold: list[Metrics]
     predictions: list[np.ndarray] = field(default_factory=list)
     selected: list[list[str]] = field(default_factory=list)
 
     @property
-    def mean(self) -> dict[str, float]:
-        """Mean of every metric over folds (NaN folds ignored; NaN if all are)."""
-        keys = self.per_fold[0].keys() if self.per_fold else ()
-        out = {}
-        for k in keys:
-            vals = [f[k] for f in self.per_fold if f[k] is not None and math.isfinite(f[k])]
-            out[k] = float(np.mean(vals)) if vals else float("nan")
-        return out
+    def mean(self) -> Metrics:
+        """Mean of every metric over folds (:func:`pipeline.evaluation.report.fold_mean`)."""
+        return fold_mean(self.per_fold)
 
 
-def objective_value(per_fold: Sequence[Mapping[str, float]], metric: str, direction: str) -> float:
-    """Mean of the primary metric over folds; an undefined value counts as the worst."""
-    vals = [f[metric] for f in per_fold]
-    value = float(np.mean(vals)) if vals else float("nan")
-    if math.isfinite(value):
-        return value
+def objective_value(per_fold: Sequence[Metrics], metric: str, direction: str) -> float:
+    """The fold mean of the primary metric; undefined in every fold counts as the worst."""
+    value = getattr(fold_mean(per_fold), metric)
+    if value is not None:
+        return float(value)
     return math.inf if direction == "minimize" else -math.inf
 
 
@@ -137,7 +132,7 @@ def evaluate_params(
     folds: list[Fold],
     seed: int,
     strategy: StrategyConfig,
-    on_fold: Callable[[int, list[dict[str, float]]], None] | None = None,
+    on_fold: Callable[[int, list[Metrics]], None] | None = None,
 ) -> FoldEvaluation:
     """Fit the pipeline tail on each fold's train rows and score its test rows."""
     result = FoldEvaluation(per_fold=[])
@@ -148,7 +143,7 @@ def evaluate_params(
         tail.fit(data.X[train], data.y[train])
         pred = np.asarray(tail.predict(data.X[test]), dtype=float)
         oos = data.out_of_sample([fold], [pred])
-        result.per_fold.append(metrics_block(oos, strategy, horizon))
+        result.per_fold.append(evaluate(oos, strategy, horizon))
         result.predictions.append(pred)
         result.selected.append(kept_features(tail.named_steps.get("select"), data.columns))
         if on_fold is not None:
@@ -175,8 +170,12 @@ class CandidateResult:
 
     @property
     def trial_sharpes(self) -> list[float]:
-        """Mean per-fold strategy Sharpe of every completed trial (for the deflated Sharpe)."""
-        values = (t.user_attrs.get("sharpe") for t in self.study.trials)
+        """Per-period Sharpe of every finished trial that has one, pruned trials included.
+
+        A pruned trial's Sharpe is over the folds it ran (see :func:`_record_fold`): it was a
+        configuration tried, so the deflated Sharpe counts it in N and in the variance.
+        """
+        values = (t.user_attrs.get("sharpe") for t in self.study.trials if t.state in FINISHED)
         return [float(v) for v in values if v is not None]
 
 
@@ -209,6 +208,17 @@ class TuningContext:
         )
 
 
+def _record_fold(trial: optuna.Trial, per_fold: list[Metrics], ctx: TuningContext) -> None:
+    """Keep the folds scored so far, and the Sharpe over them, on the trial.
+
+    Recorded after every fold rather than at the end, so a trial the pruner stops still says
+    how its strategy did on the folds it ran (the deflated Sharpe counts every trial tried).
+    """
+    trial.set_user_attr("per_fold", [m.model_dump() for m in per_fold])
+    sharpe = per_period_sharpe(fold_mean(per_fold), ctx.strategy, ctx.model_cfg.target.horizon)
+    trial.set_user_attr("sharpe", sharpe if math.isfinite(sharpe) else None)
+
+
 def _objective(cand: CandidateConfig, ctx: TuningContext) -> Callable[[optuna.Trial], float]:
     sample = param_sampler(cand.space)
     metric, direction = ctx.tuning.primary_metric, ctx.tuning.resolved_direction
@@ -216,8 +226,8 @@ def _objective(cand: CandidateConfig, ctx: TuningContext) -> Callable[[optuna.Tr
     def objective(trial: optuna.Trial) -> float:
         params = {**cand.params, **sample(trial)}
 
-        def report(step: int, per_fold: list[dict[str, float]]) -> None:
-            trial.set_user_attr("per_fold", per_fold)
+        def report(step: int, per_fold: list[Metrics]) -> None:
+            _record_fold(trial, per_fold, ctx)
             value = objective_value(per_fold, metric, direction)
             if math.isfinite(value):
                 trial.report(value, step)
@@ -238,12 +248,6 @@ def _objective(cand: CandidateConfig, ctx: TuningContext) -> Callable[[optuna.Tr
         except (ValueError, ArithmeticError) as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
             raise
-        sharpe = ev.mean.get("sharpe", float("nan"))
-        ppy = ctx.strategy.periods_per_year / ctx.model_cfg.target.horizon
-        trial.set_user_attr(
-            "sharpe",
-            sharpe / math.sqrt(ppy) if math.isfinite(sharpe) else None,
-        )
         return objective_value(ev.per_fold, metric, direction)
 
     return objective

@@ -1,0 +1,132 @@
+"""Typed evaluation results: metric blocks, folds, baselines and the walk-forward report.
+
+Frozen pydantic models, so that every caller reads attributes checked by mypy instead of
+string keys, and the JSON they serialise to (``metrics.json``, the train summary) has a
+published schema. An undefined metric (a Sharpe with no variance, a correlation with a constant
+forecast) is ``None`` here and ``null`` in JSON, never NaN: the files stay strict JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+
+def _finite_or_none(value: Any) -> Any:
+    # NaN and inf are how numpy says "undefined"; JSON has no such number, so they become None.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+Score = Annotated[float | None, BeforeValidator(_finite_or_none)]
+
+
+class Record(BaseModel):
+    """A frozen result that also reads by key (``summary["champion"]["version"]``).
+
+    Attribute access is the typed API; the key lookup keeps code written against the former
+    dict results (scripts, notebooks, older tests) working without a conversion step.
+    """
+
+    # Docstrings under fields become their descriptions in the published JSON schema.
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+class _MetricBlock(Record):
+    def defined(self) -> dict[str, float]:
+        """The defined values by name, e.g. for MLflow (which has no 'undefined')."""
+        return {k: v for k, v in self.model_dump().items() if isinstance(v, float)}
+
+
+class ForecastMetrics(_MetricBlock):
+    """How close the predicted returns are (see :mod:`pipeline.evaluation.forecast`)."""
+
+    rmse: Score
+    mae: Score
+    mape: Score
+    r2: Score
+    directional_accuracy: Score
+    ic: Score
+    rank_ic: Score
+
+
+class StrategyMetrics(_MetricBlock):
+    """How the strategy traded on the predictions did (see :mod:`pipeline.evaluation.strategy`)."""
+
+    total_return: Score
+    annual_return: Score
+    annual_volatility: Score
+    sharpe: Score
+    sortino: Score
+    max_drawdown: Score
+    calmar: Score
+    hit_rate: Score
+    turnover: Score
+    exposure: Score
+
+
+# Pydantic orders inherited fields from the last base to the first: forecast metrics come first.
+class Metrics(StrategyMetrics, ForecastMetrics):
+    """Forecast and strategy metrics of one set of test rows (a fold, all folds, a mean)."""
+
+
+class FoldWindow(Record):
+    """Where a walk-forward fold trains and tests (inclusive dates, ISO strings)."""
+
+    fold: int
+    train_start: str
+    train_end: str
+    test_start: str
+    test_end: str
+    train_rows: int
+    test_rows: int
+
+
+class FoldReport(Metrics, FoldWindow):
+    """One walk-forward fold: its windows, then the metrics of its test rows."""
+
+
+class Baselines(Record):
+    """No-skill answers on the very test rows the model was scored on (pooled)."""
+
+    zero_return: ForecastMetrics
+    last_return: Metrics  # momentum: the return of the past `horizon` days, traded on
+    buy_and_hold: StrategyMetrics
+
+
+class WalkForwardReport(Metrics):
+    """Pooled metrics over every test row, baselines, honesty and the per-fold values.
+
+    ``n_trials`` and ``trial_sharpe_variance`` are the deflated Sharpe's N and V, both over the
+    same trials (see :class:`pipeline.evaluation.honesty.TrialSet`).
+    """
+
+    n_trials: int
+    """Trials the model was picked from (all candidates', pruned included): the DSR's N."""
+    trial_sharpe_variance: float
+    """Variance of those trials' per-period Sharpes: the DSR's V."""
+    deflated_sharpe: Score
+    """Probability that the pooled Sharpe is not luck among ``n_trials`` tries."""
+    sharpe_ci: tuple[Score, Score]
+    """95% stationary-bootstrap interval of the pooled annualised Sharpe."""
+    baselines: Baselines
+    """No-skill forecasts and buy-and-hold, pooled over the same test rows."""
+    folds: list[FoldReport]
+    """Each fold's windows and the metrics of its test rows alone."""
+
+
+class BacktestReport(WalkForwardReport):
+    """What ``stockpipe backtest`` returns: the report plus which model, folds and run."""
+
+    model_uri: str
+    model_version: str | None
+    folds_hash: str
+    run_id: str
