@@ -158,6 +158,9 @@ FLAGS: dict[str, tuple[str, str]] = {
     "summary": ("training", "summary_path"),
     "n_jobs": ("training", "tuning.n_jobs"),
     "tracking_uri": ("tracking", "uri"),
+    "start": ("data", "fetch.start"),
+    "end": ("data", "fetch.end"),
+    "interval": ("data", "fetch.interval"),
 }
 
 

@@ -44,6 +44,12 @@ class FetchConfig(_Frozen):
     backoff_seconds: float = Field(1.0, ge=0)
     timeout_seconds: float = Field(20.0, gt=0)
 
+    @model_validator(mode="after")
+    def _range(self) -> FetchConfig:
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        return self
+
 
 class DataConfig(_Frozen):
     """Where prices come from and where the embedded warehouse lives."""

@@ -242,3 +242,9 @@ def test_concurrent_promotion_does_not_overwrite_a_newer_champion(conf_dir: Path
     champ = summary["champion"]
     assert champ["promoted"] is False and "champion moved to v9" in champ["reason"]
     assert registry.aliases["champion"] == "9" and champ["alias"] == "challenger"
+
+
+def test_fetch_dates_are_validated_like_yaml(conf_dir: Path) -> None:
+    args = ("fetch", "--config", str(conf_dir), "--tickers", "NVDA")
+    result = invoke(*args, "--start", "2024-01-02", "--end", "2023-01-02")
+    assert result.exit_code == 2 and "start 2024-01-02 is after end 2023-01-02" in result.output

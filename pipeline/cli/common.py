@@ -78,6 +78,46 @@ def config_options(func: F) -> F:
     return base_options(data_options(tracking_options(seed_option(func))))
 
 
+def model_uri_option(func: F) -> F:
+    """--model-uri: for commands that load a registered model."""
+    return click.option(
+        "--model-uri", default=None, help="Defaults to models:/<registered_model>@<champion_alias>."
+    )(func)
+
+
+GROUPS: dict[str, Callable[[Any], Any]] = {
+    "data": data_options,
+    "tracking": tracking_options,
+    "seed": seed_option,
+}
+# Options that become config overrides rather than command arguments (see apply_overrides).
+CONFIG_FLAGS = ("data", "snapshot", "tracking_uri", "seed", "trials", "summary", "n_jobs")
+
+
+def with_config(*groups: str) -> Callable[[F], F]:
+    """The shared plumbing of every command that reads the configuration, in one decorator.
+
+    Adds --config/--env plus the named option ``groups`` ("data", "tracking", "seed"), loads
+    and validates the config with every flag in ``CONFIG_FLAGS`` applied, and calls the
+    command with ``cfg`` first and its own options after; errors are handled as in
+    ``handle_errors``. Put it below ``@click.command()`` and above the command's own options.
+    """
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            flags = {k: kwargs.pop(k) for k in CONFIG_FLAGS if k in kwargs}
+            cfg = load(kwargs.pop("config_dir"), kwargs.pop("env"), **flags)
+            return func(cfg, *args, **kwargs)
+
+        command: Any = handle_errors(wrapper)
+        for group in reversed(groups):
+            command = GROUPS[group](command)
+        return base_options(command)
+
+    return decorate
+
+
 def handle_errors(func: F) -> F:
     """Turn our typed errors, and Ctrl-C or SIGTERM, into a one-line message and a non-zero
     exit, no traceback."""

@@ -6,22 +6,24 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.cli.common import base_options, data_options, handle_errors, load
+from pipeline.cli.common import with_config
+
+if TYPE_CHECKING:  # settings (pydantic) is imported when a command runs, not for --help
+    from pipeline.settings import StockpipeConfig
 
 
 @click.command()
-@base_options
+@with_config()
 @click.option("--tickers", required=True, help="Comma-separated, e.g. NVDA,SPY.")
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default=None)
 @click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None)
 @click.option("--interval", type=click.Choice(["1d"]), default="1d", show_default=True)
-@handle_errors
 def fetch(
-    config_dir: Path,
-    env: str | None,
+    cfg: StockpipeConfig,
     tickers: str,
     start: dt.datetime | None,
     end: dt.datetime | None,
@@ -29,18 +31,12 @@ def fetch(
 ) -> None:
     """Download daily bars with yfinance into a raw snapshot and the warehouse."""
     from pipeline import bootstrap
+    from pipeline.config import apply_overrides
     from pipeline.data.ingest import ingest
 
-    cfg = load(config_dir, env)
     names = tuple(t.strip().upper() for t in tickers.split(",") if t.strip())
-    fetch_cfg = cfg.data.fetch.model_copy(
-        update={
-            "start": start.date() if start else cfg.data.fetch.start,
-            "end": end.date() if end else cfg.data.fetch.end,
-            "interval": interval,
-        }
-    )
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"fetch": fetch_cfg})})
+    dates = {"start": start.date() if start else None, "end": end.date() if end else None}
+    cfg = apply_overrides(cfg, **{k: v for k, v in dates.items() if v}, interval=interval)
     src = bootstrap.yfinance_source(cfg, names)
     result = ingest(src, bootstrap.snapshots(cfg), bootstrap.store(cfg), "yfinance", src.params)
     for snap in result.snapshots:
@@ -48,21 +44,13 @@ def fetch(
 
 
 @click.command()
-@base_options
-@data_options
+@with_config("data")
 @click.option(
     "--contract-only",
     is_flag=True,
     help="Check the data contract only, not whether this config can train on the data.",
 )
-@handle_errors
-def validate(
-    config_dir: Path,
-    env: str | None,
-    data: Path | None,
-    snapshot: str | None,
-    contract_only: bool,
-) -> None:
+def validate(cfg: StockpipeConfig, contract_only: bool) -> None:
     """Check the input (or --data) against the data contract, and whether this config can
     train on it (history, folds, summary path, tracking store); write nothing."""
     from pipeline import bootstrap
@@ -70,7 +58,6 @@ def validate(
     from pipeline.errors import DataError, StockpipeError
     from pipeline.training.plan import readiness
 
-    cfg = load(config_dir, env, data=data, snapshot=snapshot)
     src = bootstrap.source(cfg)
     try:
         batch = src.load()
@@ -101,16 +88,14 @@ def data() -> None:
 
 
 @data.command("list")
-@base_options
-@handle_errors
-def list_snapshots(config_dir: Path, env: str | None) -> None:
+@with_config()
+def list_snapshots(cfg: StockpipeConfig) -> None:
     """Every snapshot with its rows, date range, source and sha256."""
     from rich.console import Console
     from rich.table import Table
 
     from pipeline import bootstrap
 
-    cfg = load(config_dir, env)
     store = bootstrap.snapshots(cfg)
     entries = store.entries()
     if not entries:
@@ -128,14 +113,14 @@ def list_snapshots(config_dir: Path, env: str | None) -> None:
 
 @data.command("import")
 @click.argument("path", type=click.Path(path_type=Path))
-@base_options
-@handle_errors
-def import_file(path: Path, config_dir: Path, env: str | None) -> None:
+@with_config()
+def import_file(cfg: StockpipeConfig, path: Path) -> None:
     """Validate a CSV/parquet file, keep it as a snapshot and load it into the warehouse."""
     from pipeline import bootstrap
+    from pipeline.config import apply_overrides
     from pipeline.data.ingest import ingest
 
-    cfg = load(config_dir, env, data=path)
+    cfg = apply_overrides(cfg, data=path)
     src = bootstrap.source(cfg)
     result = ingest(
         src, bootstrap.snapshots(cfg), bootstrap.store(cfg), "file", {"path": str(path.resolve())}
@@ -145,14 +130,12 @@ def import_file(path: Path, config_dir: Path, env: str | None) -> None:
 
 
 @data.command("rebuild")
-@base_options
-@handle_errors
-def rebuild_warehouse(config_dir: Path, env: str | None) -> None:
+@with_config()
+def rebuild_warehouse(cfg: StockpipeConfig) -> None:
     """Rebuild the warehouse from every raw snapshot; the old file is kept, renamed."""
     from pipeline import bootstrap
     from pipeline.data.rebuild import rebuild
 
-    cfg = load(config_dir, env)
     result = rebuild(bootstrap.snapshots(cfg), cfg.resolve(cfg.data.warehouse))
     click.echo(
         f"rebuilt {result.warehouse} from {result.snapshots} snapshot(s), {result.rows} rows"

@@ -5,32 +5,26 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.cli.common import config_options, handle_errors, load, num
+from pipeline.cli.common import model_uri_option, num, with_config
+
+if TYPE_CHECKING:  # settings (pydantic) is imported when a command runs, not for --help
+    from pipeline.settings import StockpipeConfig
 
 
 @click.command()
-@config_options
+@with_config("data", "tracking", "seed")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
-@handle_errors
-def folds(
-    config_dir: Path,
-    env: str | None,
-    data: Path | None,
-    tracking_uri: str | None,
-    seed: int | None,
-    snapshot: str | None,
-    fmt: str,
-) -> None:
+def folds(cfg: StockpipeConfig, fmt: str) -> None:
     """Print the walk-forward fold manifest (from the DuckDB view) and its hash."""
     from pipeline import bootstrap
     from pipeline.training.inspection import fold_manifest, folds_table
 
-    cfg = load(config_dir, env, data=data, seed=seed, snapshot=snapshot, tracking_uri=tracking_uri)
     manifest, digest = fold_manifest(cfg, bootstrap.data_ports(cfg))
     if fmt == "json":
         doc = {"folds_hash": digest, "folds": folds_table(manifest).to_dicts()}
@@ -49,23 +43,14 @@ def folds(
 
 
 @click.command()
-@config_options
+@with_config("data", "tracking", "seed")
 @click.option(
     "--output",
     type=click.Path(path_type=Path),
     required=True,
     help="Parquet file for ticker, date, every feature and the target.",
 )
-@handle_errors
-def features(
-    config_dir: Path,
-    env: str | None,
-    data: Path | None,
-    tracking_uri: str | None,
-    seed: int | None,
-    snapshot: str | None,
-    output: Path,
-) -> None:
+def features(cfg: StockpipeConfig, output: Path) -> None:
     """Write the computed feature frame: exactly what the model sees."""
     from pipeline import bootstrap
     from pipeline.atomic import ensure_writable
@@ -73,38 +58,24 @@ def features(
     from pipeline.training.inspection import feature_table
 
     ensure_writable(output, "--output")  # before the work, not after it
-    cfg = load(config_dir, env, data=data, seed=seed, snapshot=snapshot, tracking_uri=tracking_uri)
     frame = feature_table(cfg, bootstrap.data_ports(cfg))
     ParquetSink(output.resolve()).write(frame)
     click.echo(f"wrote {frame.height} rows x {frame.width} columns to {output}")
 
 
 @click.command()
-@config_options
-@click.option(
-    "--model-uri", default=None, help="Defaults to models:/<registered_model>@<champion_alias>."
-)
+@with_config("data", "tracking", "seed")
+@model_uri_option
 @click.option(
     "--output-dir", type=click.Path(path_type=Path), default="outputs/backtest", show_default=True
 )
-@handle_errors
-def backtest(
-    config_dir: Path,
-    env: str | None,
-    data: Path | None,
-    tracking_uri: str | None,
-    seed: int | None,
-    snapshot: str | None,
-    model_uri: str | None,
-    output_dir: Path,
-) -> None:
+def backtest(cfg: StockpipeConfig, model_uri: str | None, output_dir: Path) -> None:
     """Re-run walk-forward for a registered model (refit per fold); write and log a report."""
     from pipeline import bootstrap
     from pipeline.atomic import ensure_writable_dir
     from pipeline.training.backtest import backtest as run_backtest
 
     ensure_writable_dir(output_dir, "--output-dir")  # before the refits, not after them
-    cfg = load(config_dir, env, data=data, seed=seed, snapshot=snapshot, tracking_uri=tracking_uri)
     report = run_backtest(cfg, bootstrap.backtest_ports(cfg), output_dir.resolve(), model_uri)
     b, zero = report.baselines.buy_and_hold, report.baselines.zero_return
     lo, hi = report.sharpe_ci

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.cli.common import handle_errors, load
+from pipeline.cli.common import with_config
+
+if TYPE_CHECKING:  # settings (pydantic) is imported when a command runs, not for --help
+    from pipeline.settings import StockpipeConfig
 
 KEY_TAGS = (
     "candidate",
@@ -22,28 +25,18 @@ KEY_TAGS = (
 )
 
 
-def _options(func):  # type: ignore[no-untyped-def]
-    func = click.option("--tracking-uri", default=None, help="MLflow tracking URI override.")(func)
-    func = click.option("--env", default=None)(func)
-    return click.option(
-        "--config", "config_dir", type=click.Path(path_type=Path), default="conf", show_default=True
-    )(func)
-
-
 @click.group()
 def models() -> None:
     """Inspect and move registry aliases."""
 
 
 @models.command("list")
-@_options
+@with_config("tracking")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@handle_errors
-def list_versions(config_dir: Path, env: str | None, tracking_uri: str | None, fmt: str) -> None:
+def list_versions(cfg: StockpipeConfig, fmt: str) -> None:
     """Versions, aliases, key metrics and lineage tags."""
     from pipeline import bootstrap
 
-    cfg = load(config_dir, env, tracking_uri=tracking_uri)
     registry = bootstrap.registry(cfg)
     # A promotion killed between the alias move and the tag leaves the champion untagged:
     # repair it so the `promoted` column agrees with the alias.
@@ -77,33 +70,25 @@ def list_versions(config_dir: Path, env: str | None, tracking_uri: str | None, f
 
 
 @models.command()
-@_options
+@with_config("tracking")
 @click.argument("version")
 @click.option("--alias", default=None, help="Defaults to the champion alias.")
-@handle_errors
-def promote(
-    config_dir: Path, env: str | None, tracking_uri: str | None, version: str, alias: str | None
-) -> None:
+def promote(cfg: StockpipeConfig, version: str, alias: str | None) -> None:
     """Point an alias (default: champion) at VERSION, by hand; recorded for rollback."""
     from pipeline import bootstrap
 
-    cfg = load(config_dir, env, tracking_uri=tracking_uri)
     alias = alias or cfg.tracking.champion_alias
     bootstrap.registry(cfg).set_alias(alias, version, record=True)
     click.echo(f"{cfg.tracking.registered_model}@{alias} -> v{version}")
 
 
 @models.command()
-@_options
+@with_config("tracking")
 @click.option("--alias", default=None, help="Defaults to the champion alias.")
-@handle_errors
-def rollback(
-    config_dir: Path, env: str | None, tracking_uri: str | None, alias: str | None
-) -> None:
+def rollback(cfg: StockpipeConfig, alias: str | None) -> None:
     """Point the alias (default: champion) back at the version it had before."""
     from pipeline import bootstrap
 
-    cfg = load(config_dir, env, tracking_uri=tracking_uri)
     alias = alias or cfg.tracking.champion_alias
     version = bootstrap.registry(cfg).rollback(alias)
     click.echo(f"{cfg.tracking.registered_model}@{alias} rolled back to v{version}")

@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.cli.common import config_options, handle_errors, load, num
+from pipeline.cli.common import model_uri_option, num, with_config
 
 if TYPE_CHECKING:  # the command imports its use case lazily, to keep the CLI quick to start
+    from pipeline.settings import StockpipeConfig
     from pipeline.training.summary import TrainSummary
 
 
 @click.command()
-@config_options
+@with_config("data", "tracking", "seed")
 @click.option("--trials", type=int, default=None, help="Optuna trials per candidate.")
 @click.option(
     "--summary",
@@ -35,38 +36,13 @@ if TYPE_CHECKING:  # the command imports its use case lazily, to keep the CLI qu
     help="Move the champion alias even if the incumbent is better (recorded).",
 )
 @click.option("--quiet", is_flag=True, help="No progress display.")
-@handle_errors
-def train(
-    config_dir: Path,
-    env: str | None,
-    data: Path | None,
-    tracking_uri: str | None,
-    seed: int | None,
-    snapshot: str | None,
-    trials: int | None,
-    summary: Path | None,
-    study_name: str | None,
-    n_jobs: int | None,
-    force_promote: bool,
-    quiet: bool,
-) -> None:
+def train(cfg: StockpipeConfig, study_name: str | None, force_promote: bool, quiet: bool) -> None:
     """Run the model competition, track it, register the winner behind a promotion gate."""
     from pipeline import bootstrap
     from pipeline.atomic import atomic_write_text, ensure_writable
     from pipeline.training.train import TrainOptions
     from pipeline.training.train import train as run_train
 
-    cfg = load(
-        config_dir,
-        env,
-        data=data,
-        trials=trials,
-        seed=seed,
-        snapshot=snapshot,
-        tracking_uri=tracking_uri,
-        summary=summary,
-        n_jobs=n_jobs,
-    )
     # Known before any work: a summary that cannot be written fails now, not after the alias
     # has moved.
     path = ensure_writable(cfg.resolve(cfg.training.summary_path), "summary")
@@ -77,24 +53,28 @@ def train(
             TrainOptions(force_promote=force_promote, study_name=study_name),
         )
     atomic_write_text(path, json.dumps(result.model_dump(mode="json"), indent=2, allow_nan=False))
-    click.echo("\n".join(_competition_lines(result)))
+    click.echo("\n".join([*_competition_lines(result), *_outcome_lines(result, path)]))
+
+
+def _outcome_lines(result: TrainSummary, path: Path) -> list[str]:
+    """The winner, the gate's reason and the pooled walk-forward numbers."""
     champ, bt = result.champion, result.backtest
     zero = result.baselines.zero_return
     rows = sum(f.test_rows for f in result.folds)
     # Pooled over every test row, like `backtest`: the model and the zero-return forecast are
     # compared on the same rows, and both commands print the same numbers for one model.
-    click.echo(
+    return [
         f"winner: {champ.candidate} -> {champ.registered_model} v{champ.version} "
-        f"@{champ.alias} (promoted: {str(champ.promoted).lower()})\n"
-        f"  {champ.reason}\n"
+        f"@{champ.alias} (promoted: {str(champ.promoted).lower()})",
+        f"  {champ.reason}",
         f"pooled over {len(result.folds)} folds ({rows} test rows): rmse {num(bt.rmse, 6)} "
         f"(zero-return {num(zero.rmse, 6)}), directional accuracy "
-        f"{num(bt.directional_accuracy)} (zero-return {num(zero.directional_accuracy)})\n"
+        f"{num(bt.directional_accuracy)} (zero-return {num(zero.directional_accuracy)})",
         f"strategy sharpe {num(bt.sharpe, 2)} vs buy-and-hold "
         f"{num(bt.baselines.buy_and_hold.sharpe, 2)}, deflated sharpe "
-        f"{num(bt.deflated_sharpe)} over {bt.n_trials} trials\n"
-        f"summary: {path}  tracking: {result.tracking_uri}  time: {result.seconds}s"
-    )
+        f"{num(bt.deflated_sharpe)} over {bt.n_trials} trials",
+        f"summary: {path}  tracking: {result.tracking_uri}  time: {result.seconds}s",
+    ]
 
 
 def _competition_lines(result: TrainSummary) -> list[str]:
@@ -115,70 +95,36 @@ def _competition_lines(result: TrainSummary) -> list[str]:
 
 
 @click.command()
-@config_options
+@with_config("data", "tracking", "seed")
 @click.option("--study", "study_name", required=True, help="Study name of the competition.")
 @click.option("--trials", type=int, default=None, help="Trial budget per candidate.")
 @click.option("--n-jobs", type=int, default=None, help="Parallel trials in this worker.")
-@handle_errors
-def worker(
-    config_dir: Path,
-    env: str | None,
-    data: Path | None,
-    tracking_uri: str | None,
-    seed: int | None,
-    snapshot: str | None,
-    study_name: str,
-    trials: int | None,
-    n_jobs: int | None,
-) -> None:
+def worker(cfg: StockpipeConfig, study_name: str) -> None:
     """Join a running competition's study (shared storage) and run trials until its budget."""
     from pipeline import bootstrap
     from pipeline.training.worker import run_worker
 
-    cfg = load(
-        config_dir,
-        env,
-        data=data,
-        trials=trials,
-        seed=seed,
-        snapshot=snapshot,
-        tracking_uri=tracking_uri,
-        n_jobs=n_jobs,
-    )
     done = run_worker(cfg, bootstrap.data_ports(cfg, in_memory=True), study_name)
     for name, count in done.items():
         click.echo(f"{name}: ran {count} trial(s) in {study_name}.{name}")
 
 
 @click.command()
-@config_options
-@click.option(
-    "--model-uri", default=None, help="Defaults to models:/<registered_model>@<champion_alias>."
-)
+@with_config("data", "tracking", "seed")
+@model_uri_option
 @click.option(
     "--output",
     type=click.Path(path_type=Path),
     default="outputs/predictions.parquet",
     show_default=True,
 )
-@handle_errors
-def score(
-    config_dir: Path,
-    env: str | None,
-    data: Path | None,
-    tracking_uri: str | None,
-    seed: int | None,
-    snapshot: str | None,
-    model_uri: str | None,
-    output: Path,
-) -> None:
+def score(cfg: StockpipeConfig, model_uri: str | None, output: Path) -> None:
     """Predict with the registered model from the latest history; write parquet."""
     from pipeline import bootstrap
     from pipeline.atomic import ensure_writable
     from pipeline.serving.score import score as run_score
     from pipeline.serving.sinks import ParquetSink
 
-    cfg = load(config_dir, env, data=data, seed=seed, snapshot=snapshot, tracking_uri=tracking_uri)
     path = ensure_writable(output, "output")
     result = run_score(cfg, bootstrap.score_ports(cfg), ParquetSink(path), model_uri)
     click.echo(str(result.frame))
@@ -188,25 +134,11 @@ def score(
 
 
 @click.command()
-@click.option(
-    "--config", "config_dir", type=click.Path(path_type=Path), default="conf", show_default=True
-)
-@click.option("--env", default=None)
-@click.option("--tracking-uri", default=None)
-@click.option(
-    "--model-uri", default=None, help="Defaults to models:/<registered_model>@<champion_alias>."
-)
+@with_config("tracking")
+@model_uri_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
-@handle_errors
-def serve(
-    config_dir: Path,
-    env: str | None,
-    tracking_uri: str | None,
-    model_uri: str | None,
-    host: str,
-    port: int,
-) -> None:
+def serve(cfg: StockpipeConfig, model_uri: str | None, host: str, port: int) -> None:
     """Serve the registered model over HTTP (POST /predict); needs the `serve` extra."""
     try:
         import uvicorn
@@ -218,7 +150,6 @@ def serve(
         ) from exc
     from pipeline import bootstrap
 
-    cfg = load(config_dir, env, tracking_uri=tracking_uri)
     model = bootstrap.loader(cfg).load(model_uri or cfg.tracking.champion_uri)
     # The same contract policy as files: one set of rules for every input.
     policy = bootstrap.contract_policy(cfg)
