@@ -11,14 +11,13 @@ from pipeline.data.snapshots import SnapshotSource, SnapshotStore
 from pipeline.data.validation import ContractPolicy
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.data.yahoo import YFinanceSource
-from pipeline.domain import PriceSource
+from pipeline.domain import DataPorts, PriceSource, scratch_warehouse
 from pipeline.serving.score import ScorePorts
 from pipeline.settings import StockpipeConfig
 from pipeline.tracking.mlflow_adapter import MlflowModelLoader, MlflowRegistry, MlflowTracker
 from pipeline.training.backtest import BacktestPorts
 from pipeline.training.callbacks import NoProgress, Progress
-from pipeline.training.inspection import DataPorts
-from pipeline.training.train import TrainPorts
+from pipeline.training.job import TrainPorts
 
 __all__ = ["apply_overrides"]  # re-exported: the CLI applies flags through the config edge
 
@@ -118,8 +117,8 @@ def score_ports(cfg: StockpipeConfig) -> ScorePorts:
     return ScorePorts(
         source=source(cfg),
         store=store(cfg),
-        registry=loader(cfg),
         benchmark=benchmark_source(cfg),
+        loader=loader(cfg),
     )
 
 
@@ -127,7 +126,7 @@ def data_ports(cfg: StockpipeConfig, in_memory: bool = False) -> DataPorts:
     """Data ports; workers use a private in-memory warehouse (nothing to share or lock)."""
     return DataPorts(
         source=source(cfg),
-        store=DuckDBStore(":memory:") if in_memory else store(cfg),
+        store=scratch_warehouse() if in_memory else store(cfg),
         benchmark=benchmark_source(cfg),
     )
 
@@ -137,8 +136,8 @@ def backtest_ports(cfg: StockpipeConfig) -> BacktestPorts:
     # as it was (a failed backtest leaves no trace there).
     return BacktestPorts(
         source=source(cfg),
-        store=DuckDBStore(":memory:"),
+        store=scratch_warehouse(),
+        benchmark=benchmark_source(cfg),
         loader=loader(cfg),
         tracker=tracker(cfg),
-        benchmark=benchmark_source(cfg),
     )

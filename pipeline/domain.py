@@ -8,7 +8,7 @@ bind them to hand-written fakes.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,3 +207,28 @@ class PredictionSink(Protocol):
     """Where scored predictions go."""
 
     def write(self, frame: pl.DataFrame) -> Path: ...
+
+
+def scratch_warehouse() -> PriceStore:
+    """A fresh in-memory warehouse, where a job plans or computes before writing anything real.
+
+    An in-memory DuckDB is computation, not I/O, so it is the default everywhere. Imported when
+    called: the adapter imports this module, and the ports stay free of DuckDB until used.
+    """
+    from pipeline.data.warehouse import DuckDBStore
+
+    return DuckDBStore(":memory:")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataPorts:
+    """The data side every use case shares: prices, the warehouse, the benchmark, a scratch store.
+
+    Each use case's ports extend this class with what else it talks to (keyword-only fields,
+    so a subclass may add required ports after these defaults).
+    """
+
+    source: PriceSource
+    store: PriceStore
+    benchmark: PriceSource | None = None  # price file of the benchmark, when not in the panel
+    workspace: Callable[[], PriceStore] = field(default=scratch_warehouse)

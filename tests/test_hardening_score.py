@@ -58,7 +58,9 @@ def model() -> LoadedModel:
 
 
 def _score(cfg: StockpipeConfig, data: Path, model: LoadedModel, tmp: Path) -> object:
-    ports = ScorePorts(FileSource(data), DuckDBStore(tmp / "wh.duckdb"), Loader(model))
+    ports = ScorePorts(
+        source=FileSource(data), store=DuckDBStore(tmp / "wh.duckdb"), loader=Loader(model)
+    )
     return score(cfg, ports, ParquetSink(tmp / "out" / "p.parquet"))
 
 

@@ -30,7 +30,7 @@ from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
-from pipeline.training.inspection import DataPorts
+from pipeline.domain import DataPorts
 from pipeline.training.tuning import TuningContext, make_storage, open_study, run_trials
 
 # `python -m pipeline.cli` does not work (no __main__): use the console script.
@@ -111,7 +111,9 @@ def _finishers(journal: Path) -> dict[int, str]:
 
 def _ports() -> DataPorts:
     return DataPorts(
-        FileSource(SAMPLE / "NVDA.csv"), DuckDBStore(":memory:"), FileSource(SAMPLE / "SPY.csv")
+        source=FileSource(SAMPLE / "NVDA.csv"),
+        store=DuckDBStore(":memory:"),
+        benchmark=FileSource(SAMPLE / "SPY.csv"),
     )
 
 

@@ -10,7 +10,6 @@ import polars as pl
 
 from pipeline.domain import PriceBatch, PriceSource, PriceStore
 from pipeline.errors import ConfigError, DataError
-from pipeline.features.spec import FeaturesConfig
 
 log = logging.getLogger(__name__)
 
@@ -76,27 +75,30 @@ class LoadedSource:
 
 
 def load_inputs(
-    features: FeaturesConfig, source: PriceSource, benchmark_source: PriceSource | None
+    benchmark: str | None, source: PriceSource, benchmark_source: PriceSource | None
 ) -> Inputs:
-    """Read and validate; raises before anything is written if either input is bad."""
+    """Read and validate; raises before anything is written if either input is bad.
+
+    ``benchmark`` is the ticker the features need (``FeaturesConfig.benchmark``) or None; it
+    is read from ``benchmark_source`` only when the panel does not hold it.
+    """
     batch = source.load()
-    bench = features.benchmark
-    if bench is None:
+    if benchmark is None:
         return Inputs(batch, None, None)
-    if bench in batch.tickers:
-        return Inputs(batch, None, bench)
+    if benchmark in batch.tickers:
+        return Inputs(batch, None, benchmark)
     if benchmark_source is None:
         raise ConfigError(
-            f"model.yaml: key 'features.market': benchmark '{bench}' is not in the input; set "
-            f"data.yaml 'benchmark_path' to its price file"
+            f"model.yaml: key 'features.market': benchmark '{benchmark}' is not in the input; "
+            f"set data.yaml 'benchmark_path' to its price file"
         )
     bench_batch = benchmark_source.load()
-    if bench not in bench_batch.tickers:
+    if benchmark not in bench_batch.tickers:
         raise DataError(
-            f"{bench_batch.source}: benchmark '{bench}' not found; tickers: "
+            f"{bench_batch.source}: benchmark '{benchmark}' not found; tickers: "
             f"{list(bench_batch.tickers)}"
         )
-    return Inputs(batch, bench_batch, bench)
+    return Inputs(batch, bench_batch, benchmark)
 
 
 def store_inputs(store: PriceStore, inputs: Inputs) -> None:

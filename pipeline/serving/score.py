@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from pipeline.data.inputs import load_inputs, store_inputs
-from pipeline.domain import ModelLoader, PredictionSink, PriceSource, PriceStore
-from pipeline.features.spec import FeaturesConfig, Market
+from pipeline.domain import DataPorts, ModelLoader, PredictionSink
 from pipeline.serving.predict import PREDICTION_COLUMNS, latest_predictions
 from pipeline.settings import StockpipeConfig
 
@@ -30,20 +28,11 @@ class ScoreResult:
     need_rows: int = 0
 
 
-@dataclass(frozen=True)
-class ScorePorts:
-    source: PriceSource
-    store: PriceStore
-    registry: ModelLoader
-    benchmark: PriceSource | None = None
-    # Where the prediction is computed before anything is written (see TrainPorts).
-    workspace: Callable[[], PriceStore] = field(default=lambda: _memory_store())
+@dataclass(frozen=True, kw_only=True)
+class ScorePorts(DataPorts):
+    """The data (computed in ``workspace`` before anything is written) and the model loader."""
 
-
-def _memory_store() -> PriceStore:
-    from pipeline.data.warehouse import DuckDBStore
-
-    return DuckDBStore(":memory:")
+    loader: ModelLoader
 
 
 def score(
@@ -55,14 +44,9 @@ def score(
     ``data.short_history: skip``, left out and reported) before anything is written.
     """
     uri = model_uri or cfg.tracking.champion_uri
-    model = ports.registry.load(uri)
+    model = ports.loader.load(uri)
     # The model, not today's config, decides which benchmark its features need.
-    features = (
-        FeaturesConfig(market=Market(benchmark=model.benchmark))
-        if model.benchmark
-        else (FeaturesConfig())
-    )
-    inputs = load_inputs(features, ports.source, ports.benchmark)
+    inputs = load_inputs(model.benchmark or None, ports.source, ports.benchmark)
     need = model.warmup + 1
     inputs, skipped = inputs.require_history(
         need, cfg.data.short_history, f"to score with {uri} (warm-up {model.warmup} rows + 1)"

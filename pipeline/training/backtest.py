@@ -11,26 +11,26 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.domain import LoadedModel, ModelLoader, PriceSource, PriceStore, Tracker
+from pipeline.data.inputs import Inputs
+from pipeline.domain import DataPorts, Fold, LoadedModel, ModelLoader, Tracker
 from pipeline.errors import ModelError, StockpipeError
 from pipeline.evaluation.honesty import TrialSet
-from pipeline.evaluation.report import flat_metrics, walk_forward_report
+from pipeline.evaluation.report import OutOfSample, flat_metrics, walk_forward_report
 from pipeline.evaluation.report_files import write_report_files
 from pipeline.evaluation.results import BacktestReport
-from pipeline.settings import StockpipeConfig
+from pipeline.settings import FoldsConfig, StockpipeConfig
 from pipeline.training.folds import folds_hash, resolve_folds
 from pipeline.training.promotion import refit_per_fold, registered_training_set
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class BacktestPorts:
-    source: PriceSource
-    store: PriceStore
+@dataclass(frozen=True, kw_only=True)
+class BacktestPorts(DataPorts):
+    """The data, the registered model to re-run and the tracker its report is logged to."""
+
     loader: ModelLoader
     tracker: Tracker
-    benchmark: PriceSource | None = None
 
 
 def recorded_trials(model: LoadedModel) -> TrialSet:
@@ -52,19 +52,7 @@ def backtest(
     model = ports.loader.load(uri)
     horizon = model.horizon if model.horizon is not None else cfg.model.target.horizon
     ports.tracker.check()
-    try:
-        data, steps, inputs = registered_training_set(
-            model, ports.source, ports.benchmark, ports.store, horizon
-        )
-    except StockpipeError as exc:
-        raise ModelError(f"{uri}: {exc}") from exc
-    # The model's horizon decides the purge: its labels reach `horizon` days ahead.
-    purge = max(cfg.training.folds.purge, horizon)
-    folds = resolve_folds(
-        ports.store, inputs.tickers, inputs.batch.ranges, cfg.training.folds, horizon, purge
-    ).folds
-    predictions = refit_per_fold(steps, data, folds)
-    oos = data.out_of_sample(folds, predictions)
+    folds, oos, inputs = _refit(uri, model, horizon, cfg.training.folds, ports)
     strategy = cfg.training.strategy
     wf = walk_forward_report(
         oos, folds, strategy, horizon, recorded_trials(model), seed=cfg.training.seed
@@ -91,3 +79,23 @@ def backtest(
             run.log_artifact(path, "backtest")
     log.info("backtest of %s: %d folds, files in %s", uri, len(folds), output_dir)
     return report
+
+
+def _refit(
+    uri: str, model: LoadedModel, horizon: int, layout: FoldsConfig, ports: BacktestPorts
+) -> tuple[list[Fold], OutOfSample, Inputs]:
+    """The model's own features on the current data, refitted per fold: the folds, the
+    out-of-sample predictions and the inputs they came from."""
+    try:
+        data, steps, inputs = registered_training_set(
+            model, ports.source, ports.benchmark, ports.store, horizon
+        )
+    except StockpipeError as exc:
+        raise ModelError(f"{uri}: {exc}") from exc
+    # The model's horizon decides the purge: its labels reach `horizon` days ahead.
+    purge = max(layout.purge, horizon)
+    folds = resolve_folds(
+        ports.store, inputs.tickers, inputs.batch.ranges, layout, horizon, purge
+    ).folds
+    predictions = refit_per_fold(steps, data, folds)
+    return folds, data.out_of_sample(folds, predictions), inputs

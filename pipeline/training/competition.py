@@ -23,10 +23,17 @@ import numpy as np
 from optuna.trial import TrialState
 from sklearn.pipeline import Pipeline
 
-from pipeline.domain import Fold, Run, Tracker
+from pipeline.domain import Run, Tracker
+from pipeline.errors import ConfigError
 from pipeline.evaluation.honesty import TrialSet
-from pipeline.model.pipeline import build_tail, compose_fitted, feature_step
-from pipeline.settings import StockpipeConfig
+from pipeline.model.estimators import check_params
+from pipeline.model.pipeline import (
+    SELECTOR_PARAM_PREFIX,
+    build_tail,
+    compose_fitted,
+    feature_step,
+)
+from pipeline.settings import CandidateConfig, CandidatesConfig, ModelConfig
 from pipeline.training.callbacks import Progress, ProgressCallback, TrialRunLogger
 from pipeline.training.dataset import TrainingSet
 from pipeline.training.summary import CandidateSummary
@@ -59,10 +66,14 @@ class Entry:
 
 @dataclass
 class CompetitionResult:
+    """Every tuned candidate, the winner, and the study and lineage they were logged with."""
+
     entries: list[Entry]
     best: Entry
     direction: str
     primary: str
+    study_name: str
+    lineage: dict[str, str]  # the tags every candidate's model was logged with
 
     @property
     def trials(self) -> TrialSet:
@@ -92,7 +103,9 @@ class CompetitionResult:
 
     def write_artifacts(self, folder: Path) -> list[Path]:
         """comparison.csv (candidate x metrics) and optimisation_history.png."""
-        table = folder / "comparison.csv"
+        return [self._write_comparison(folder / "comparison.csv"), self._plot_history(folder)]
+
+    def _write_comparison(self, table: Path) -> Path:
         means = [e.evaluation.mean.model_dump() for e in self.entries]
         keys = sorted({k for m in means for k in m})
         with table.open("w", newline="") as fh:
@@ -120,6 +133,9 @@ class CompetitionResult:
                         *(mean[k] for k in keys),
                     ]
                 )
+        return table
+
+    def _plot_history(self, folder: Path) -> Path:
         plot = folder / "optimisation_history.png"
         fig, ax = plt.subplots(figsize=(9, 5))
         best_fn = np.fmin.accumulate if self.direction == "minimize" else np.fmax.accumulate
@@ -142,16 +158,27 @@ class CompetitionResult:
         fig.tight_layout()
         fig.savefig(plot, dpi=110)
         plt.close(fig)
-        return [table, plot]
+        return plot
 
 
-def refit_candidate(cfg: StockpipeConfig, result: CandidateResult, data: TrainingSet) -> Pipeline:
+def check_candidates(candidates: CandidatesConfig, seed: int) -> None:
+    """Refuse, before any data is read, a candidate whose fixed or searched params its
+    estimator does not take (selector params are the pipeline's, not the estimator's)."""
+    for cand in candidates.candidates:
+        names = [k for k in (*cand.params, *cand.space) if not k.startswith(SELECTOR_PARAM_PREFIX)]
+        try:
+            check_params(cand.estimator, dict.fromkeys(names), seed)
+        except ValueError as exc:
+            raise ConfigError(f"model_candidates.yaml: candidate '{cand.name}': {exc}") from exc
+
+
+def refit_candidate(
+    model_cfg: ModelConfig, seed: int, result: CandidateResult, data: TrainingSet
+) -> Pipeline:
     """Refit the candidate's best params on all rows and prefix the feature step."""
-    tail = Pipeline(
-        build_tail(cfg.model, result.kind, result.best_params, cfg.training.seed, len(data.columns))
-    )
+    tail = Pipeline(build_tail(model_cfg, result.kind, result.best_params, seed, len(data.columns)))
     tail.fit(data.X, data.y)
-    features = feature_step(cfg.model).fit(data.raw)
+    features = feature_step(model_cfg).fit(data.raw)
     return compose_fitted(features, tail)
 
 
@@ -165,67 +192,85 @@ def selection_stability(selected: list[list[str]], columns: tuple[str, ...]) -> 
     )
 
 
+@dataclass(frozen=True)
+class Arena:
+    """Where a competition is logged: the tracker, the parent run, the study and its tags."""
+
+    tracker: Tracker
+    parent: Run
+    study_name: str
+    progress: Progress
+    tags: dict[str, str]  # lineage, set on every candidate's logged model
+
+
 def run_competition(
-    cfg: StockpipeConfig,
-    tracker: Tracker,
-    parent: Run,
-    data: TrainingSet,
-    folds: list[Fold],
-    study_name: str,
-    progress: Progress,
-    tags: dict[str, str],
+    ctx: TuningContext, entrants: list[tuple[CandidateConfig, int]], arena: Arena
 ) -> CompetitionResult:
-    """Tune every enabled candidate; log a model for each one's best trial."""
-    tuning = cfg.training.tuning
-    ctx = TuningContext.from_config(cfg, data, folds)
-    entries: list[Entry] = []
-    for cand in (c for c in cfg.candidates.candidates if c.enabled):
-        budget = cfg.training.n_trials or cand.n_trials
-        with tracker.start_run(cand.name, parent=parent) as child:
-            progress.start(cand.name, budget)
-            callbacks: list[Callback] = [
-                TrialRunLogger(tracker, child, cand.name),
-                ProgressCallback(progress, cand.name),
-            ]
-            result = tune_candidate(cand, ctx, study_name, budget, callbacks)
-            progress.finish(cand.name)
-            child.set_tags({"budget": str(budget), "timed_out": str(result.timed_out).lower()})
-            if result.timed_out:
-                log.warning(
-                    "candidate %s: timeout_seconds=%s stopped its study after %d of %d trials; "
-                    "results now depend on machine load",
-                    cand.name,
-                    cand.timeout_seconds,
-                    result.n_trials,
-                    budget,
-                )
-            child.log_params(
-                {
-                    "estimator": cand.estimator,
-                    "study": f"{study_name}.{cand.name}",
-                    **result.best_params,
-                }
-            )
-            child.log_metrics(result.evaluation.mean.defined())
-            for k, m in enumerate(result.evaluation.per_fold):
-                child.log_metrics({f"fold_{n}": v for n, v in m.defined().items()}, step=k)
-            child.log_metrics(
-                {
-                    "n_trials": result.n_trials,
-                    "n_pruned": result.n_pruned,
-                    "n_failed": result.n_failed,
-                    "best_value": result.best_value,
-                }
-            )
-            child.log_text(
-                selection_stability(result.evaluation.selected, data.columns),
-                "selection/stability.csv",
-            )
-            model = refit_candidate(cfg, result, data)
-            warmup = int(model.named_steps["features"].warmup_)
-            example = data.raw.tail(warmup + 5).to_pandas()
-            uri = child.log_model(model, example, {**tags, "candidate": cand.name})
-            entries.append(Entry(result, model, uri, child.run_id))
+    """Tune every entrant (a candidate and its trial budget); log a model for each one's best."""
+    entries = [_compete(ctx, cand, budget, arena) for cand, budget in entrants]
+    tuning = ctx.tuning
     pick = min if tuning.resolved_direction == "minimize" else max
     best = pick(entries, key=lambda e: e.best_value)
-    return CompetitionResult(entries, best, tuning.resolved_direction, tuning.primary_metric)
+    return CompetitionResult(
+        entries,
+        best,
+        tuning.resolved_direction,
+        tuning.primary_metric,
+        arena.study_name,
+        arena.tags,
+    )
+
+
+def _compete(ctx: TuningContext, cand: CandidateConfig, budget: int, arena: Arena) -> Entry:
+    """Tune one candidate in its own child run, then refit and log its best trial's model."""
+    with arena.tracker.start_run(cand.name, parent=arena.parent) as child:
+        arena.progress.start(cand.name, budget)
+        callbacks: list[Callback] = [
+            TrialRunLogger(arena.tracker, child, cand.name),
+            ProgressCallback(arena.progress, cand.name),
+        ]
+        result = tune_candidate(cand, ctx, arena.study_name, budget, callbacks)
+        arena.progress.finish(cand.name)
+        child.set_tags({"budget": str(budget), "timed_out": str(result.timed_out).lower()})
+        if result.timed_out:
+            log.warning(
+                "candidate %s: timeout_seconds=%s stopped its study after %d of %d trials; "
+                "results now depend on machine load",
+                cand.name,
+                cand.timeout_seconds,
+                result.n_trials,
+                budget,
+            )
+        _log_candidate(child, cand, result, arena.study_name, ctx.data.columns)
+        model = refit_candidate(ctx.model_cfg, ctx.seed, result, ctx.data)
+        warmup = int(model.named_steps["features"].warmup_)
+        example = ctx.data.raw.tail(warmup + 5).to_pandas()
+        uri = child.log_model(model, example, {**arena.tags, "candidate": cand.name})
+        return Entry(result, model, uri, child.run_id)
+
+
+def _log_candidate(
+    child: Run,
+    cand: CandidateConfig,
+    result: CandidateResult,
+    study_name: str,
+    columns: tuple[str, ...],
+) -> None:
+    """The candidate's best params, its metrics (mean and per fold), trial counts, selection."""
+    child.log_params(
+        {"estimator": cand.estimator, "study": f"{study_name}.{cand.name}", **result.best_params}
+    )
+    child.log_metrics(result.evaluation.mean.defined())
+    for k, m in enumerate(result.evaluation.per_fold):
+        child.log_metrics({f"fold_{n}": v for n, v in m.defined().items()}, step=k)
+    child.log_metrics(
+        {
+            "n_trials": result.n_trials,
+            "n_pruned": result.n_pruned,
+            "n_failed": result.n_failed,
+            "best_value": result.best_value,
+        }
+    )
+    child.log_text(
+        selection_stability(result.evaluation.selected, columns), "selection/stability.csv"
+    )

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import polars as pl
 
 from pipeline.data.inputs import load_inputs, store_inputs
-from pipeline.domain import Fold, PriceSource, PriceStore
+from pipeline.domain import DataPorts, Fold
 from pipeline.features.engine import collect
 from pipeline.features.spec import build_feature_defs
 from pipeline.model.pipeline import feature_columns
@@ -16,16 +14,9 @@ from pipeline.training.dataset import feature_frame
 from pipeline.training.folds import resolve_folds
 
 
-@dataclass(frozen=True)
-class DataPorts:
-    source: PriceSource
-    store: PriceStore
-    benchmark: PriceSource | None = None
-
-
 def fold_manifest(cfg: StockpipeConfig, ports: DataPorts) -> tuple[list[Fold], str]:
     """The walk-forward folds for the configured data, and their hash."""
-    inputs = load_inputs(cfg.model.features, ports.source, ports.benchmark)
+    inputs = load_inputs(cfg.model.features.benchmark, ports.source, ports.benchmark)
     store_inputs(ports.store, inputs)
     layout = resolve_folds(
         ports.store,
@@ -39,7 +30,7 @@ def fold_manifest(cfg: StockpipeConfig, ports: DataPorts) -> tuple[list[Fold], s
 
 def feature_table(cfg: StockpipeConfig, ports: DataPorts) -> pl.DataFrame:
     """ticker, date, every selected feature and the target: exactly what the model sees."""
-    inputs = load_inputs(cfg.model.features, ports.source, ports.benchmark)
+    inputs = load_inputs(cfg.model.features.benchmark, ports.source, ports.benchmark)
     store_inputs(ports.store, inputs)
     defs = build_feature_defs(cfg.model.features)
     columns = feature_columns(cfg.model)

@@ -9,7 +9,8 @@ from importlib import metadata
 from pathlib import Path
 
 from pipeline.model.pipeline import feature_columns
-from pipeline.settings import ModelConfig, StockpipeConfig
+from pipeline.settings import ModelConfig, StockpipeConfig, TrainingConfig
+from pipeline.training.plan import TrainingPlan
 
 PACKAGES = (
     "stockpipe",
@@ -31,7 +32,11 @@ def _sha(doc: object) -> str:
 
 
 def config_hash(cfg: StockpipeConfig) -> str:
-    """Stable hash of the resolved configuration (where it was read from excluded)."""
+    """Stable hash of the resolved configuration (where it was read from excluded).
+
+    It takes the whole configuration on purpose: it is the fingerprint of the whole, so any
+    section changing changes it.
+    """
     return _sha(cfg.model_dump(mode="json", exclude={"project_root", "config_dir"}))
 
 
@@ -76,3 +81,50 @@ def package_versions() -> str:
         except metadata.PackageNotFoundError:
             continue
     return json.dumps(found, sort_keys=True)
+
+
+def study_prefix(model: ModelConfig, training: TrainingConfig, plan: TrainingPlan) -> str:
+    """Default study name: the same problem (data, features, folds, objective) resumes."""
+    doc = [
+        plan.inputs.batch.sha256,
+        plan.inputs.benchmark_sha256,
+        feature_spec_hash(model),
+        plan.layout.hash,
+        training.seed,
+        training.tuning.primary_metric,
+    ]
+    return "stockpipe-" + hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:12]
+
+
+def lineage_tags(
+    plan: TrainingPlan,
+    study: str,
+    snapshots: tuple[list[str], list[str]],
+    model: ModelConfig,
+    seed: int,
+    cfg_hash: str,
+    root: Path,
+) -> dict[str, str]:
+    """What made the model, as tags: data, benchmark, config, features, folds, code, study.
+
+    ``snapshots`` are the raw snapshot ids of the panel and of the benchmark file; ``cfg_hash``
+    is :func:`config_hash` of the whole configuration, ``root`` the project checkout.
+    """
+    inputs = plan.inputs
+    return {
+        "data_sha256": inputs.batch.sha256,
+        "benchmark_sha256": inputs.benchmark_sha256,
+        "benchmark": inputs.benchmark or "",
+        "config_hash": cfg_hash,
+        "feature_spec_hash": feature_spec_hash(model),
+        "folds_hash": plan.layout.hash,
+        "git_commit": git_commit(root),
+        "seed": str(seed),
+        "package_versions": package_versions(),
+        "tickers": ",".join(inputs.tickers),  # only tickers that contributed rows
+        "skipped_tickers": ",".join(plan.skipped),
+        "horizon": str(plan.horizon),
+        "study_name": study,
+        "snapshot_ids": ",".join(snapshots[0]),
+        "benchmark_snapshot_ids": ",".join(snapshots[1]),
+    }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pipeline.data.inputs import Inputs, LoadedSource, load_inputs, store_inputs
-from pipeline.domain import Fold, PriceBatch, PriceSource, PriceStore
+from pipeline.domain import Fold, PriceBatch, PriceSource, PriceStore, scratch_warehouse
 from pipeline.features.spec import build_feature_defs, total_warmup
 from pipeline.model.pipeline import feature_columns
 from pipeline.settings import FoldsConfig, ModelConfig, StockpipeConfig
@@ -30,6 +30,7 @@ class TrainingPlan:
     warmup: int
     need_rows: int
     skipped: dict[str, int]  # ticker -> rows it had, left out under short_history: skip
+    horizon: int  # days ahead the target looks (model.target.horizon)
 
     @property
     def folds(self) -> list[Fold]:
@@ -55,13 +56,16 @@ def plan_training(
     model: ModelConfig,
     folds: FoldsConfig,
     short_history: Literal["error", "skip"],
-    inputs: Inputs,
+    source: PriceSource,
+    benchmark: PriceSource | None,
     workspace: PriceStore,
 ) -> TrainingPlan:
-    """Check the history, build the training set and choose the folds in ``workspace``.
+    """Load the inputs, check the history, build the training set and choose the folds.
 
-    Raises DataError, naming the tickers and rows at fault, if the data cannot train.
+    Everything is computed in ``workspace``. Raises DataError, naming the tickers and rows at
+    fault, if the data cannot train (ConfigError or DataError if the inputs are bad).
     """
+    inputs = load_inputs(model.features.benchmark, source, benchmark)
     defs = build_feature_defs(model.features)
     columns = feature_columns(model)
     warmup = total_warmup([d for d in defs if d.name in columns])
@@ -72,7 +76,7 @@ def plan_training(
     store_inputs(workspace, kept)
     data = build_training_set(kept.history(workspace), defs, columns, horizon)
     layout = resolve_folds(workspace, kept.tickers, kept.batch.ranges, folds, horizon)
-    return TrainingPlan(kept, data, layout, warmup, need, skipped)
+    return TrainingPlan(kept, data, layout, warmup, need, skipped, horizon)
 
 
 def readiness(cfg: StockpipeConfig, batch: PriceBatch, benchmark: PriceSource | None) -> list[str]:
@@ -83,16 +87,15 @@ def readiness(cfg: StockpipeConfig, batch: PriceBatch, benchmark: PriceSource | 
     the error `train` would raise; returns human lines otherwise.
     """
     from pipeline.atomic import ensure_writable
-    from pipeline.data.warehouse import DuckDBStore
     from pipeline.tracking.store import probe_server, sqlite_path
 
-    inputs = load_inputs(cfg.model.features, LoadedSource(batch), benchmark)
     plan = plan_training(
         cfg.model,
         cfg.training.folds,
         cfg.data.short_history,
-        inputs,
-        DuckDBStore(":memory:"),
+        LoadedSource(batch),
+        benchmark,
+        scratch_warehouse(),
     )
     summary = ensure_writable(cfg.resolve(cfg.training.summary_path), "summary")
     uri = cfg.tracking_uri

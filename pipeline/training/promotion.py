@@ -19,7 +19,7 @@ from pipeline.domain import Fold, LoadedModel, PriceSource, PriceStore
 from pipeline.errors import StockpipeError
 from pipeline.evaluation.report import evaluate
 from pipeline.features.spec import FeaturesConfig, build_feature_defs
-from pipeline.settings import PromotionConfig, StockpipeConfig, TuningConfig
+from pipeline.settings import PromotionConfig, StrategyConfig, TuningConfig
 from pipeline.training.dataset import TrainingSet, build_training_set
 from pipeline.training.tuning import objective_value
 
@@ -49,7 +49,7 @@ def registered_training_set(
     features = steps[0][1]
     spec = FeaturesConfig.model_validate_json(features.spec)
     columns = tuple(features.get_feature_names_out())
-    inputs = load_inputs(spec, source, benchmark)
+    inputs = load_inputs(spec.benchmark, source, benchmark)
     store_inputs(store, inputs)
     data = build_training_set(inputs.history(store), build_feature_defs(spec), columns, horizon)
     return data, steps[1:], inputs
@@ -69,7 +69,9 @@ def refit_per_fold(
 
 
 def incumbent_value(
-    cfg: StockpipeConfig,
+    tuning: TuningConfig,
+    strategy: StrategyConfig,
+    horizon: int,
     model: LoadedModel,
     folds: list[Fold],
     source: PriceSource,
@@ -77,14 +79,12 @@ def incumbent_value(
     store: PriceStore,
 ) -> float:
     """The incumbent's primary metric (mean over the given folds), refitted per fold."""
-    horizon = cfg.model.target.horizon
     data, steps, _ = registered_training_set(model, source, benchmark, store, horizon)
     predictions = refit_per_fold(steps, data, folds)
     per_fold = [
-        evaluate(data.out_of_sample([f], [p]), cfg.training.strategy, horizon)
+        evaluate(data.out_of_sample([f], [p]), strategy, horizon)
         for f, p in zip(folds, predictions, strict=True)
     ]
-    tuning = cfg.training.tuning
     return objective_value(per_fold, tuning.primary_metric, tuning.resolved_direction)
 
 
@@ -101,20 +101,13 @@ def decide(
 
     ``problem`` says why the incumbent could not be re-evaluated (then it is kept).
     """
-    metric, direction = tuning.primary_metric, tuning.resolved_direction
+    metric = tuning.primary_metric
     if force:
-        return Decision(
-            True,
-            f"promotion forced with --force-promote ({metric} {new_value:.6g}"
-            + (
-                f" vs incumbent v{incumbent} {incumbent_score:.6g})"
-                if incumbent_score is not None
-                else ")"
-            ),
-            incumbent,
-            incumbent_score,
-            forced=True,
+        versus = (
+            "" if incumbent_score is None else f" vs incumbent v{incumbent} {incumbent_score:.6g}"
         )
+        reason = f"promotion forced with --force-promote ({metric} {new_value:.6g}{versus})"
+        return Decision(True, reason, incumbent, incumbent_score, forced=True)
     if incumbent is None:
         return Decision(True, f"no incumbent champion; first model ({metric} {new_value:.6g})")
     if not gate.enabled:
@@ -128,24 +121,23 @@ def decide(
             f"folds ({problem}); kept it, use --force-promote to override",
             incumbent,
         )
-    sign = 1.0 if direction == "maximize" else -1.0
-    gain = sign * (new_value - incumbent_score)
+    return _compare(tuning, gate, new_value, incumbent, incumbent_score)
+
+
+def _compare(
+    tuning: TuningConfig, gate: PromotionConfig, new_value: float, incumbent: str, score: float
+) -> Decision:
+    """The challenger against an incumbent re-evaluated on the same folds."""
+    metric, direction = tuning.primary_metric, tuning.resolved_direction
     if not math.isfinite(new_value):
-        return Decision(False, f"new {metric} is undefined", incumbent, incumbent_score)
+        return Decision(False, f"new {metric} is undefined", incumbent, score)
+    gain = (1.0 if direction == "maximize" else -1.0) * (new_value - score)
+    versus = f"on {metric}: {new_value:.6g} vs {score:.6g} ({direction})"
     if gain > gate.min_improvement:
-        return Decision(
-            True,
-            f"beat incumbent v{incumbent} on {metric}: {new_value:.6g} vs "
-            f"{incumbent_score:.6g} ({direction}), better by {gain:.6g} on the same "
-            "folds",
-            incumbent,
-            incumbent_score,
-        )
-    return Decision(
-        False,
-        f"did not beat incumbent v{incumbent} on {metric}: {new_value:.6g} vs "
-        f"{incumbent_score:.6g} ({direction}) on the same folds, margin required "
-        f"> {gate.min_improvement:g}",
-        incumbent,
-        incumbent_score,
+        reason = f"beat incumbent v{incumbent} {versus}, better by {gain:.6g} on the same folds"
+        return Decision(True, reason, incumbent, score)
+    reason = (
+        f"did not beat incumbent v{incumbent} {versus} on the same folds, margin required "
+        f"> {gate.min_improvement:g}"
     )
+    return Decision(False, reason, incumbent, score)

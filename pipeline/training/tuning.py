@@ -2,16 +2,13 @@
 
 Each trial fits the candidate's pipeline tail on every fold's training rows and reports the
 running mean of the primary metric after each fold, so the pruner can stop hopeless trials
-early. Studies live in memory, in a journal file or in a database, so they can be resumed and
-shared by several worker processes.
+early. Where studies live and how they sample and prune is ``studies.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,76 +27,18 @@ from pipeline.model.pipeline import build_tail
 from pipeline.model.selectors import kept_features
 from pipeline.settings import (
     CandidateConfig,
-    CategoricalSpace,
-    FloatSpace,
-    IntSpace,
+    CandidatesConfig,
     ModelConfig,
-    ParamSpace,
-    StockpipeConfig,
     StrategyConfig,
+    TrainingConfig,
     TuningConfig,
 )
 from pipeline.training.dataset import TrainingSet
+from pipeline.training.studies import make_pruner, make_storage, param_sampler, wait_for_running
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 Callback = Callable[[optuna.Study, FrozenTrial], None]
-
-
-def param_sampler(space: Mapping[str, ParamSpace]) -> Callable[[optuna.Trial], dict[str, Any]]:
-    """Turn a declarative search space into a ``trial -> params`` function."""
-
-    def sample(trial: optuna.Trial) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        for name, spec in space.items():
-            if isinstance(spec, IntSpace):
-                params[name] = trial.suggest_int(
-                    name, spec.low, spec.high, step=spec.step, log=spec.log
-                )
-            elif isinstance(spec, FloatSpace):
-                params[name] = trial.suggest_float(
-                    name, spec.low, spec.high, step=spec.step, log=spec.log
-                )
-            elif isinstance(spec, CategoricalSpace):
-                params[name] = trial.suggest_categorical(name, list(spec.choices))
-        return params
-
-    return sample
-
-
-def make_storage(spec: str | None, root: Path) -> optuna.storages.BaseStorage | None:
-    """None keeps the study in memory; a URL is an RDB; anything else is a journal file."""
-    if spec is None:
-        return None
-    if "://" in spec:
-        from sqlalchemy.exc import IntegrityError, ProgrammingError
-
-        try:
-            return optuna.storages.RDBStorage(spec, heartbeat_interval=60, grace_period=120)
-        except (IntegrityError, ProgrammingError):
-            # Several processes creating the schema of an empty database at once collide;
-            # the loser finds the tables made by the winner on a second try.
-            time.sleep(1.0)
-            return optuna.storages.RDBStorage(spec, heartbeat_interval=60, grace_period=120)
-    from optuna.storages.journal import JournalFileBackend
-
-    path = Path(spec) if Path(spec).is_absolute() else root / spec
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-
-
-def make_pruner(cfg: TuningConfig) -> optuna.pruners.BasePruner:
-    if cfg.pruner == "none":
-        return optuna.pruners.NopPruner()
-    if cfg.pruner == "percentile":
-        return optuna.pruners.PercentilePruner(
-            cfg.pruner_percentile,
-            n_startup_trials=cfg.pruner_startup_trials,
-            n_warmup_steps=cfg.pruner_warmup_folds,
-        )
-    return optuna.pruners.MedianPruner(
-        n_startup_trials=cfg.pruner_startup_trials, n_warmup_steps=cfg.pruner_warmup_folds
-    )
 
 
 @dataclass
@@ -193,19 +132,34 @@ class TuningContext:
 
     @classmethod
     def from_config(
-        cls, cfg: StockpipeConfig, data: TrainingSet, folds: list[Fold]
+        cls,
+        model_cfg: ModelConfig,
+        training: TrainingConfig,
+        root: Path,
+        data: TrainingSet,
+        folds: list[Fold],
     ) -> TuningContext:
-        """The context every process of one competition (coordinator or worker) builds."""
-        tuning = cfg.training.tuning
+        """The context every process of one competition (coordinator or worker) builds.
+
+        ``root`` resolves a relative journal file in ``training.tuning.storage``.
+        """
+        tuning = training.tuning
         return cls(
-            cfg.model,
+            model_cfg,
             data,
             folds,
-            cfg.training.seed,
-            cfg.training.strategy,
+            training.seed,
+            training.strategy,
             tuning,
-            make_storage(tuning.storage, cfg.project_root),
+            make_storage(tuning.storage, root),
         )
+
+
+def entrants(
+    candidates: CandidatesConfig, n_trials: int | None
+) -> list[tuple[CandidateConfig, int]]:
+    """Every enabled candidate with its trial budget (``n_trials`` overrides each one's)."""
+    return [(c, n_trials or c.n_trials) for c in candidates.candidates if c.enabled]
 
 
 def _record_fold(trial: optuna.Trial, per_fold: list[Metrics], ctx: TuningContext) -> None:
@@ -293,17 +247,15 @@ def run_trials(
     )
 
 
-def _wait_for_running(study: optuna.Study, seconds: float) -> None:
-    """Let other workers finish the trials they are running before picking the best."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        # A trial whose worker died stops its heartbeat; mark it failed instead of waiting.
-        with contextlib.suppress(Exception), warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        if not any(t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False)):
-            return
-        time.sleep(0.5)
+def _best_trial(cand: CandidateConfig, study: optuna.Study) -> FrozenTrial:
+    """The study's best trial; a study where no trial completed says why, with the last error."""
+    if not any(t.state == TrialState.COMPLETE for t in study.trials):
+        errors = [t.user_attrs["error"] for t in study.trials if "error" in t.user_attrs]
+        raise ModelError(
+            f"candidate '{cand.name}': no trial completed"
+            + (f"; last error: {errors[-1]}" if errors else "")
+        )
+    return study.best_trial
 
 
 def tune_candidate(
@@ -322,15 +274,8 @@ def tune_candidate(
         study = open_study(cand, ctx, study_name, sampler_seed=ctx.seed + done)
     run_trials(cand, ctx, study, budget, callbacks)
     if ctx.storage is not None:
-        _wait_for_running(study, ctx.tuning.wait_for_workers_seconds)
-    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    if not complete:
-        errors = [t.user_attrs["error"] for t in study.trials if "error" in t.user_attrs]
-        raise ModelError(
-            f"candidate '{cand.name}': no trial completed"
-            + (f"; last error: {errors[-1]}" if errors else "")
-        )
-    best = study.best_trial
+        wait_for_running(study, ctx.tuning.wait_for_workers_seconds)
+    best = _best_trial(cand, study)
     best_params = {**cand.params, **best.params}
     evaluation = evaluate_params(
         ctx.model_cfg, cand.estimator, best_params, ctx.data, ctx.folds, ctx.seed, ctx.strategy

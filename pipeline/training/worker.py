@@ -13,12 +13,11 @@ import os
 import optuna
 from optuna.trial import FrozenTrial
 
-from pipeline.data.inputs import load_inputs
+from pipeline.domain import DataPorts
 from pipeline.errors import ConfigError
 from pipeline.settings import StockpipeConfig
-from pipeline.training.inspection import DataPorts
-from pipeline.training.train import training_problem
-from pipeline.training.tuning import TuningContext, open_study, run_trials
+from pipeline.training.plan import plan_training
+from pipeline.training.tuning import TuningContext, entrants, open_study, run_trials
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +30,19 @@ def run_worker(cfg: StockpipeConfig, ports: DataPorts, study_name: str) -> dict[
             "training.yaml: key 'tuning.storage': a worker needs a shared study storage "
             "(a journal file path or a postgresql:// URL), not the in-memory default"
         )
-    inputs = load_inputs(cfg.model.features, ports.source, ports.benchmark)
-    plan = training_problem(cfg, inputs, ports.store)  # the coordinator's plan, recomputed
-    ctx = TuningContext.from_config(cfg, plan.data, plan.folds)
+    plan = plan_training(  # the coordinator's plan, recomputed
+        cfg.model,
+        cfg.training.folds,
+        cfg.data.short_history,
+        ports.source,
+        ports.benchmark,
+        ports.store,
+    )
+    ctx = TuningContext.from_config(
+        cfg.model, cfg.training, cfg.project_root, plan.data, plan.folds
+    )
     ran: dict[str, int] = {}
-    for cand in (c for c in cfg.candidates.candidates if c.enabled):
-        budget = cfg.training.n_trials or cand.n_trials
+    for cand, budget in entrants(cfg.candidates, cfg.training.n_trials):
         # A distinct sampler seed per worker process, derived from the configured seed.
         study = open_study(cand, ctx, study_name, sampler_seed=cfg.training.seed + os.getpid())
         mine: list[int] = []
