@@ -199,15 +199,21 @@ def strategy_metrics(
     deviation, no losing period, no drawdown, no positions) are ``nan``; nothing raises.
     """
     r = np.asarray(returns, dtype=float).ravel()
-    n = r.size
     out = dict.fromkeys(STRATEGY_METRICS, math.nan)
-    if n == 0:
+    if r.size == 0:
         return out
+    out.update(_return_metrics(r, periods_per_year))
+    out.update(_position_metrics(r, positions))
+    return out
+
+
+def _return_metrics(r: NDArray[np.float64], periods_per_year: float) -> dict[str, float]:
+    """Growth, risk and drawdown metrics of a non-empty return series (nan if undefined)."""
+    n, out = r.size, {}
     growth = float(np.prod(1.0 + r))
     out["total_return"] = growth - 1.0
     out["annual_return"] = growth ** (periods_per_year / n) - 1.0 if growth > 0 else -1.0
-    mean = float(r.mean())
-    ann = math.sqrt(periods_per_year)
+    mean, ann = float(r.mean()), math.sqrt(periods_per_year)
     if n >= 2:
         sd = float(r.std(ddof=1))
         out["annual_volatility"] = sd * ann
@@ -216,18 +222,22 @@ def strategy_metrics(
     downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
     if downside > _ZERO_STD:
         out["sortino"] = mean / downside * ann
-    mdd = max_drawdown(r)
-    out["max_drawdown"] = mdd
+    out["max_drawdown"] = mdd = max_drawdown(r)
     if mdd > 0:
         out["calmar"] = out["annual_return"] / mdd
+    return out
 
+
+def _position_metrics(r: NDArray[np.float64], positions: ArrayLike | None) -> dict[str, float]:
+    """Hit rate, turnover and exposure (the last two only when positions are given)."""
+    out: dict[str, float] = {}
     if positions is None:
         active = r != 0
     else:
         pos = np.asarray(positions, dtype=float)
-        pos2 = pos.reshape(n, -1) if pos.ndim <= 1 else pos
-        if pos2.shape[0] != n:
-            raise ValueError(f"positions has {pos2.shape[0]} periods but returns has {n}")
+        pos2 = pos.reshape(r.size, -1) if pos.ndim <= 1 else pos
+        if pos2.shape[0] != r.size:
+            raise ValueError(f"positions has {pos2.shape[0]} periods but returns has {r.size}")
         active = np.any(pos2 != 0, axis=1)
         out["turnover"] = float(np.abs(np.diff(pos2, axis=0, prepend=0.0)).sum(axis=1).mean())
         out["exposure"] = float(np.abs(pos2).sum(axis=1).mean())
