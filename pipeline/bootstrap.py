@@ -30,7 +30,7 @@ def tracker(cfg: StockpipeConfig) -> MlflowTracker:
 
 def loader(cfg: StockpipeConfig) -> MlflowModelLoader:
     """Loads registered models by URI (models:/Name@alias, models:/Name/3, models:/m-...)."""
-    return MlflowModelLoader(cfg.tracking_uri)
+    return MlflowModelLoader(cfg.tracking_uri, cfg.tracking.stage_aliases)
 
 
 def registry(cfg: StockpipeConfig) -> MlflowRegistry:

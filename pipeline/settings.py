@@ -267,6 +267,10 @@ class TrackingConfig(_Frozen):
     experiment: str = "stockpipe"
     registered_model: str = "StocksPredictionModel"
     champion_alias: str = "champion"
+    stage_aliases: dict[str, str] = Field(
+        default_factory=lambda: {"Production": "champion", "Staging": "challenger"},
+        description="models:/Name/<Stage> -> alias (MLflow 3 has aliases, not stages)",
+    )
 
     @property
     def champion_uri(self) -> str:

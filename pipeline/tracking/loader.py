@@ -1,32 +1,24 @@
-"""Loading a model by URI (``models:/Name@alias``, ``models:/Name/3``, ``models:/m-...``)."""
+"""Loading a model by URI: any form ``pipeline.tracking.uris`` resolves, or ``models:/m-...``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pipeline.errors import TrackingError
 from pipeline.tracking.store import ensure_store
+from pipeline.tracking.uris import parse_model_uri, resolve_version
 
-
-def _parse_registry_uri(uri: str) -> tuple[str, str | None, str | None] | None:
-    """models:/Name@alias -> (Name, None, alias); models:/Name/3 -> (Name, '3', None)."""
-    if not uri.startswith("models:/") or uri.startswith("models:/m-"):
-        return None
-    body = uri[len("models:/") :]
-    if "@" in body:
-        name, alias = body.split("@", 1)
-        return name, None, alias
-    name, _, version = body.partition("/")
-    if not version:
-        raise TrackingError(f"model URI {uri!r} needs a version or an alias (Name@alias)")
-    return name, version, None
+# MLflow 3 has no stages: the stage names of a model URI map to these aliases by default.
+STAGE_ALIASES = {"Production": "champion", "Staging": "challenger"}
 
 
 class MlflowModelLoader:
     """Loads a model by URI through pyfunc (schema-enforced) and reads its registry tags."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, stage_aliases: Mapping[str, str] | None = None) -> None:
         self.uri = uri
+        self.stage_aliases = dict(stage_aliases or STAGE_ALIASES)
 
     def load(self, model_uri: str) -> Any:
         """The model behind ``model_uri`` as a LoadedModel; TrackingError if it cannot be."""
@@ -41,17 +33,13 @@ class MlflowModelLoader:
         client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         name = version = None
         tags: dict[str, str] = {}
-        parsed = _parse_registry_uri(model_uri)
+        ref, target = parse_model_uri(model_uri, self.stage_aliases), model_uri
+        if ref is not None:
+            mv = resolve_version(client, ref)
+            name, version, tags = ref.name, str(mv.version), dict(mv.tags)
+            target = f"models:/{name}/{version}"  # a concrete version: what was resolved loads
         try:
-            if parsed is not None:
-                name, version, alias = parsed
-                mv = (
-                    client.get_model_version_by_alias(name, alias)
-                    if alias
-                    else client.get_model_version(name, str(version))
-                )
-                version, tags = str(mv.version), dict(mv.tags)
-            pyfunc_model = mlflow.pyfunc.load_model(model_uri)
+            pyfunc_model = mlflow.pyfunc.load_model(target)
         except MlflowException as exc:
             raise TrackingError(f"cannot load model {model_uri} from {self.uri}: {exc}") from exc
         raw = pyfunc_model.get_raw_model()
