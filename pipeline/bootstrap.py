@@ -114,11 +114,13 @@ def progress(quiet: bool) -> Iterator[Progress]:
 
 
 def score_ports(cfg: StockpipeConfig) -> ScorePorts:
+    warehouse = store(cfg)
     return ScorePorts(
         source=source(cfg),
-        store=store(cfg),
+        store=warehouse,
         benchmark=benchmark_source(cfg),
         loader=loader(cfg),
+        log=warehouse,  # the prediction log is a table of the warehouse
     )
 
 

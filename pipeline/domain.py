@@ -17,6 +17,18 @@ from typing import Any, Protocol
 import polars as pl
 
 PRICE_COLUMNS: tuple[str, ...] = ("ticker", "date", "open", "high", "low", "close", "volume")
+# The prediction log's columns (sql/050_predictions.sql).
+LOG_COLUMNS: tuple[str, ...] = (
+    "ticker",
+    "as_of_date",
+    "horizon",
+    "prediction",
+    "model_name",
+    "model_version",
+    "run_id",
+    "scored_at",
+    "source",
+)
 
 
 @dataclass(frozen=True)
@@ -196,11 +208,20 @@ class LoadedModel:
     horizon: int | None
     benchmark: str | None = None
     raw: Any = None  # the underlying sklearn pipeline, for refitting in backtests
+    run_id: str | None = None  # the MLflow run that logged the model
     tags: dict[str, str] = field(default_factory=dict)
 
 
 class ModelLoader(Protocol):
     def load(self, model_uri: str) -> LoadedModel: ...
+
+
+class PredictionLog(Protocol):
+    """Where every prediction served or scored is recorded (the warehouse in production)."""
+
+    def record(self, frame: pl.DataFrame) -> int:
+        """Append rows with ``LOG_COLUMNS`` atomically; return how many."""
+        ...
 
 
 class PredictionSink(Protocol):

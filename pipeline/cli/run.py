@@ -153,5 +153,6 @@ def serve(cfg: StockpipeConfig, model_uri: str | None, host: str, port: int) -> 
     model = bootstrap.loader(cfg).load(model_uri or cfg.tracking.champion_uri)
     # The same contract policy as files: one set of rules for every input.
     policy = bootstrap.contract_policy(cfg)
-    app = create_app(model, cfg.model.target.horizon, cfg.serving, policy)
+    # Every prediction served is logged in the warehouse's prediction log (source api).
+    app = create_app(model, cfg.model.target.horizon, cfg.serving, policy, bootstrap.store(cfg))
     uvicorn.run(app, host=host, port=port)

@@ -16,7 +16,7 @@ import polars as pl
 
 from pipeline.data.external import first_line
 from pipeline.data.warehouse_errors import REBUILD_HINT, WarehouseCorruptError, failure, is_locked
-from pipeline.domain import PRICE_COLUMNS, Fold, FoldSpec, PriceBatch
+from pipeline.domain import LOG_COLUMNS, PRICE_COLUMNS, Fold, FoldSpec, PriceBatch
 from pipeline.errors import DataError
 
 
@@ -146,6 +146,26 @@ class DuckDBStore:
                     con.execute("ROLLBACK")
                 raise
         return frame.height
+
+    def record(self, frame: pl.DataFrame) -> int:
+        """Append predictions to the log in one transaction (idempotent on its key)."""
+        arrow = frame.select(LOG_COLUMNS).to_arrow()
+        with self.session() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.register("logged", arrow)
+                con.execute("INSERT OR REPLACE INTO predictions BY NAME SELECT * FROM logged")
+                con.unregister("logged")
+                con.execute("COMMIT")
+            except duckdb.Error:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                raise
+        return frame.height
+
+    def outcomes(self) -> pl.DataFrame:
+        """The prediction log joined to realised forward returns (``v_prediction_outcomes``)."""
+        return self._query("SELECT * FROM v_prediction_outcomes", [])
 
     def _query(self, sql: str, params: list[Any]) -> pl.DataFrame:
         with self.session() as con:

@@ -20,10 +20,15 @@ from pydantic import BaseModel
 
 from pipeline.data.inputs import short_tickers
 from pipeline.data.validation import ContractPolicy
-from pipeline.domain import LoadedModel
+from pipeline.domain import LoadedModel, PredictionLog
 from pipeline.serving.bars import SOURCE, parse_bars
 from pipeline.serving.limits import PredictionSlots, read_body
-from pipeline.serving.predict import ModelFailureError, NonFinitePredictionError, latest_predictions
+from pipeline.serving.predict import (
+    ModelFailureError,
+    NonFinitePredictionError,
+    latest_predictions,
+    log_rows,
+)
 from pipeline.settings import ServingConfig
 
 log = logging.getLogger(__name__)
@@ -53,8 +58,14 @@ def _model_frame(model: LoadedModel, frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
-def predict_bars(model: LoadedModel, frame: pl.DataFrame, horizon: int) -> list[Prediction]:
-    """One prediction per ticker, as of its latest bar (``frame`` is sorted by ticker, date)."""
+def predict_bars(
+    model: LoadedModel, frame: pl.DataFrame, horizon: int, record: PredictionLog | None = None
+) -> list[Prediction]:
+    """One prediction per ticker, as of its latest bar (``frame`` is sorted by ticker, date).
+
+    With ``record``, the predictions are logged (source ``api``) before they are returned: a
+    prediction that cannot be logged is not served (503), so the log misses none.
+    """
     frame = _model_frame(model, frame).drop("row")
     uri = f"{model.name} v{model.version}"
     try:
@@ -64,7 +75,17 @@ def predict_bars(model: LoadedModel, frame: pl.DataFrame, horizon: int) -> list[
     except ModelFailureError as exc:
         log.exception("model %s failed to predict", uri)
         raise HTTPException(500, str(exc)[:MAX_MESSAGE]) from exc
+    if record is not None:
+        _record(record, log_rows(out, model, "api"))
     return [Prediction(**row) for row in out.iter_rows(named=True)]
+
+
+def _record(record: PredictionLog, rows: pl.DataFrame) -> None:
+    try:
+        record.record(rows)
+    except Exception as exc:  # the warehouse locked for too long, a full disk, ...
+        log.exception("prediction log unavailable")
+        raise HTTPException(503, f"prediction log unavailable: {type(exc).__name__}") from exc
 
 
 def _require_json(request: Request) -> None:
@@ -78,8 +99,10 @@ def create_app(
     default_horizon: int = 1,
     serving: ServingConfig = ServingConfig(),  # noqa: B008 - frozen, so a shared default is safe
     policy: ContractPolicy | None = None,
+    record: PredictionLog | None = None,
 ) -> FastAPI:
-    """An app serving one loaded model (the composition root decides which), within ``serving``."""
+    """An app serving one loaded model (the composition root decides which), within ``serving``;
+    with ``record`` every prediction served is logged."""
     app = FastAPI(title="stockpipe", version="1")
     slots = PredictionSlots(serving.max_concurrent_predictions)
     horizon = model.horizon or default_horizon
@@ -106,7 +129,7 @@ def create_app(
         body = await read_body(request, serving.max_body_bytes, timeout)
 
         def work() -> list[Prediction]:
-            return predict_bars(model, parse_bars(body, serving, policy), horizon)
+            return predict_bars(model, parse_bars(body, serving, policy), horizon, record)
 
         return await slots.run(work, timeout)
 

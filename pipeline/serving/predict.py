@@ -7,6 +7,8 @@ drift apart (same columns, same checks, same errors).
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import polars as pl
 
@@ -69,3 +71,13 @@ def latest_predictions(
             "the range it can handle"
         )
     return out
+
+
+def log_rows(out: pl.DataFrame, model: LoadedModel, source: str) -> pl.DataFrame:
+    """``out`` as prediction-log rows: plus the model's run, the UTC time and the source."""
+    scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return out.with_columns(
+        pl.lit(model.run_id, dtype=pl.String).alias("run_id"),
+        pl.lit(scored_at).alias("scored_at"),
+        pl.lit(source).alias("source"),
+    )

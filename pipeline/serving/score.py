@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from pipeline.data.inputs import load_inputs, store_inputs
-from pipeline.domain import DataPorts, ModelLoader, PredictionSink
-from pipeline.serving.predict import PREDICTION_COLUMNS, latest_predictions
+from pipeline.domain import DataPorts, ModelLoader, PredictionLog, PredictionSink
+from pipeline.serving.predict import PREDICTION_COLUMNS, latest_predictions, log_rows
 from pipeline.settings import StockpipeConfig
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class ScorePorts(DataPorts):
     """The data (computed in ``workspace`` before anything is written) and the model loader."""
 
     loader: ModelLoader
+    log: PredictionLog | None = None  # the prediction log (the warehouse in production)
 
 
 def score(
@@ -60,5 +61,7 @@ def score(
     horizon = model.horizon if model.horizon is not None else cfg.model.target.horizon
     out = latest_predictions(model, window, horizon, uri)
     store_inputs(ports.store, inputs)  # the validated prices join the warehouse
+    if ports.log is not None:
+        ports.log.record(log_rows(out, model, "score"))
     sink.write(out)
     return ScoreResult(out, skipped, need)

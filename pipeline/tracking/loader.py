@@ -31,12 +31,13 @@ class MlflowModelLoader:
         ensure_store(self.uri)
         mlflow.set_tracking_uri(self.uri)
         client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-        name = version = None
+        name = version = run_id = None
         tags: dict[str, str] = {}
         ref, target = parse_model_uri(model_uri, self.stage_aliases), model_uri
         if ref is not None:
             mv = resolve_version(client, ref)
             name, version, tags = ref.name, str(mv.version), dict(mv.tags)
+            run_id = mv.run_id
             target = f"models:/{name}/{version}"  # a concrete version: what was resolved loads
         try:
             pyfunc_model = mlflow.pyfunc.load_model(target)
@@ -55,4 +56,5 @@ class MlflowModelLoader:
             benchmark=tags.get("benchmark") or None,
             raw=raw,
             tags=tags,
+            run_id=run_id,
         )
