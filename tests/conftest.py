@@ -1,13 +1,25 @@
-"""Shared fixtures: a private copy of the project config pointing every store at tmp_path."""
+"""Shared fixtures for tests/unit, tests/integration and tests/e2e (helpers are in support.py).
+
+conf_dir: a private copy of the project config pointing every store at tmp_path. The sample
+prices and the fitted model are built once per session: tests only read them.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
+import polars as pl
 import pytest
-from support import FAST_CANDIDATES, REPO, SAMPLE, write_yaml
+
+# The shared helpers assert too: rewrite their asserts like the tests' (before importing them).
+pytest.register_assert_rewrite("support", "fakes", "damage")
+
+from support import SAMPLE, fitted_model, make_project, sample_prices  # noqa: E402
+
+from pipeline.domain import LoadedModel  # noqa: E402
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -20,29 +32,31 @@ def nvda_csv() -> Path:
 @pytest.fixture
 def conf_dir(tmp_path: Path) -> Path:
     """conf/base copied into tmp, with conf/local sending data, warehouse and MLflow to tmp."""
-    conf = tmp_path / "conf"
-    shutil.copytree(REPO / "conf" / "base", conf / "base")
-    write_yaml(
-        conf / "local" / "data.yaml",
-        {
-            "path": str(SAMPLE / "NVDA.csv"),
-            "benchmark_path": str(SAMPLE / "SPY.csv"),
-            "warehouse": str(tmp_path / "warehouse.duckdb"),
-        },
-    )
-    write_yaml(
-        conf / "local" / "tracking.yaml",
-        {
-            "uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-            "artifact_location": str(tmp_path / "artifacts"),
-        },
-    )
-    write_yaml(
-        conf / "local" / "training.yaml",
-        {
-            "n_trials": 2,
-            "summary_path": str(tmp_path / "summary.json"),
-        },
-    )
-    write_yaml(conf / "local" / "model_candidates.yaml", FAST_CANDIDATES)
-    return conf
+    training = {"n_trials": 2, "summary_path": str(tmp_path / "summary.json")}
+    return make_project(tmp_path, training=training)
+
+
+@pytest.fixture(scope="session")
+def panel() -> pl.DataFrame:
+    """The NVDA, SPY and QQQ sample bars, one ticker after the other."""
+    return sample_prices()
+
+
+@pytest.fixture(scope="session")
+def nvda() -> pl.DataFrame:
+    """The NVDA sample bars."""
+    return sample_prices("NVDA")
+
+
+@pytest.fixture(scope="module")
+def con() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB, the SQL oracle of the feature tests."""
+    connection = duckdb.connect(":memory:")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def ridge_model() -> LoadedModel:
+    """features -> imputer -> Ridge fitted on the NVDA sample, registered as M v1."""
+    return fitted_model()

@@ -1,4 +1,5 @@
-"""Hand-written fakes for the tracking and registry ports (no MLflow involved)."""
+"""Hand-written fakes for the tracking and registry ports (no MLflow involved), and the
+ports ``train()`` runs on in tests: sample files, an in-memory warehouse and these fakes."""
 
 from __future__ import annotations
 
@@ -6,9 +7,15 @@ import itertools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from support import SAMPLE
+
+from pipeline.data.readers import FileSource
+from pipeline.data.warehouse import DuckDBStore
 from pipeline.errors import TrackingError
+from pipeline.training.train import TrainPorts
 
 _ids = itertools.count()
 
@@ -144,3 +151,18 @@ class FakeRegistry:
             {"version": v, "aliases": [a for a, x in self.aliases.items() if x == v], **doc}
             for v, doc in sorted(self.registered.items(), key=lambda kv: -int(kv[0]))
         ]
+
+
+def train_ports(
+    data: Path = SAMPLE / "NVDA.csv", benchmark: Path | None = SAMPLE / "SPY.csv", **ports: Any
+) -> TrainPorts:
+    """``train()``'s ports: prices from ``data``, an in-memory warehouse, the benchmark file,
+    and a fresh FakeTracker and FakeRegistry unless ``ports`` passes them (or other ports)."""
+    ports.setdefault("tracker", FakeTracker())
+    ports.setdefault("registry", FakeRegistry())
+    return TrainPorts(
+        source=FileSource(data),
+        store=DuckDBStore(":memory:"),
+        benchmark=FileSource(benchmark) if benchmark else None,
+        **ports,
+    )
