@@ -1,0 +1,146 @@
+"""The prediction log (issue 12): idempotent, atomic, joined to realised returns, written by
+`score` and by `POST /predict`. Real DuckDB files; the realised returns are checked against a
+numpy oracle over the shipped prices, never against our own output."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+from fastapi.testclient import TestClient
+from support import SAMPLE
+
+from pipeline.data.readers import FileSource
+from pipeline.data.warehouse import DuckDBStore
+from pipeline.domain import LOG_COLUMNS, LoadedModel
+from pipeline.serving.api import create_app
+
+
+def rows(
+    dates: list[dt.date],
+    horizon: int,
+    version: str = "1",
+    pred: float = 0.01,
+    source: str = "score",
+) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "ticker": ["NVDA"] * len(dates),
+            "as_of_date": dates,
+            "horizon": [horizon] * len(dates),
+            "prediction": [pred] * len(dates),
+            "model_name": ["M"] * len(dates),
+            "model_version": [version] * len(dates),
+            "run_id": ["r1"] * len(dates),
+            "scored_at": [dt.datetime(2026, 1, 1)] * len(dates),
+            "source": [source] * len(dates),
+        },
+        schema_overrides={"horizon": pl.Int32},
+    ).select(LOG_COLUMNS)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DuckDBStore:
+    wh = DuckDBStore(tmp_path / "wh.duckdb")
+    wh.upsert(FileSource(SAMPLE / "NVDA.csv").load())
+    return wh
+
+
+def test_outcomes_are_the_forward_log_returns(store: DuckDBStore) -> None:
+    prices = pl.read_csv(SAMPLE / "NVDA.csv", try_parse_dates=True)
+    close, dates = prices["close"].to_numpy(), prices["date"].to_list()
+    picks = [0, 100, 5000, len(dates) - 6, len(dates) - 2, len(dates) - 1]
+    for h in (1, 5):
+        store.record(rows([dates[i] for i in picks], h))
+    out = store.outcomes().filter(pl.col("horizon") == 5).sort("as_of_date")
+    for i, got in zip(picks, out.iter_rows(named=True), strict=True):
+        if i + 5 < len(dates):
+            assert got["realised"] == pytest.approx(np.log(close[i + 5] / close[i]), abs=1e-12)
+            assert got["realised_date"] == dates[i + 5]
+        else:  # the future is not in the warehouse yet
+            assert got["realised"] is None and got["realised_date"] is None
+    one = store.outcomes().filter(pl.col("horizon") == 1).sort("as_of_date")
+    assert one["realised"].null_count() == 1  # only the last date waits for tomorrow
+
+
+def test_the_log_is_idempotent_on_its_key(store: DuckDBStore) -> None:
+    day = [dt.date(2024, 1, 2)]
+    store.record(rows(day, 1, pred=0.01))
+    store.record(rows(day, 1, pred=0.02))  # the same evening scored again: replaced
+    store.record(rows(day, 1, version="2"))  # another version: its own row
+    log = store.outcomes().sort("model_version")
+    assert log.height == 2 and log["prediction"].to_list() == [0.02, 0.01]
+
+
+def test_a_failed_write_leaves_no_rows(store: DuckDBStore) -> None:
+    good = rows([dt.date(2024, 1, 2)], 1)
+    bad = pl.concat([good, rows([dt.date(2024, 1, 3)], 1, source="nowhere")])
+    with pytest.raises(duckdb.Error):
+        store.record(bad)  # the CHECK on source fails on the second row
+    assert store.outcomes().height == 0
+
+
+class Fixed:
+    def predict(self, frame: object) -> np.ndarray:
+        return np.full(len(frame), 0.5)  # type: ignore[arg-type]
+
+
+class BrokenLog:
+    def record(self, frame: pl.DataFrame) -> int:
+        raise OSError("disk full")
+
+
+def _bars(n: int = 30) -> list[dict[str, object]]:
+    frame = pl.read_csv(SAMPLE / "NVDA.csv").tail(n).with_columns(pl.lit("NVDA").alias("ticker"))
+    return frame.to_dicts()
+
+
+def test_every_api_prediction_is_logged_or_not_served(store: DuckDBStore) -> None:
+    model = LoadedModel(Fixed(), "M", "4", warmup=10, horizon=1, run_id="run-4")
+    client = TestClient(create_app(model, record=store))
+    assert client.post("/predict", json={"bars": _bars()}).status_code == 200
+    (row,) = store.outcomes().to_dicts()
+    assert (row["source"], row["model_version"], row["run_id"]) == ("api", "4", "run-4")
+    assert row["prediction"] == 0.5 and row["as_of_date"] == dt.date(2026, 9, 25)
+    broken = TestClient(create_app(model, record=BrokenLog()))
+    response = broken.post("/predict", json={"bars": _bars()})
+    assert response.status_code == 503 and "prediction log unavailable" in response.text
+
+
+class Loader:
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+
+    def load(self, model_uri: str) -> LoadedModel:
+        return self.model
+
+
+def test_score_logs_what_it_writes_and_a_refused_score_logs_nothing(
+    conf_dir: Path, tmp_path: Path, ridge_model: LoadedModel
+) -> None:
+    from pipeline.config import load_config
+    from pipeline.serving.score import ScorePorts, score
+    from pipeline.serving.sinks import ParquetSink
+
+    cfg = load_config(conf_dir)
+    warehouse = DuckDBStore(tmp_path / "wh.duckdb")
+
+    def run(data: Path) -> pl.DataFrame:
+        ports = ScorePorts(
+            source=FileSource(data), store=warehouse, loader=Loader(ridge_model), log=warehouse
+        )
+        return score(cfg, ports, ParquetSink(tmp_path / "p.parquet")).frame
+
+    short = tmp_path / "NVDA.csv"
+    pl.read_csv(SAMPLE / "NVDA.csv").tail(3).write_csv(short)
+    with pytest.raises(Exception, match="not enough history"):
+        run(short)
+    assert not (tmp_path / "wh.duckdb").exists()  # refused before any write
+    out = run(SAMPLE / "NVDA.csv")
+    (row,) = warehouse.outcomes().to_dicts()
+    assert row["source"] == "score" and row["prediction"] == out["prediction"][0]
+    assert row["as_of_date"] == out["as_of_date"][0] and row["realised"] is None
