@@ -17,18 +17,17 @@ from typing import Any, Protocol
 import polars as pl
 
 PRICE_COLUMNS: tuple[str, ...] = ("ticker", "date", "open", "high", "low", "close", "volume")
-# The prediction log's columns (sql/050_predictions.sql).
-LOG_COLUMNS: tuple[str, ...] = (
+# What `score` writes and `POST /predict` returns, one row per ticker.
+PREDICTION_COLUMNS: tuple[str, ...] = (
     "ticker",
     "as_of_date",
     "horizon",
     "prediction",
     "model_name",
     "model_version",
-    "run_id",
-    "scored_at",
-    "source",
 )
+# The prediction log's columns (sql/050_predictions.sql): the above, plus where they came from.
+LOG_COLUMNS: tuple[str, ...] = (*PREDICTION_COLUMNS, "run_id", "scored_at", "source")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import polars as pl
@@ -26,6 +26,13 @@ def sql_dir() -> Path:
     if here.is_dir():
         return here
     return Path(str(resources.files("pipeline") / "sql"))
+
+
+# Whole-batch upserts by column name (no SQL is ever assembled from strings).
+UPSERTS = {
+    "prices": "INSERT OR REPLACE INTO prices BY NAME SELECT * FROM incoming",
+    "predictions": "INSERT OR REPLACE INTO predictions BY NAME SELECT * FROM incoming",
+}
 
 
 class DuckDBStore:
@@ -132,32 +139,26 @@ class DuckDBStore:
             pl.lit(batch.source).alias("source"),
             pl.lit(dt.datetime.now(dt.UTC).replace(tzinfo=None)).alias("loaded_at"),
         )
+        return self._insert_or_replace("prices", frame)
+
+    def record(self, frame: pl.DataFrame) -> int:
+        """Append predictions to the log in one transaction (idempotent on its key)."""
+        return self._insert_or_replace("predictions", frame.select(LOG_COLUMNS))
+
+    def _insert_or_replace(
+        self, table: Literal["prices", "predictions"], frame: pl.DataFrame
+    ) -> int:
+        """All of ``frame`` into ``table`` by column name in one transaction, or none of it."""
         arrow = frame.to_arrow()
         with self.session() as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 con.register("incoming", arrow)
-                con.execute("INSERT OR REPLACE INTO prices SELECT * FROM incoming")
+                con.execute(UPSERTS[table])
                 con.unregister("incoming")
                 con.execute("COMMIT")
             except duckdb.Error:
                 # On a damaged file the rollback fails too; the first error is the one to tell.
-                with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
-                raise
-        return frame.height
-
-    def record(self, frame: pl.DataFrame) -> int:
-        """Append predictions to the log in one transaction (idempotent on its key)."""
-        arrow = frame.select(LOG_COLUMNS).to_arrow()
-        with self.session() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.register("logged", arrow)
-                con.execute("INSERT OR REPLACE INTO predictions BY NAME SELECT * FROM logged")
-                con.unregister("logged")
-                con.execute("COMMIT")
-            except duckdb.Error:
                 with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
                 raise

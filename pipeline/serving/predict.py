@@ -15,15 +15,6 @@ import polars as pl
 from pipeline.domain import LoadedModel
 from pipeline.errors import ModelError
 
-PREDICTION_COLUMNS = (
-    "ticker",
-    "as_of_date",
-    "horizon",
-    "prediction",
-    "model_name",
-    "model_version",
-)
-
 
 class ModelFailureError(ModelError):
     """The model raised, or returned the wrong number of predictions."""
@@ -55,7 +46,7 @@ def latest_predictions(
         bars.with_columns(pl.Series("prediction", _predict(model, bars, uri)))
         .group_by("ticker", maintain_order=True)
         .last()
-        .select(
+        .select(  # PREDICTION_COLUMNS, in order
             pl.col("ticker"),
             pl.col("date").alias("as_of_date"),
             pl.lit(horizon, dtype=pl.Int32).alias("horizon"),

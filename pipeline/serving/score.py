@@ -8,8 +8,14 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from pipeline.data.inputs import load_inputs, store_inputs
-from pipeline.domain import DataPorts, ModelLoader, PredictionLog, PredictionSink
-from pipeline.serving.predict import PREDICTION_COLUMNS, latest_predictions, log_rows
+from pipeline.domain import (
+    PREDICTION_COLUMNS,
+    DataPorts,
+    ModelLoader,
+    PredictionLog,
+    PredictionSink,
+)
+from pipeline.serving.predict import latest_predictions, log_rows
 from pipeline.settings import StockpipeConfig
 
 log = logging.getLogger(__name__)
