@@ -15,7 +15,12 @@ import duckdb
 import polars as pl
 
 from pipeline.data.external import first_line
-from pipeline.data.warehouse_errors import REBUILD_HINT, WarehouseCorruptError, failure, is_locked
+from pipeline.data.warehouse_errors import (
+    REBUILD_HINT,
+    WarehouseCorruptError,
+    is_locked,
+    raise_for,
+)
 from pipeline.domain import LOG_COLUMNS, PRICE_COLUMNS, Fold, FoldSpec, PriceBatch
 from pipeline.errors import DataError
 
@@ -61,10 +66,7 @@ class DuckDBStore:
                 return duckdb.connect(str(self.path), read_only=read_only)
             except duckdb.Error as exc:
                 if not is_locked(exc):
-                    known = failure(self.path, exc)
-                    if known is None:
-                        raise
-                    raise known from exc
+                    raise_for(self.path, exc)
                 if time.monotonic() > deadline:
                     raise DataError(
                         f"warehouse {self.path} is locked by another process (waited "
@@ -100,10 +102,7 @@ class DuckDBStore:
             finally:
                 con.close()
         except duckdb.Error as exc:
-            known = failure(self.path, exc)
-            if known is None:
-                raise
-            raise known from exc
+            raise_for(self.path, exc)
 
     def verify(self) -> int:
         """Read every stored row without writing anything (so DuckDB checks every page's
@@ -122,10 +121,7 @@ class DuckDBStore:
                 + REBUILD_HINT
             ) from exc
         except duckdb.Error as exc:
-            known = failure(self.path, exc)
-            if known is None:
-                raise
-            raise known from exc
+            raise_for(self.path, exc)
         return int(row[0]) if row else 0
 
     def close(self) -> None:

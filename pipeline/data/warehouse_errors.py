@@ -7,6 +7,7 @@ file, a folder, or a path without permission fails at once with the fix in the m
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import duckdb
 
@@ -58,3 +59,11 @@ def failure(path: Path | str, exc: duckdb.Error) -> DataError | None:
             + REBUILD_HINT
         )
     return None
+
+
+def raise_for(path: Path | str, exc: duckdb.Error) -> NoReturn:
+    """Raise our error for ``exc`` (chained to it), or ``exc`` itself when not about the file."""
+    known = failure(path, exc)
+    if known is None:
+        raise exc
+    raise known from exc
