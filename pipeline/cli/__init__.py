@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli import data, inspection, models, run
+from pipeline.cli import data, inspection, models, monitor, run, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +32,8 @@ for command in (
     run.train,
     run.worker,
     run.score,
-    run.serve,
+    serve.serve,
+    monitor.monitor,
     inspection.folds,
     inspection.features,
     inspection.backtest,
