@@ -5,10 +5,10 @@ PYTHON ?= $(if $(VENV_BIN),.venv/bin/python,python)
 STOCKPIPE ?= $(if $(VENV_BIN),.venv/bin/stockpipe,stockpipe)
 CONFIG ?= conf/
 
-.PHONY: help install install-test train score test bench lint format clean compose-validate
+.PHONY: help install install-test train score serve monitor test bench lint format clean compose-validate
 
 help:
-	@echo "targets: install install-test train score test bench lint format clean compose-validate"
+	@echo "targets: install install-test train score serve monitor test bench lint format clean compose-validate"
 
 install:
 	$(PYTHON) -m pip install -e .
@@ -21,6 +21,16 @@ train:
 
 score:
 	$(STOCKPIPE) score --config $(CONFIG)
+
+# The champion over HTTP on $(HOST):$(PORT); it follows the alias (reloads on promotion).
+HOST ?= 127.0.0.1
+PORT ?= 8000
+serve:
+	$(STOCKPIPE) serve --config $(CONFIG) --host $(HOST) --port $(PORT)
+
+# Drift, live performance and service health; exit code 3 on alert (for cron or CI).
+monitor:
+	$(STOCKPIPE) monitor --config $(CONFIG) --output-dir outputs/monitor
 
 test:
 	$(PYTHON) -m pytest

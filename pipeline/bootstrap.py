@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from pipeline.config import apply_overrides
 from pipeline.data.readers import FileOptions, FileSource
@@ -14,10 +15,15 @@ from pipeline.data.yahoo import YFinanceSource
 from pipeline.domain import DataPorts, PriceSource, scratch_warehouse
 from pipeline.serving.score import ScorePorts
 from pipeline.settings import StockpipeConfig
+from pipeline.tracking.loader import MlflowVersionResolver
 from pipeline.tracking.mlflow_adapter import MlflowModelLoader, MlflowRegistry, MlflowTracker
 from pipeline.training.backtest import BacktestPorts
 from pipeline.training.callbacks import NoProgress, Progress
 from pipeline.training.job import TrainPorts
+
+if TYPE_CHECKING:  # imported where used: monitoring pulls scipy and matplotlib into every CLI start
+    from pipeline.monitoring.monitor import MonitorPorts
+    from pipeline.serving.reload import ModelFollower
 
 __all__ = ["apply_overrides"]  # re-exported: the CLI applies flags through the config edge
 
@@ -142,4 +148,42 @@ def backtest_ports(cfg: StockpipeConfig) -> BacktestPorts:
         benchmark=benchmark_source(cfg),
         loader=loader(cfg),
         tracker=tracker(cfg),
+    )
+
+
+def version_resolver(cfg: StockpipeConfig) -> MlflowVersionResolver:
+    """Which version a model URI names now: what `serve` polls to follow an alias."""
+    return MlflowVersionResolver(cfg.tracking_uri, cfg.tracking.stage_aliases)
+
+
+def model_follower(
+    cfg: StockpipeConfig, model_uri: str | None = None, interval: float | None = None
+) -> ModelFollower:
+    """The model `serve` serves: loaded in the background, hot-reloaded when its URI follows
+    an alias (the champion by default), polled every ``serving.reload_interval_seconds``."""
+    from pipeline.serving.reload import ModelFollower
+
+    return ModelFollower(
+        loader(cfg),
+        version_resolver(cfg),
+        model_uri or cfg.tracking.champion_uri,
+        interval or cfg.serving.reload_interval_seconds,
+    )
+
+
+def monitor_ports(cfg: StockpipeConfig) -> MonitorPorts:
+    """`monitor`: the data and warehouse (whose prediction log it reads), the model and its
+    references in MLflow, and the tracker its monitoring run is logged to."""
+    from pipeline.monitoring.monitor import MonitorPorts
+    from pipeline.monitoring.references import MlflowReferences
+
+    warehouse = store(cfg)
+    return MonitorPorts(
+        source=source(cfg),
+        store=warehouse,
+        benchmark=benchmark_source(cfg),
+        loader=loader(cfg),
+        tracker=tracker(cfg),
+        references=MlflowReferences(cfg.tracking_uri),
+        outcomes=warehouse,  # the prediction log is a table of the warehouse
     )

@@ -20,6 +20,7 @@ from pipeline.settings import (
     CandidatesConfig,
     DataConfig,
     ModelConfig,
+    MonitoringConfig,
     ServingConfig,
     StockpipeConfig,
     TrackingConfig,
@@ -34,9 +35,10 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "model_candidates": CandidatesConfig,
     "tracking": TrackingConfig,
     "serving": ServingConfig,
+    "monitoring": MonitoringConfig,
 }
 # Sections added after the first release: a config directory without their file gets defaults.
-OPTIONAL_SECTIONS = frozenset({"serving"})
+OPTIONAL_SECTIONS = frozenset({"serving", "monitoring"})
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -143,6 +145,7 @@ def load_config(config_dir: str | Path, env: str | None = None) -> StockpipeConf
             candidates=sections["model_candidates"],
             tracking=sections["tracking"],
             serving=sections["serving"],
+            monitoring=sections["monitoring"],
         )
     except ValidationError as exc:
         msgs = "; ".join(e["msg"] for e in exc.errors())
@@ -161,6 +164,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     "start": ("data", "fetch.start"),
     "end": ("data", "fetch.end"),
     "interval": ("data", "fetch.interval"),
+    "window": ("monitoring", "window"),
 }
 
 

@@ -215,6 +215,20 @@ class ModelLoader(Protocol):
     def load(self, model_uri: str) -> LoadedModel: ...
 
 
+class VersionResolver(Protocol):
+    """Which registry version a model URI names right now: what `serve` polls to follow an
+    alias (a registry lookup; no model is loaded)."""
+
+    def follows(self, model_uri: str) -> str | None:
+        """What ``model_uri`` follows (an alias, a stage's alias, ``Latest``), or None when it
+        names a fixed version or a logged model; parses only, no I/O."""
+        ...
+
+    def resolve(self, model_uri: str) -> str:
+        """The version ``model_uri`` names now; TrackingError if it names none."""
+        ...
+
+
 class PredictionLog(Protocol):
     """Where every prediction served or scored is recorded (the warehouse in production)."""
 

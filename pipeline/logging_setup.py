@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import warnings
+from typing import Any
 
 _NOISY = ("mlflow", "alembic", "urllib3", "optuna", "git", "sqlalchemy")
 # Optuna logs a trial cut short by Ctrl-C or SIGTERM with the full traceback of wherever the
@@ -21,19 +22,33 @@ def _drop_interrupt_traceback(record: logging.LogRecord) -> bool:
     return True
 
 
+# What every LogRecord carries; any other attribute came from ``extra=`` and is a field
+# (except uvicorn's color_message: the message again, with terminal colour codes).
+_RECORD_ATTRS = frozenset(
+    (
+        *logging.LogRecord("", 0, "", 0, "", (), None).__dict__,
+        *("message", "asctime", "taskName", "color_message"),
+    )
+)
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, message (+ exc when present)."""
+    """One JSON object per line: ts, level, logger, message, every ``extra=`` field (such as
+    the service's request_id, latency_ms, model_version), and exc when present."""
 
     def format(self, record: logging.LogRecord) -> str:
-        doc = {
+        doc: dict[str, Any] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRS and key not in doc:
+                doc[key] = value
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc)
+        return json.dumps(doc, default=str)  # an odd extra (a date, a path) is still a line
 
 
 def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:

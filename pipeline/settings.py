@@ -135,6 +135,21 @@ class StrategyConfig(_Frozen):
     bootstrap_samples: int = Field(1000, ge=100)
 
 
+class PortfolioConfig(_Frozen):
+    """The cross-sectional top/bottom-k portfolio of a panel's backtest (two or more tickers).
+
+    On each rebalance date the ``top_k`` highest predictions are bought and the ``bottom_k``
+    lowest sold short (long-only with ``bottom_k: 0``); the long book sums to +1 and the short
+    book to -1. See :mod:`pipeline.evaluation.portfolio` for clamping, holding and costs.
+    """
+
+    top_k: int = Field(5, ge=1)
+    bottom_k: int = Field(5, ge=0)
+    weighting: Literal["equal", "score"] = "equal"
+    rebalance_days: int = Field(1, ge=1, description="Rounded up to a multiple of the horizon")
+    cost_bps: float = Field(5.0, ge=0, description="Cost per unit of turnover, in basis points")
+
+
 MINIMIZE = frozenset({"rmse", "mae", "mape", "max_drawdown", "annual_volatility", "turnover"})
 PrimaryMetric = Literal[
     "rmse",
@@ -199,6 +214,7 @@ class PromotionConfig(_Frozen):
 class TrainingConfig(_Frozen):
     folds: FoldsConfig = FoldsConfig()
     strategy: StrategyConfig = StrategyConfig()
+    portfolio: PortfolioConfig = PortfolioConfig()
     tuning: TuningConfig = TuningConfig()
     promotion: PromotionConfig = PromotionConfig()
     seed: int = Field(42, ge=0, le=2**32 - 1, description="numpy and Optuna take 32-bit seeds")
@@ -279,13 +295,51 @@ class TrackingConfig(_Frozen):
 
 
 class ServingConfig(_Frozen):
-    """Bounds of the online service: every request is limited in size, breadth and time."""
+    """Bounds of the online service (every request is limited in size, breadth and time) and
+    how often it polls the registry to follow its model's alias."""
 
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="larger bodies get 413")
     max_tickers: int = Field(100, ge=1, description="distinct tickers per request (else 422)")
     max_bars_per_ticker: int = Field(5000, ge=1, description="bars per ticker (else 422)")
     max_concurrent_predictions: int = Field(4, ge=1, description="more waiting gets 503")
     request_timeout_seconds: float = Field(30.0, gt=0, description="slower predictions get 504")
+    reload_interval_seconds: float = Field(
+        30.0, gt=0, description="how often `serve` asks the registry where its alias points"
+    )
+
+
+class MonitoringConfig(_Frozen):
+    """`stockpipe monitor`: the recent window, drift thresholds and the live-performance band.
+
+    A feature's PSI warns above ``psi_warn`` and alerts above ``psi_alert``; with
+    ``calibrated`` (the default) it must also exceed the largest PSI that windows of the same
+    length show within the training rows themselves to warn, and ``null_alert_factor`` times
+    that to alert, since a 60-day window of a slow feature covers few bins without any drift. Live
+    directional accuracy and IC warn below the ``band_warn_quantile`` and alert below the
+    ``band_alert_quantile`` of the backtest's bootstrap distribution at the live sample size.
+    """
+
+    window: int = Field(60, ge=2, description="recent trading days compared with training")
+    output_dir: Path = Path("outputs/monitor")
+    psi_warn: float = Field(0.1, gt=0)
+    psi_alert: float = Field(0.25, gt=0)
+    calibrated: bool = Field(True, description="thresholds also beat the training windows' PSI")
+    null_alert_factor: float = Field(
+        2.0, ge=1, description="alert above this multiple of the training windows' largest PSI"
+    )
+    min_rows: int = Field(20, ge=2, description="fewer realised predictions: 'insufficient'")
+    rolling_window: int = Field(20, ge=2, description="dates per point of the rolling DA/IC")
+    band_samples: int = Field(1000, ge=100, description="stationary-bootstrap resamples")
+    band_warn_quantile: float = Field(0.05, gt=0, lt=0.5)
+    band_alert_quantile: float = Field(0.01, gt=0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitoringConfig:
+        if self.psi_warn > self.psi_alert:
+            raise ValueError("psi_warn must be <= psi_alert")
+        if self.band_alert_quantile > self.band_warn_quantile:
+            raise ValueError("band_alert_quantile must be <= band_warn_quantile")
+        return self
 
 
 class StockpipeConfig(_Frozen):
@@ -300,6 +354,7 @@ class StockpipeConfig(_Frozen):
     candidates: CandidatesConfig
     tracking: TrackingConfig
     serving: ServingConfig = ServingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @model_validator(mode="after")
     def _purge_covers_horizon(self) -> StockpipeConfig:

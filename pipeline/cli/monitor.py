@@ -2,19 +2,72 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.cli.common import model_uri_option, with_config
+from pipeline.cli.common import model_uri_option, num, with_config
 
 if TYPE_CHECKING:
+    from pipeline.monitoring.report import MonitorReport
     from pipeline.settings import StockpipeConfig
+
+EXIT_ALERT = 3  # distinct from bad input (2), so cron or CI can page on it
 
 
 @click.command()
 @with_config("data", "tracking")
 @model_uri_option
-def monitor(cfg: StockpipeConfig, model_uri: str | None) -> None:
-    """PLACEHOLDER being written (issue 12 part 5)."""
-    raise click.ClickException("monitor is not built yet")
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where monitor.json and dashboard.png go [default: monitoring.output_dir].",
+)
+@click.option(
+    "--window", type=int, default=None, help="Recent trading days [default: monitoring.window]."
+)
+def monitor(
+    cfg: StockpipeConfig, model_uri: str | None, output_dir: Path | None, window: int | None
+) -> None:
+    """Report drift, live performance and API health of a registered model.
+
+    Exits 0 when the status is ok, warn, insufficient or unavailable, 3 on alert and 2 on
+    bad input.
+    """
+    from pipeline import bootstrap
+    from pipeline.monitoring.monitor import monitor as run_monitor
+
+    cfg = bootstrap.apply_overrides(cfg, window=window)  # validated like monitoring.yaml
+    folder = (
+        output_dir.expanduser().resolve() if output_dir else cfg.resolve(cfg.monitoring.output_dir)
+    )
+    report = run_monitor(cfg, bootstrap.monitor_ports(cfg), folder, model_uri)
+    _echo(report, folder)
+    if report.status == "alert":
+        sys.exit(EXIT_ALERT)
+
+
+def _echo(report: MonitorReport, folder: Path) -> None:
+    drift, perf = report.drift, report.performance
+    flagged = [
+        f"{n} ({d.status})" for n, d in drift.features.items() if d.status in {"warn", "alert"}
+    ]
+    click.echo(f"{report.model.name} v{report.model.version}: {report.status}")
+    click.echo(f"  drift: {drift.status}" + (f"; {', '.join(flagged)}" if flagged else ""))
+    if drift.reason:
+        click.echo(f"    {drift.reason}")
+    click.echo(
+        f"  performance: {perf.status}, n={perf.n}, directional accuracy "
+        f"{num(perf.directional_accuracy)}, ic {num(perf.ic)}"
+        + (f" ({perf.reason})" if perf.reason else "")
+    )
+    health = report.health
+    click.echo(
+        "  health: no API predictions logged"
+        if health is None
+        else f"  health: {health.requests} requests, {health.prediction_rows} rows"
+    )
+    click.echo(f"  files: {folder / 'monitor.json'}, {folder / 'dashboard.png'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ import click
 from pipeline.cli.common import model_uri_option, num, with_config
 
 if TYPE_CHECKING:  # the command imports its use case lazily, to keep the CLI quick to start
+    from pipeline.serving.replay import ReplayResult
     from pipeline.settings import StockpipeConfig
     from pipeline.training.summary import TrainSummary
 
@@ -109,6 +111,9 @@ def worker(cfg: StockpipeConfig, study_name: str) -> None:
         click.echo(f"{name}: ran {count} trial(s) in {study_name}.{name}")
 
 
+DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
 @click.command()
 @with_config("data", "tracking", "seed")
 @model_uri_option
@@ -118,16 +123,57 @@ def worker(cfg: StockpipeConfig, study_name: str) -> None:
     default="outputs/predictions.parquet",
     show_default=True,
 )
-def score(cfg: StockpipeConfig, model_uri: str | None, output: Path) -> None:
-    """Predict with the registered model from the latest history; write parquet."""
+@click.option("--start", type=DATE, default=None, help="Replay from this date (with --end).")
+@click.option("--end", type=DATE, default=None, help="Replay up to this date (with --start).")
+def score(
+    cfg: StockpipeConfig,
+    model_uri: str | None,
+    output: Path,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> None:
+    """Predict with the registered model from the latest history; write parquet.
+
+    With --start and --end, replay instead: predict every trading date in the range as if
+    scored on that evening (rows up to that date only), logged with source 'replay'.
+    """
     from pipeline import bootstrap
     from pipeline.atomic import ensure_writable
     from pipeline.serving.score import score as run_score
     from pipeline.serving.sinks import ParquetSink
 
+    if (start is None) != (end is None):
+        raise click.UsageError(
+            "--start and --end go together: both to replay a date range, neither to score "
+            "the latest date"
+        )
     path = ensure_writable(output, "output")
+    if start is not None and end is not None:
+        from pipeline.serving.replay import replay
+
+        ports, sink = bootstrap.score_ports(cfg), ParquetSink(path)
+        replayed = replay(cfg, ports, sink, start.date(), end.date(), model_uri)
+        click.echo("\n".join([str(replayed.frame), *_replay_lines(replayed, output)]))
+        return
     result = run_score(cfg, bootstrap.score_ports(cfg), ParquetSink(path), model_uri)
     click.echo(str(result.frame))
     for ticker, rows in result.skipped.items():
         click.echo(f"skipped: {ticker} ({rows} rows, needs {result.need_rows})")
     click.echo(f"wrote {result.frame.height} row(s) to {output}")
+
+
+def _replay_lines(result: ReplayResult, output: Path) -> list[str]:
+    """What a replay left out, the dates it covered and where the rows went."""
+    frame, need = result.frame, result.need_rows
+    lines = [
+        f"skipped: {ticker} ({dates} date(s) with fewer than {need} rows of history)"
+        for ticker, dates in result.skipped.items()
+    ]
+    first, last, dates = result.covered
+    return [
+        *lines,
+        f"replayed {dates} trading date(s) from {first} to {last} "
+        f"(asked {result.start} to {result.end}) for {frame['ticker'].n_unique()} ticker(s) "
+        f"in {result.calls} model call(s)",
+        f"wrote {frame.height} row(s) to {output}",
+    ]

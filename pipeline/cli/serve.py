@@ -17,8 +17,26 @@ if TYPE_CHECKING:
 @model_uri_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
-def serve(cfg: StockpipeConfig, model_uri: str | None, host: str, port: int) -> None:
-    """Serve the registered model over HTTP (POST /predict); needs the `serve` extra."""
+@click.option(
+    "--reload-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds between registry polls when serving an alias "
+    "[default: serving.yaml reload_interval_seconds, 30].",
+)
+def serve(
+    cfg: StockpipeConfig,
+    model_uri: str | None,
+    host: str,
+    port: int,
+    reload_interval: float | None,
+) -> None:
+    """Serve the registered model over HTTP; needs the `serve` extra.
+
+    POST /predict, GET /health, /ready, /model and /metrics. The model loads in the background
+    (/ready turns 200); serving an alias (the champion by default) follows it: a promotion is
+    picked up within the reload interval, without a restart and without a failed request.
+    """
     try:
         import uvicorn
 
@@ -29,9 +47,11 @@ def serve(cfg: StockpipeConfig, model_uri: str | None, host: str, port: int) -> 
         ) from exc
     from pipeline import bootstrap
 
-    model = bootstrap.loader(cfg).load(model_uri or cfg.tracking.champion_uri)
+    follower = bootstrap.model_follower(cfg, model_uri, reload_interval)
     # The same contract policy as files: one set of rules for every input.
     policy = bootstrap.contract_policy(cfg)
     # Every prediction served is logged in the warehouse's prediction log (source api).
-    app = create_app(model, cfg.model.target.horizon, cfg.serving, policy, bootstrap.store(cfg))
-    uvicorn.run(app, host=host, port=port)
+    app = create_app(follower, cfg.model.target.horizon, cfg.serving, policy, bootstrap.store(cfg))
+    # log_config=None: uvicorn's records go through our handler (JSON with --log-json); its
+    # access log is replaced by the service's own request log (request id, latency, version).
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)

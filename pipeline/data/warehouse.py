@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +34,12 @@ def sql_dir() -> Path:
     return Path(str(resources.files("pipeline") / "sql"))
 
 
+@functools.cache
+def schema_scripts() -> tuple[str, ...]:
+    """The numbered ``sql/`` files in order, read once per process."""
+    return tuple(p.read_text(encoding="utf-8") for p in sorted(sql_dir().glob("*.sql")))
+
+
 # Whole-batch upserts by column name (no SQL is ever assembled from strings).
 UPSERTS = {
     "prices": "INSERT OR REPLACE INTO prices BY NAME SELECT * FROM incoming",
@@ -47,6 +54,7 @@ class DuckDBStore:
         self.path = path
         self.lock_timeout = lock_timeout_seconds
         self._memory: duckdb.DuckDBPyConnection | None = None
+        self._schema_ready = False
 
     def _open(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         # DuckDB allows one writing process per file: another job (a worker, a score run) may
@@ -76,13 +84,21 @@ class DuckDBStore:
             time.sleep(0.2)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
+        # The DDL runs once per store, not per session: a service logging every request
+        # paid ~70 ms a call for it. A file that vanished since (deleted, rebuilt) is set up
+        # again.
+        on_disk = str(self.path) != ":memory:"
+        fresh = not self._schema_ready or (on_disk and not Path(self.path).exists())
         con = self._open()
+        if not fresh:
+            return con
         try:
-            for script in sorted(sql_dir().glob("*.sql")):
-                con.execute(script.read_text(encoding="utf-8"))
+            for script in schema_scripts():
+                con.execute(script)
         except BaseException:
             con.close()
             raise
+        self._schema_ready = True
         return con
 
     @contextmanager

@@ -8,7 +8,8 @@ one answer wherever it is asked:
 - :func:`fold_mean`: the mean of per-fold metrics (the tuning objective, the summary's
   ``metrics``, each candidate's metrics).
 - :func:`baselines`: zero-return, last-return and buy-and-hold on the same test rows, pooled.
-- :func:`walk_forward_report`: pooled metrics, baselines, the honesty metrics and every fold.
+- :func:`walk_forward_report`: pooled metrics, baselines, the honesty metrics and every fold,
+  plus a panel's cross-sectional portfolio (:mod:`pipeline.evaluation.portfolio`).
 
 Pure computation on arrays; :mod:`pipeline.evaluation.report_files` writes the files.
 """
@@ -25,11 +26,13 @@ import numpy as np
 from pipeline.domain import Fold
 from pipeline.evaluation.forecast import forecast_metrics
 from pipeline.evaluation.honesty import TrialSet, stationary_bootstrap_sharpe_ci
+from pipeline.evaluation.portfolio import PortfolioSeries, grid, portfolio_report, portfolio_series
 from pipeline.evaluation.results import (
     Baselines,
     FoldReport,
     ForecastMetrics,
     Metrics,
+    PortfolioReport,
     StrategyMetrics,
     WalkForwardReport,
 )
@@ -39,7 +42,7 @@ from pipeline.evaluation.strategy import (
     panel_strategy_returns,
     strategy_metrics,
 )
-from pipeline.settings import StrategyConfig
+from pipeline.settings import PortfolioConfig, StrategyConfig
 
 
 @dataclass(frozen=True)
@@ -158,11 +161,13 @@ def walk_forward_report(
     horizon: int,
     trials: TrialSet,
     seed: int = 0,
+    portfolio: PortfolioConfig | None = None,
 ) -> WalkForwardReport:
     """Pooled metrics over every test row, baselines on the same rows, honesty and each fold.
 
     ``trials`` are the trials this model was picked from (all candidates'): their number and
-    the variance of their Sharpes set how high a Sharpe luck alone would reach.
+    the variance of their Sharpes set how high a Sharpe luck alone would reach. A panel (two
+    or more tickers) also gets its ``portfolio`` block (default :class:`PortfolioConfig`).
     """
     pooled, traded = _evaluate(oos, cfg, horizon)
     ci = stationary_bootstrap_sharpe_ci(
@@ -181,7 +186,26 @@ def walk_forward_report(
         folds=[
             fold_report(f, evaluate(oos.select(oos.fold == f.fold), cfg, horizon)) for f in folds
         ],
+        portfolio=_portfolio(oos, portfolio or PortfolioConfig(), cfg, horizon),
     )
+
+
+def _portfolio(
+    oos: OutOfSample, portfolio: PortfolioConfig, cfg: StrategyConfig, horizon: int
+) -> PortfolioReport | None:
+    ppy = periods_per_year(cfg, horizon)
+    return portfolio_report(oos.dates, oos.tickers, oos.y_pred, oos.y_true, portfolio, horizon, ppy)
+
+
+def portfolio_plot_series(
+    oos: OutOfSample, block: PortfolioReport, horizon: int
+) -> PortfolioSeries:
+    """The per-period long, short and net returns behind a report's portfolio block."""
+    cfg = PortfolioConfig.model_validate(
+        {k: getattr(block, k) for k in PortfolioConfig.model_fields}
+    )
+    g = grid(oos.dates, oos.tickers, oos.y_pred, oos.y_true, horizon)
+    return portfolio_series(g, cfg, horizon)
 
 
 def equity_series(
@@ -194,7 +218,8 @@ def equity_series(
 
 
 def flat_metrics(report: WalkForwardReport, prefix: str = "") -> dict[str, float]:
-    """Defined pooled, honesty and baseline values as flat MLflow metric names."""
+    """Defined pooled, honesty, baseline and portfolio (``portfolio_``) values as flat MLflow
+    metric names."""
     out = {f"{prefix}{k}": v for k, v in report.defined().items()}
     out[f"{prefix}n_trials"] = float(report.n_trials)
     for side, value in zip(("low", "high"), report.sharpe_ci, strict=True):
@@ -208,4 +233,6 @@ def flat_metrics(report: WalkForwardReport, prefix: str = "") -> dict[str, float
     }
     for name, block in blocks.items():
         out.update({f"{prefix}baseline_{name}_{k}": v for k, v in block.defined().items()})
+    if report.portfolio is not None:
+        out.update({f"{prefix}portfolio_{k}": v for k, v in report.portfolio.metrics().items()})
     return out

@@ -1,8 +1,13 @@
-"""Write a walk-forward report as files: metrics.json, folds.csv, predictions and two plots."""
+"""Write a walk-forward report as files: metrics.json, folds.csv, predictions and the plots.
+
+Two plots always (equity curve, predicted vs realised); a panel's portfolio block adds two
+more (cumulative long/short returns, quintile returns).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import matplotlib
@@ -14,8 +19,9 @@ import numpy as np
 import polars as pl
 
 from pipeline.atomic import atomic_write, atomic_write_text
-from pipeline.evaluation.report import OutOfSample, equity_series
-from pipeline.evaluation.results import FoldWindow, WalkForwardReport
+from pipeline.evaluation.portfolio import PortfolioSeries
+from pipeline.evaluation.report import OutOfSample, equity_series, portfolio_plot_series
+from pipeline.evaluation.results import FoldWindow, PortfolioReport, WalkForwardReport
 from pipeline.settings import StrategyConfig
 
 
@@ -58,6 +64,47 @@ def _scatter_plot(path: Path, oos: OutOfSample) -> None:
     _save(fig, path)
 
 
+def _portfolio_returns_plot(path: Path, s: PortfolioSeries, block: PortfolioReport) -> None:
+    fig, ax = plt.subplots(figsize=(10, 5))
+    ax.plot(s.dates, np.cumprod(1 + s.long), label=f"long book (top {block.top_k})")
+    if block.bottom_k:
+        ax.plot(
+            s.dates,
+            np.cumprod(1 + s.short),
+            label=f"short book (bottom {block.bottom_k}, as shorted)",
+        )
+    ax.plot(s.dates, np.cumprod(1 + s.net), label=f"portfolio after {block.cost_bps:g} bps costs")
+    ax.axhline(1.0, color="grey", lw=0.5)
+    ax.set_ylabel("cumulative return (growth of 1)")
+    ax.legend(loc="upper left")
+    ax.set_title(f"Cross-sectional portfolio, {block.n_tickers} tickers (test windows only)")
+    _save(fig, path)
+
+
+def _quantile_plot(path: Path, block: PortfolioReport) -> None:
+    values = [np.nan if v is None else v * 1e4 for v in block.quantile_returns]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar([f"Q{q}" for q in range(1, len(values) + 1)], values, color="tab:blue")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("prediction quintile (bottom to top)")
+    ax.set_ylabel("mean forward return (bps)")
+    ic = math.nan if block.rank_ic is None else block.rank_ic
+    ax.set_title(f"Quintile returns (mean rank IC {ic:.3f})")
+    _save(fig, path)
+
+
+def _portfolio_plots(
+    out_dir: Path, report: WalkForwardReport, oos: OutOfSample, horizon: int
+) -> list[Path]:
+    if report.portfolio is None:
+        return []
+    returns, quantiles = out_dir / "portfolio_returns.png", out_dir / "portfolio_quantiles.png"
+    series = portfolio_plot_series(oos, report.portfolio, horizon)
+    _portfolio_returns_plot(returns, series, report.portfolio)
+    _quantile_plot(quantiles, report.portfolio)
+    return [returns, quantiles]
+
+
 def write_report_files(
     out_dir: Path, report: WalkForwardReport, oos: OutOfSample, cfg: StrategyConfig, horizon: int
 ) -> list[Path]:
@@ -87,4 +134,5 @@ def write_report_files(
     _equity_plot(equity, *equity_series(oos, cfg, horizon))
     scatter = out_dir / "predicted_vs_realised.png"
     _scatter_plot(scatter, oos)
-    return [metrics, folds_csv, preds_parquet, equity, scatter]
+    portfolio = _portfolio_plots(out_dir, report, oos, horizon)
+    return [metrics, folds_csv, preds_parquet, equity, scatter, *portfolio]

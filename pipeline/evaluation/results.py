@@ -102,6 +102,71 @@ class Baselines(Record):
     buy_and_hold: StrategyMetrics
 
 
+PORTFOLIO_METRICS = (
+    "sharpe",
+    "annual_return",
+    "annual_volatility",
+    "max_drawdown",
+    "turnover",
+    "hit_rate",
+    "long_short_spread",
+    "rank_ic",
+    "rank_ic_ir",
+    "rank_ic_tstat",
+)
+
+
+class PortfolioReport(Record):
+    """The cross-sectional top/bottom-k portfolio of a panel, on the walk-forward test rows.
+
+    Built by :func:`pipeline.evaluation.portfolio.portfolio_report`, whose docstring has the
+    conventions (holding periods, weights, costs, clamping, simple versus log returns).
+    """
+
+    top_k: int
+    bottom_k: int
+    weighting: str
+    rebalance_days: int
+    """As configured."""
+    rebalance_every: int
+    """Trading days between rebalances actually used: rebalance_days rounded up to a multiple
+    of the horizon, so that holding periods never overlap."""
+    cost_bps: float
+    n_tickers: int
+    periods: int
+    """Non-overlapping holding periods (every horizon-th test date) the metrics are over."""
+    rebalances: int
+    clamped_rebalances: int
+    """Rebalances with fewer than top_k + bottom_k tickers: each side then got at most half."""
+    sharpe: Score
+    annual_return: Score
+    annual_volatility: Score
+    max_drawdown: Score
+    turnover: Score
+    """Mean over periods of the sum of absolute weight changes (entry included)."""
+    hit_rate: Score
+    long_short_spread: Score
+    """Mean per period of the long book's return minus the short book's, before costs
+    (null when long-only)."""
+    quantile_returns: list[Score]
+    """Mean simple forward return of each prediction quintile, bottom to top: per-date
+    buckets of the cross-section, averaged over dates."""
+    rank_ic: Score
+    """Mean over periods of the per-date Spearman correlation of prediction and return."""
+    rank_ic_ir: Score
+    """mean / std of the per-date rank IC, times sqrt(periods per year)."""
+    rank_ic_tstat: Score
+    """mean / (std / sqrt(rank_ic_dates)) of the per-date rank IC."""
+    rank_ic_dates: int
+
+    def metrics(self) -> dict[str, float]:
+        """The defined portfolio metrics by name (no configuration echo), e.g. for MLflow."""
+        out = {k: getattr(self, k) for k in PORTFOLIO_METRICS}
+        for q, value in enumerate(self.quantile_returns, start=1):
+            out[f"q{q}_return"] = value
+        return {k: v for k, v in out.items() if isinstance(v, float)}
+
+
 class WalkForwardReport(Metrics):
     """Pooled metrics over every test row, baselines, honesty and the per-fold values.
 
@@ -121,6 +186,8 @@ class WalkForwardReport(Metrics):
     """No-skill forecasts and buy-and-hold, pooled over the same test rows."""
     folds: list[FoldReport]
     """Each fold's windows and the metrics of its test rows alone."""
+    portfolio: PortfolioReport | None = None
+    """A panel's cross-sectional top/bottom-k portfolio; null for a single ticker."""
 
 
 class BacktestReport(WalkForwardReport):

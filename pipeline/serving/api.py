@@ -5,13 +5,22 @@ returns the prediction for each ticker's latest date, computed by the very pipel
 `stockpipe score` uses, so online and batch predictions cannot drift apart. The bars meet the
 same data contract as files (``pipeline.serving.bars``) and every request is bounded in size,
 breadth, time and concurrency (``pipeline.serving.limits``, limits from ``serving.yaml``).
+
+The model is either fixed (a ``LoadedModel``) or followed: a ``ModelFollower`` loads it in the
+background once the server is up and, for an alias, swaps in each new version
+(``pipeline.serving.reload``). Every request captures the model once and uses it to the end.
+The read-only endpoints are in ``pipeline.serving.probes``; the request log and metrics in
+``pipeline.serving.requestlog`` and ``pipeline.serving.metrics``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-from typing import Any
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import polars as pl
 from fastapi import FastAPI, HTTPException, Request
@@ -22,17 +31,23 @@ from pipeline.data.inputs import short_tickers
 from pipeline.data.validation import ContractPolicy
 from pipeline.domain import LoadedModel, PredictionLog
 from pipeline.serving.bars import SOURCE, parse_bars
+from pipeline.serving.holder import ModelHolder, Served
 from pipeline.serving.limits import PredictionSlots, read_body
+from pipeline.serving.metrics import ServiceMetrics
 from pipeline.serving.predict import (
     ModelFailureError,
     NonFinitePredictionError,
     latest_predictions,
     log_rows,
 )
+from pipeline.serving.probes import probe_routes
+from pipeline.serving.reload import ModelFollower
+from pipeline.serving.requestlog import RequestLog
 from pipeline.settings import ServingConfig
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 500  # characters of a model's exception shown to the client
+WAIT_STEP = 0.05  # seconds between looks at the holder while the first model loads
 
 
 class Prediction(BaseModel):
@@ -58,7 +73,7 @@ def _model_frame(model: LoadedModel, frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
-def predict_bars(
+def serve_bars(
     model: LoadedModel, frame: pl.DataFrame, horizon: int, record: PredictionLog | None = None
 ) -> list[Prediction]:
     """One prediction per ticker, as of its latest bar (``frame`` is sorted by ticker, date).
@@ -80,6 +95,23 @@ def predict_bars(
     return [Prediction(**row) for row in out.iter_rows(named=True)]
 
 
+class OneWriter:
+    """The prediction log, written by one request at a time.
+
+    Concurrent predictions would otherwise write concurrently, and DuckDB shares one database
+    per file within a process: two requests' transactions conflict ("write-write conflict")
+    and one of them would be refused with 503 although nothing is wrong.
+    """
+
+    def __init__(self, log: PredictionLog) -> None:
+        self.log = log
+        self._lock = threading.Lock()
+
+    def record(self, frame: pl.DataFrame) -> int:
+        with self._lock:
+            return self.log.record(frame)
+
+
 def _record(record: PredictionLog, rows: pl.DataFrame) -> None:
     try:
         record.record(rows)
@@ -94,43 +126,86 @@ def _require_json(request: Request) -> None:
         raise HTTPException(415, f"content-type must be application/json, not {media!r}")
 
 
+async def _await_model(
+    holder: ModelHolder, follower: ModelFollower | None, timeout: float
+) -> Served:
+    """The served model; a request arriving while the first one loads waits for it (up to
+    ``timeout`` seconds, then 503) instead of failing at once."""
+    served = holder.current
+    if served is not None:
+        return served
+    if follower is not None:
+        follower.start()  # a server run without lifespan events starts loading here
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (served := holder.current) is None and loop.time() < deadline:
+        await asyncio.sleep(WAIT_STEP)  # polling keeps the loop free and costs no thread
+    if served is None:
+        raise HTTPException(503, "model not loaded yet; see GET /ready", {"Retry-After": "1"})
+    return served
+
+
+def _lifespan(
+    follower: ModelFollower | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start following the model when the server starts, stop when it stops."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if follower is not None:
+            follower.start()
+        try:
+            yield
+        finally:
+            if follower is not None:
+                follower.stop()
+
+    return lifespan
+
+
 def create_app(
-    model: LoadedModel,
+    model: LoadedModel | ModelFollower,
     default_horizon: int = 1,
     serving: ServingConfig = ServingConfig(),  # noqa: B008 - frozen, so a shared default is safe
     policy: ContractPolicy | None = None,
     record: PredictionLog | None = None,
 ) -> FastAPI:
-    """An app serving one loaded model (the composition root decides which), within ``serving``;
-    with ``record`` every prediction served is logged."""
-    app = FastAPI(title="stockpipe", version="1")
-    slots = PredictionSlots(serving.max_concurrent_predictions)
-    horizon = model.horizon or default_horizon
+    """An app serving ``model`` within ``serving``: a loaded model as it is, or a follower's
+    (loaded in the background, hot-reloaded); with ``record`` every prediction is logged."""
+    follower: ModelFollower | None = None
+    if isinstance(model, ModelFollower):
+        follower, holder = model, model.holder
+    else:
+        holder = ModelHolder(Served.of(model))
+    metrics = ServiceMetrics(holder)
+    record = OneWriter(record) if record is not None else None
+    app = FastAPI(title="stockpipe", version="1", lifespan=_lifespan(follower))
+    app.add_middleware(RequestLog, metrics=metrics, holder=holder)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         # A JSON message instead of the server's plain-text page; the log keeps the traceback.
         return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, status_code=500)
 
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        # async and lock-free: it answers even while every prediction slot is busy.
-        return {
-            "status": "ok",
-            "model": model.name,
-            "version": model.version,
-            "warmup_rows": model.warmup,
-        }
+    app.include_router(probe_routes(holder, follower, metrics, default_horizon))
+    slots = PredictionSlots(serving.max_concurrent_predictions)
 
     @app.post("/predict", response_model=list[Prediction])
     async def predict(request: Request) -> list[Prediction]:
         _require_json(request)
         timeout = serving.request_timeout_seconds
+        served = await _await_model(holder, follower, timeout)
+        loaded = served.model  # this request's model to the end, whatever is swapped in
+        request.state.model_version = loaded.version
         body = await read_body(request, serving.max_body_bytes, timeout)
 
         def work() -> list[Prediction]:
-            return predict_bars(model, parse_bars(body, serving, policy), horizon, record)
+            frame = parse_bars(body, serving, policy)
+            request.state.tickers = frame["ticker"].n_unique()
+            return serve_bars(loaded, frame, loaded.horizon or default_horizon, record)
 
-        return await slots.run(work, timeout)
+        out = await slots.run(work, timeout)
+        metrics.served(loaded.version, len(out))
+        return out
 
     return app

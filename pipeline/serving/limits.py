@@ -96,14 +96,16 @@ class PredictionSlots:
     def _work(
         self, work: Callable[[], T], loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]
     ) -> None:
+        outcome: Callable[[], None]
         try:
-            result = work()
+            outcome = partial(future.set_result, work())
         except BaseException as exc:  # handed to the awaiting request, which renders it
-            _settle(loop, future, partial(future.set_exception, exc))
-        else:
-            _settle(loop, future, partial(future.set_result, result))
+            outcome = partial(future.set_exception, exc)
         finally:
+            # Freed before the answer is handed over: a client sending its next request as
+            # soon as it has the answer must find the slot free, not get a spurious 503.
             self._free.release()
+        _settle(loop, future, outcome)
 
 
 def _settle(

@@ -58,3 +58,32 @@ class MlflowModelLoader:
             tags=tags,
             run_id=run_id,
         )
+
+
+class MlflowVersionResolver:
+    """Which version a model URI names now, through the one resolver (``resolve_version``):
+    two registry lookups, no model loaded, so `serve` can poll it every few seconds."""
+
+    def __init__(self, uri: str, stage_aliases: Mapping[str, str] | None = None) -> None:
+        self.uri = uri
+        self.stage_aliases = dict(stage_aliases or STAGE_ALIASES)
+        self._client: Any = None  # built on first use: polling reuses one client
+
+    def follows(self, model_uri: str) -> str | None:
+        """The alias (or ``Latest``) ``model_uri`` follows; None for a fixed version."""
+        ref = parse_model_uri(model_uri, self.stage_aliases)
+        if ref is None or ref.version is not None:
+            return None
+        return "Latest" if ref.latest else ref.alias
+
+    def resolve(self, model_uri: str) -> str:
+        """The version ``model_uri`` names now; TrackingError naming what does not exist."""
+        ref = parse_model_uri(model_uri, self.stage_aliases)
+        if ref is None:
+            raise TrackingError(f"model URI {model_uri!r} names no registered version")
+        if self._client is None:
+            import mlflow
+
+            ensure_store(self.uri)
+            self._client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        return str(resolve_version(self._client, ref).version)

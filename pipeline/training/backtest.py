@@ -55,7 +55,13 @@ def backtest(
     folds, oos, inputs = _refit(uri, model, horizon, cfg.training.folds, ports)
     strategy = cfg.training.strategy
     wf = walk_forward_report(
-        oos, folds, strategy, horizon, recorded_trials(model), seed=cfg.training.seed
+        oos,
+        folds,
+        strategy,
+        horizon,
+        recorded_trials(model),
+        seed=cfg.training.seed,
+        portfolio=cfg.training.portfolio,
     )
     with ports.tracker.start_run("backtest") as run:
         report = BacktestReport(

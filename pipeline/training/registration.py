@@ -15,6 +15,7 @@ from pipeline.domain import Registry, Run
 from pipeline.errors import StockpipeError
 from pipeline.evaluation.report import fold_mean
 from pipeline.evaluation.results import WalkForwardReport
+from pipeline.monitoring.profile import PROFILE_TAG
 from pipeline.settings import PromotionConfig, TrackingConfig, TrainingConfig
 from pipeline.training.competition import CompetitionResult
 from pipeline.training.job import TrainPorts
@@ -130,7 +131,8 @@ def register(
     winner's model was logged with.
     """
     best = comp.best
-    tags = {**comp.lineage, **_version_tags(comp, decision, report)}
+    # reference_run_id: the run holding the monitoring profile and the backtest's files.
+    tags = {**comp.lineage, **_version_tags(comp, decision, report), PROFILE_TAG: parent.run_id}
     version = registry.register(
         best.model_uri, best.run_id, tags, _description(comp, decision, report)
     )

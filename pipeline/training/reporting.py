@@ -14,7 +14,8 @@ from pipeline.domain import Run
 from pipeline.evaluation.report import flat_metrics, fold_mean, walk_forward_report
 from pipeline.evaluation.report_files import write_report_files
 from pipeline.evaluation.results import WalkForwardReport
-from pipeline.settings import StrategyConfig
+from pipeline.monitoring.profile import PROFILE_ARTIFACT, build_profile
+from pipeline.settings import PortfolioConfig, StrategyConfig
 from pipeline.training.competition import CompetitionResult, selection_stability
 from pipeline.training.plan import TrainingPlan
 from pipeline.training.promotion import Decision
@@ -29,15 +30,23 @@ from pipeline.training.summary import (
 
 
 def log_report(
-    parent: Run, strategy: StrategyConfig, seed: int, plan: TrainingPlan, comp: CompetitionResult
+    parent: Run,
+    strategy: StrategyConfig,
+    seed: int,
+    plan: TrainingPlan,
+    comp: CompetitionResult,
+    portfolio: PortfolioConfig | None = None,
 ) -> WalkForwardReport:
     """The winner's walk-forward report, its files and the competition's artifacts.
 
-    ``seed`` seeds the bootstrap of the Sharpe ratio's interval.
+    ``seed`` seeds the bootstrap of the Sharpe ratio's interval; ``portfolio`` sets a panel's
+    cross-sectional portfolio (the defaults when None).
     """
     best, data, folds, horizon = comp.best, plan.data, plan.folds, plan.horizon
     oos = data.out_of_sample(folds, best.evaluation.predictions)
-    report = walk_forward_report(oos, folds, strategy, horizon, comp.trials, seed=seed)
+    report = walk_forward_report(
+        oos, folds, strategy, horizon, comp.trials, seed=seed, portfolio=portfolio
+    )
     _log_metrics(parent, report)
     with tempfile.TemporaryDirectory() as tmp:
         for path in write_report_files(Path(tmp), report, oos, strategy, horizon):
@@ -47,6 +56,10 @@ def log_report(
     parent.log_text(
         selection_stability(best.evaluation.selected, data.columns), "selection/stability.csv"
     )
+    # What `stockpipe monitor` compares recent windows with: every model input on the training
+    # rows and the predictions above (registration tags the version with this run).
+    profile = build_profile(data.X, data.columns, data.dates.to_numpy(), oos.y_pred, oos.dates)
+    parent.log_text(profile.model_dump_json(), PROFILE_ARTIFACT)
     return report
 
 

@@ -58,7 +58,9 @@ def train(
         ctx = TuningContext.from_config(model, training, root, plan.data, plan.folds)
         arena = Arena(ports.tracker, parent, study, ports.progress, tags)
         comp = run_competition(ctx, entrants(cfg.candidates, training.n_trials), arena)
-        report = log_report(parent, training.strategy, training.seed, plan, comp)
+        report = log_report(
+            parent, training.strategy, training.seed, plan, comp, training.portfolio
+        )
         decision = gate(
             cfg.tracking, training, ports, plan, comp.best.best_value, options.force_promote
         )

@@ -1,0 +1,1 @@
+"""Monitoring of a registered model: data drift, live performance and service health."""

@@ -1,0 +1,105 @@
+"""The monitoring dashboard: one PNG with drift, the prediction distribution and live skill."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: cron and CI have no display
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+
+from pipeline.atomic import atomic_write
+from pipeline.monitoring.profile import ReferenceProfile
+from pipeline.monitoring.recent import RecentWindow
+from pipeline.monitoring.report import MonitorReport, PerformanceSection
+
+COLOURS = {
+    "ok": "tab:green",
+    "warn": "tab:orange",
+    "alert": "tab:red",
+    "insufficient": "tab:grey",
+    "unavailable": "tab:grey",
+}
+
+
+def _drift(ax: Axes, report: MonitorReport) -> None:
+    drift = report.drift
+    items = [(n, d) for n, d in drift.features.items() if d.psi is not None]
+    if drift.predictions is not None and drift.predictions.psi is not None:
+        items.append(("(predictions)", drift.predictions))
+    if not items:
+        ax.text(0.5, 0.5, f"drift {drift.status}: {drift.reason}", ha="center", wrap=True)
+        ax.set_axis_off()
+        return
+    y = np.arange(len(items))
+    ax.barh(y, [d.psi or 0.0 for _, d in items], color=[COLOURS[d.status] for _, d in items])
+    alert = [d.alert_above or np.nan for _, d in items]
+    ax.scatter(alert, y, marker="|", color="black", s=60, label="alert threshold")
+    ax.set_yticks(y, [n for n, _ in items], fontsize=6)
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_xlabel("PSI (recent window vs training rows)")
+    ax.set_title(f"Data drift: {drift.status}")
+    ax.legend(loc="lower right", fontsize=7)
+
+
+def _predictions(ax: Axes, recent: RecentWindow, profile: ReferenceProfile | None) -> None:
+    ref = profile.predictions if profile is not None else None
+    if ref is not None and ref.sample:
+        ax.hist(ref.sample, bins=40, density=True, alpha=0.5, label="backtest (out of sample)")
+    ax.hist(recent.predictions, bins=20, density=True, alpha=0.6, label="recent window")
+    ax.set_xlabel("predicted log return")
+    ax.set_title("Prediction distribution")
+    ax.legend(fontsize=7)
+
+
+def _rolling(ax: Axes, perf: PerformanceSection, metric: str) -> None:
+    """The rolling metric, and the full track's value against the band it is judged on (the
+    band is for the whole track's size, so the noisier rolling line may leave it)."""
+    rolling, band = perf.rolling, (perf.band or {}).get(metric)
+    if rolling is None or not rolling.dates:
+        ax.text(0.5, 0.5, "not enough realised predictions", ha="center")
+        ax.set_axis_off()
+        return
+    values = [np.nan if v is None else v for v in getattr(rolling, metric)]
+    dates = np.array(rolling.dates, dtype="datetime64[D]")
+    ax.plot(dates, values, lw=0.8, label=f"live, rolling {rolling.window} dates")
+    full = getattr(perf, metric)
+    if full is not None:
+        ax.axhline(full, color="black", ls="--", lw=1, label=f"live, all {perf.n}: {full:.3f}")
+    if band is not None and band.warn_below is not None and band.high is not None:
+        label = f"backtest band at n={perf.n}"
+        ax.axhspan(band.warn_below, band.high, color="tab:blue", alpha=0.15, label=label)
+    if band is not None and band.alert_below is not None:
+        ax.axhline(band.alert_below, color="tab:red", lw=0.8, label="alert below")
+    ax.set_title(f"{metric.replace('_', ' ')}: {perf.status}")
+    ax.legend(fontsize=7)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+
+
+def write_dashboard(
+    path: Path, report: MonitorReport, recent: RecentWindow, profile: ReferenceProfile | None
+) -> Path:
+    """Draw the dashboard into ``path`` (PNG, written atomically)."""
+    perf = report.performance
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    _drift(axes[0][0], report)
+    _predictions(axes[0][1], recent, profile)
+    _rolling(axes[1][0], perf, "directional_accuracy")
+    _rolling(axes[1][1], perf, "ic")
+    health = report.health
+    served = "API: no logged requests" if health is None else f"API: {health.requests} requests"
+    fig.suptitle(
+        f"{report.model.name} v{report.model.version}: {report.status.upper()}   "
+        f"(window {report.window.first_date}..{report.window.last_date}; performance "
+        f"{perf.status}, n={perf.n}; {served})"
+    )
+    fig.tight_layout()
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
+    return path

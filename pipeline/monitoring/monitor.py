@@ -1,0 +1,184 @@
+"""The `monitor` use case: drift, live performance and health of a registered version.
+
+Order: the model is loaded and the tracker reached first, then the inputs are validated and
+the recent window computed in a scratch warehouse; only then do the validated prices join the
+warehouse (so that realised returns of logged predictions are known), and the report files
+and the monitoring run are written last.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import polars as pl
+
+from pipeline.atomic import atomic_write_text, ensure_writable_dir
+from pipeline.data.inputs import load_inputs, store_inputs
+from pipeline.domain import DataPorts, LoadedModel, ModelLoader, Run, Tracker
+from pipeline.errors import TrackingError
+from pipeline.monitoring.dashboard import write_dashboard
+from pipeline.monitoring.datadrift import drift_section
+from pipeline.monitoring.health import health_section
+from pipeline.monitoring.performance import performance_section
+from pipeline.monitoring.profile import ReferenceProfile
+from pipeline.monitoring.recent import RecentWindow, recent_window
+from pipeline.monitoring.references import References
+from pipeline.monitoring.report import ModelRef, MonitorReport, PerformanceSection
+from pipeline.settings import StockpipeConfig
+
+log = logging.getLogger(__name__)
+
+HISTORY_MARGIN = 5  # rows beyond warm-up + window, as score reads them
+
+
+class OutcomeLog(Protocol):
+    """The prediction log joined to realised returns (``v_prediction_outcomes``)."""
+
+    def outcomes(self) -> pl.DataFrame: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitorPorts(DataPorts):
+    """The data, the model, its references, the prediction log and the tracker."""
+
+    loader: ModelLoader
+    tracker: Tracker
+    references: References
+    outcomes: OutcomeLog
+
+
+def monitor(
+    cfg: StockpipeConfig, ports: MonitorPorts, output_dir: Path, model_uri: str | None = None
+) -> MonitorReport:
+    """Write ``monitor.json`` and ``dashboard.png`` into ``output_dir``, log both on a
+    monitoring run tagged with the model's name and version, and return the report."""
+    uri = model_uri or cfg.tracking.champion_uri
+    model = ports.loader.load(uri)
+    ports.tracker.check()
+    ensure_writable_dir(output_dir, "monitor output folder")
+    recent = _recent(cfg, ports, model, uri)
+    profile, profile_problem = _profile(ports.references, model)
+    rows = _version_rows(ports.outcomes.outcomes(), model)
+    report = MonitorReport.combine(
+        ModelRef(name=model.name, version=model.version, uri=uri, run_id=model.run_id),
+        dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        recent.info(),
+        drift_section(profile, recent, cfg.monitoring, profile_problem),
+        _performance(cfg, ports.references, model, rows),
+        health_section(rows),
+    )
+    with ports.tracker.start_run("monitor") as run:
+        report = report.model_copy(update={"run_id": run.run_id})
+        files = _write(output_dir, report, recent, profile)
+        _log_run(run, report, files)
+    log.info("monitor of %s: %s; files in %s", uri, report.status, output_dir)
+    return report
+
+
+def _recent(
+    cfg: StockpipeConfig, ports: MonitorPorts, model: LoadedModel, uri: str
+) -> RecentWindow:
+    """The window's features and predictions; the validated prices then join the warehouse."""
+    days = cfg.monitoring.window
+    inputs = load_inputs(model.benchmark or None, ports.source, ports.benchmark)
+    need = model.warmup + days
+    inputs, _ = inputs.require_history(
+        need, cfg.data.short_history, f"to monitor {days} days with {uri} (warm-up {model.warmup})"
+    )
+    workspace = ports.workspace()
+    store_inputs(workspace, inputs)
+    bars = inputs.history(workspace, rows=need + HISTORY_MARGIN).collect()
+    recent = recent_window(model, bars, days, uri)
+    store_inputs(ports.store, inputs)  # realised returns of logged predictions need the prices
+    return recent
+
+
+def _profile(references: References, model: LoadedModel) -> tuple[ReferenceProfile | None, str]:
+    """The version's profile, or None and why there is none (drift is then unavailable)."""
+    try:
+        profile = references.profile(model)
+    except TrackingError as exc:
+        return None, str(exc)
+    missing = (
+        f"version {model.version} has no reference profile: it was registered before "
+        "`train` logged profiles (retrain to get one)"
+    )
+    return profile, missing
+
+
+def _version_rows(outcomes: pl.DataFrame, model: LoadedModel) -> pl.DataFrame:
+    """This version's logged predictions (every source), with their realised returns."""
+    return outcomes.filter(
+        (pl.col("model_name") == (model.name or ""))
+        & (pl.col("model_version") == (model.version or ""))
+    )
+
+
+def _performance(
+    cfg: StockpipeConfig, references: References, model: LoadedModel, rows: pl.DataFrame
+) -> PerformanceSection:
+    """Live performance on the rows of the model's horizon whose outcome is known."""
+    horizon = model.horizon if model.horizon is not None else cfg.model.target.horizon
+    realised = rows.filter(pl.col("realised").is_not_null() & (pl.col("horizon") == horizon))
+    missing = f"version {model.version} has no backtest predictions on record"
+    backtest = None
+    if realised.height >= cfg.monitoring.min_rows:  # read only when they will be used
+        try:
+            backtest = references.backtest_predictions(model)
+        except TrackingError as exc:
+            missing = str(exc)
+    return performance_section(
+        realised,
+        backtest,
+        cfg.monitoring,
+        cfg.training.strategy,
+        horizon,
+        cfg.training.seed,
+        missing,
+    )
+
+
+def _write(
+    folder: Path, report: MonitorReport, recent: RecentWindow, profile: ReferenceProfile | None
+) -> list[Path]:
+    doc = json.dumps(report.model_dump(mode="json"), indent=2, allow_nan=False)
+    return [
+        atomic_write_text(folder / "monitor.json", doc),
+        write_dashboard(folder / "dashboard.png", report, recent, profile),
+    ]
+
+
+def _log_run(run: Run, report: MonitorReport, files: list[Path]) -> None:
+    """Tags (model, status), the window, every defined number, and the two files."""
+    run.set_tags(
+        {
+            "model_name": report.model.name or "",
+            "model_version": report.model.version or "",
+            "model_uri": report.model.uri,
+            "monitor_status": report.status,
+            "drift_status": report.drift.status,
+            "performance_status": report.performance.status,
+        }
+    )
+    run.log_params(
+        {
+            "window": report.window.days,
+            "first_date": report.window.first_date,
+            "last_date": report.window.last_date,
+        }
+    )
+    metrics = {f"psi_{n}": d.psi for n, d in report.drift.features.items()}
+    if report.drift.predictions is not None:
+        metrics["psi_predictions"] = report.drift.predictions.psi
+    perf = report.performance
+    for key in ("directional_accuracy", "ic", "rmse", "rmse_zero", "strategy_sharpe"):
+        metrics[f"live_{key}"] = getattr(perf, key)
+    metrics["live_n"] = float(perf.n)
+    run.log_metrics({k: v for k, v in metrics.items() if v is not None})
+    for path in files:
+        run.log_artifact(path, "monitor")

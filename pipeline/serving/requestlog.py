@@ -1,0 +1,103 @@
+"""One structured log line and one metrics observation per request, and its request id.
+
+A plain ASGI middleware (not Starlette's BaseHTTPMiddleware, which would sit between the
+endpoint and the streamed body that ``read_body`` bounds). Each request gets an id: the
+caller's ``X-Request-ID`` when it is a sane token, else a fresh uuid4 hex; it is returned in the
+response's ``X-Request-ID`` header and logged with the method, path, status, latency, the model
+version that answered and, for ``/predict``, the ticker count. Endpoints add those last two to
+``scope["state"]`` (``request.state``). With ``--log-json`` they are fields of the JSON line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pipeline.serving.holder import ModelHolder
+from pipeline.serving.metrics import OTHER, ServiceMetrics
+
+log = logging.getLogger("pipeline.serving.requests")
+HEADER = "X-Request-ID"
+_SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+# Probes and scrapes arrive every few seconds (and /ready is 503 all through a model's first
+# load, by design): logged at DEBUG so they do not drown the rest.
+QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
+
+
+def request_id(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is a short token, else a new uuid4 hex."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            if _SANE_ID.fullmatch(text):
+                return text
+    return uuid.uuid4().hex
+
+
+def _endpoint(scope: Scope) -> str:
+    """The matched route's path (``/predict``), never the raw path: bounded label values."""
+    route = scope.get("route")
+    return str(getattr(route, "path", OTHER)) if route is not None else OTHER
+
+
+class RequestLog:
+    """ASGI middleware: request id, one log line and the request metrics for every request."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, holder: ModelHolder) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.holder = holder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        rid = request_id(scope)
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = rid
+        status = [500]  # what the client gets if the app raises: the server's 500 page
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                MutableHeaders(scope=message).append(HEADER, rid)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._finish(scope, state, status[0], time.perf_counter() - start)
+
+    def _finish(self, scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
+        endpoint = _endpoint(scope)
+        self.metrics.observe(endpoint, scope["method"], status, seconds)
+        served = self.holder.current
+        version = state.get("model_version", served.model.version if served else None)
+        fields = {
+            "request_id": state["request_id"],
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "latency_ms": round(seconds * 1000, 3),
+            "model_version": version,
+            "tickers": state.get("tickers"),
+        }
+        level = logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO
+        log.log(
+            level,
+            "%s %s %d %.1f ms (model v%s, request %s)",
+            scope["method"],
+            scope["path"],
+            status,
+            seconds * 1000,
+            version,
+            state["request_id"],
+            extra=fields,
+        )
