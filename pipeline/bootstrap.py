@@ -13,7 +13,7 @@ from pipeline.data.validation import ContractPolicy
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.data.yahoo import YFinanceSource
 from pipeline.domain import DataPorts, PriceSource, scratch_warehouse
-from pipeline.serving.score import ScorePorts
+from pipeline.serving.score import ScorePorts, model_uris
 from pipeline.settings import StockpipeConfig
 from pipeline.tracking.loader import MlflowVersionResolver
 from pipeline.tracking.mlflow_adapter import MlflowModelLoader, MlflowRegistry, MlflowTracker
@@ -39,8 +39,10 @@ def loader(cfg: StockpipeConfig) -> MlflowModelLoader:
     return MlflowModelLoader(cfg.tracking_uri, cfg.tracking.stage_aliases)
 
 
-def registry(cfg: StockpipeConfig) -> MlflowRegistry:
-    return MlflowRegistry(cfg.tracking_uri, cfg.tracking.registered_model)
+def registry(cfg: StockpipeConfig, horizon: int | None = None) -> MlflowRegistry:
+    """The registered model of ``horizon`` (the primary one by default)."""
+    name = cfg.registered_model_for(horizon) if horizon else cfg.tracking.registered_model
+    return MlflowRegistry(cfg.tracking_uri, name)
 
 
 def contract_policy(cfg: StockpipeConfig) -> ContractPolicy:
@@ -104,6 +106,7 @@ def train_ports(cfg: StockpipeConfig, progress: Progress | None = None) -> Train
         loader=loader(cfg),
         progress=progress or NoProgress(),
         snapshots=snapshots(cfg),
+        registries={h: registry(cfg, h) for h in cfg.horizons},
     )
 
 
@@ -159,8 +162,8 @@ def version_resolver(cfg: StockpipeConfig) -> MlflowVersionResolver:
 def model_follower(
     cfg: StockpipeConfig, model_uri: str | None = None, interval: float | None = None
 ) -> ModelFollower:
-    """The model `serve` serves: loaded in the background, hot-reloaded when its URI follows
-    an alias (the champion by default), polled every ``serving.reload_interval_seconds``."""
+    """A model `serve` serves: loaded in the background, hot-reloaded when its URI follows an
+    alias (the champion by default), polled every ``serving.reload_interval_seconds``."""
     from pipeline.serving.reload import ModelFollower
 
     return ModelFollower(
@@ -169,6 +172,18 @@ def model_follower(
         model_uri or cfg.tracking.champion_uri,
         interval or cfg.serving.reload_interval_seconds,
     )
+
+
+def model_followers(
+    cfg: StockpipeConfig, model_uri: str | None = None, interval: float | None = None
+) -> dict[int, ModelFollower]:
+    """What `serve` serves, by the horizon each model was configured for (primary first):
+    ``model_uri`` alone (standing for the primary horizon), or else every configured
+    horizon's champion, each followed (and hot-reloaded) on its own."""
+    uris = model_uris(cfg, model_uri)  # the same models `score` would use
+    horizons = cfg.horizons[: len(uris)]
+    # A loader and a resolver each: every follower polls and loads in a thread of its own.
+    return {h: model_follower(cfg, uri, interval) for h, uri in zip(horizons, uris, strict=True)}
 
 
 def monitor_ports(cfg: StockpipeConfig) -> MonitorPorts:

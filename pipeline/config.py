@@ -53,8 +53,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
+# Keys that say the same thing: a layer setting one replaces the other from layers below
+# (an overlay's `horizons: [1, 5]` over the base's `horizon: 1`).
+SYNONYMS = {"horizon": "horizons", "horizons": "horizon"}
+
+
 def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
+    merged = {k: v for k, v in base.items() if SYNONYMS.get(k) not in over}
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
             merged[key] = _deep_merge(merged[key], value)

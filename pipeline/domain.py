@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import polars as pl
 
+from pipeline.evaluation.intervals import IntervalCalibration
+
 PRICE_COLUMNS: tuple[str, ...] = ("ticker", "date", "open", "high", "low", "close", "volume")
 # What `score` writes and `POST /predict` returns, one row per ticker.
 PREDICTION_COLUMNS: tuple[str, ...] = (
@@ -209,6 +211,29 @@ class LoadedModel:
     raw: Any = None  # the underlying sklearn pipeline, for refitting in backtests
     run_id: str | None = None  # the MLflow run that logged the model
     tags: dict[str, str] = field(default_factory=dict)
+    # Parsed once from the version's `intervals` tag; None: no prediction intervals.
+    intervals: IntervalCalibration | None = None
+
+    @property
+    def feature_step(self) -> Any:
+        """The fitted feature transformer leading the pipeline, or None if it has none.
+
+        A model loaded through the registry keeps its sklearn pipeline in ``raw``; one built
+        in memory is its own predictor.
+        """
+        pipe = self.raw if self.raw is not None else self.predictor
+        return getattr(pipe, "named_steps", {}).get("features")
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The columns the feature step computes from raw bars (empty when it has none)."""
+        step = self.feature_step
+        if step is None or not hasattr(step, "get_feature_names_out"):
+            return ()
+        try:
+            return tuple(str(name) for name in step.get_feature_names_out())
+        except Exception:  # an unfitted or foreign step: a model without known features
+            return ()
 
 
 class ModelLoader(Protocol):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.features.spec import FeaturesConfig
 
@@ -76,8 +76,38 @@ class DataConfig(_Frozen):
     )
 
 
+Horizon = Annotated[int, Field(ge=1, le=250)]
+
+
 class TargetConfig(_Frozen):
-    horizon: int = Field(1, ge=1, le=250)
+    """The forward log returns to predict: one model per horizon (the direct strategy).
+
+    ``horizon: 5`` is shorthand for ``horizons: [5]``. The first horizon listed is the primary
+    one: its model keeps ``tracking.registered_model`` as its name, the others get ``_h<h>``.
+    """
+
+    horizons: tuple[Horizon, ...] = Field((1,), min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_horizon(cls, data: object) -> object:
+        if isinstance(data, dict) and "horizon" in data:
+            if "horizons" in data:
+                raise ValueError("give target.horizon or target.horizons, not both")
+            data = {**data, "horizons": [data["horizon"]]}
+            del data["horizon"]
+        return data
+
+    @model_validator(mode="after")
+    def _distinct(self) -> TargetConfig:
+        if len(set(self.horizons)) != len(self.horizons):
+            raise ValueError(f"horizons must be distinct, got {list(self.horizons)}")
+        return self
+
+    @property
+    def horizon(self) -> int:
+        """The primary horizon (the only one of a single-horizon config)."""
+        return self.horizons[0]
 
 
 class SelectionConfig(_Frozen):
@@ -90,10 +120,55 @@ class SelectionConfig(_Frozen):
     score_func: Literal["f_regression", "mutual_info_regression"] = "f_regression"
     variance_threshold: float = Field(0.0, ge=0)
     importance_threshold: str | float = "median"
+    importance_params: dict[str, Any] = Field(
+        default_factory=lambda: {"n_estimators": 100, "num_leaves": 15},
+        description="from_model: the LightGBM whose importances select the features",
+    )
+    rfecv_params: dict[str, Any] = Field(
+        default_factory=dict, description="rfecv: parameters of rfecv_estimator"
+    )
     rfecv_estimator: Literal["ridge", "lightgbm"] = "ridge"
     rfecv_splits: int = Field(3, ge=2)
     rfecv_step: int = Field(1, ge=1)
     rfecv_min_features: int = Field(3, ge=1)
+
+
+class IntervalsConfig(_Frozen):
+    """Conformal prediction intervals around every prediction (``lower_80``, ``upper_80``, ...).
+
+    Calibrated on out-of-sample walk-forward residuals only (see
+    :mod:`pipeline.evaluation.intervals`). With ``scale_feature`` set (adaptive) each residual
+    is divided by that feature's value on its row, so a band's width follows the volatility
+    known at prediction time; with null it is plain split conformal (one width for all rows).
+    ``levels: []`` turns intervals off.
+    """
+
+    levels: tuple[float, ...] = Field(
+        (0.8, 0.95), description="Nominal coverages, whole percents: 0.8 names lower_80/upper_80"
+    )
+    method: Literal["conformal"] = "conformal"
+    scale_feature: str | None = Field(
+        None, description="A feature the model computes (e.g. rolling_std_logret_1_20); null: split"
+    )
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, levels: tuple[float, ...]) -> tuple[float, ...]:
+        outside = [x for x in levels if not 0.0 < x < 1.0]
+        if outside:
+            raise ValueError(f"levels must lie strictly between 0 and 1, got {list(outside)}")
+        # Columns and metric keys are named by the level in whole percents (lower_80).
+        fractional = [x for x in levels if abs(x * 100 - round(x * 100)) > 1e-9]
+        if fractional:
+            raise ValueError(f"levels must be whole percents such as 0.8 or 0.95: {fractional}")
+        if list(levels) != sorted(set(levels)):
+            raise ValueError(f"levels must be sorted and unique, got {list(levels)}")
+        return levels
+
+    @property
+    def kind(self) -> Literal["split", "scaled"]:
+        """``scaled`` (adaptive) with a scale feature, ``split`` without."""
+        return "split" if self.scale_feature is None else "scaled"
 
 
 class ModelConfig(_Frozen):
@@ -102,6 +177,7 @@ class ModelConfig(_Frozen):
     selection: SelectionConfig = SelectionConfig()
     imputer: Literal["mean", "median"] = "median"
     scaler: Literal["standard", "none"] = "standard"
+    intervals: IntervalsConfig = IntervalsConfig()
 
 
 class FoldsConfig(_Frozen):
@@ -357,16 +433,41 @@ class StockpipeConfig(_Frozen):
     monitoring: MonitoringConfig = MonitoringConfig()
 
     @model_validator(mode="after")
-    def _purge_covers_horizon(self) -> StockpipeConfig:
-        h = self.model.target.horizon
-        if self.training.folds.purge < h:
-            raise ValueError(
-                f"training.folds.purge ({self.training.folds.purge}) must be >= "
-                f"model.target.horizon ({h}) or labels leak across the split"
-            )
+    def _folds_cover_horizons(self) -> StockpipeConfig:
+        h = max(self.model.target.horizons)
         if self.training.folds.test_size < h:
-            raise ValueError("training.folds.test_size must be >= model.target.horizon")
+            raise ValueError(f"training.folds.test_size must be >= the longest horizon ({h})")
         return self
+
+    @property
+    def horizons(self) -> tuple[int, ...]:
+        return self.model.target.horizons
+
+    def registered_model_for(self, horizon: int) -> str:
+        """The registered model of one horizon: the configured name for the primary horizon
+        (so a single-horizon config is unchanged), ``<name>_h<h>`` for the others."""
+        name = self.tracking.registered_model
+        return name if horizon == self.model.target.horizon else f"{name}_h{horizon}"
+
+    def for_horizon(self, horizon: int) -> StockpipeConfig:
+        """This configuration narrowed to one horizon: its target, its registered model, and
+        folds purged by at least the horizon (an ``h``-day label reaches ``h`` days ahead)."""
+        if horizon not in self.horizons:
+            raise ValueError(f"horizon {horizon} is not configured (horizons {self.horizons})")
+        folds = self.training.folds
+        return self.model_copy(
+            update={
+                "model": self.model.model_copy(
+                    update={"target": TargetConfig(horizons=(horizon,))}
+                ),
+                "training": self.training.model_copy(
+                    update={"folds": folds.model_copy(update={"purge": max(folds.purge, horizon)})}
+                ),
+                "tracking": self.tracking.model_copy(
+                    update={"registered_model": self.registered_model_for(horizon)}
+                ),
+            }
+        )
 
     def resolve(self, path: Path) -> Path:
         """Resolve a config-relative path against the project root."""

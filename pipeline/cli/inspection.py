@@ -70,22 +70,27 @@ def features(cfg: StockpipeConfig, output: Path) -> None:
     "--output-dir", type=click.Path(path_type=Path), default="outputs/backtest", show_default=True
 )
 def backtest(cfg: StockpipeConfig, model_uri: str | None, output_dir: Path) -> None:
-    """Re-run walk-forward for a registered model (refit per fold); write and log a report."""
+    """Re-run walk-forward for a registered model (refit per fold); write and log a report.
+
+    Without --model-uri: every configured horizon's champion, into OUTPUT_DIR/h<h>/ when
+    there are several."""
     from pipeline import bootstrap
     from pipeline.atomic import ensure_writable_dir
-    from pipeline.training.backtest import backtest as run_backtest
+    from pipeline.training.backtest import backtest_horizons
 
     ensure_writable_dir(output_dir, "--output-dir")  # before the refits, not after them
-    report = run_backtest(cfg, bootstrap.backtest_ports(cfg), output_dir.resolve(), model_uri)
-    b, zero = report.baselines.buy_and_hold, report.baselines.zero_return
-    lo, hi = report.sharpe_ci
-    click.echo(
-        f"{report.model_uri} (v{report.model_version}), {len(report.folds)} folds\n"
-        f"pooled: rmse {num(report.rmse, 6)} (zero-return {num(zero.rmse, 6)})  directional "
-        f"accuracy {num(report.directional_accuracy)}  ic {num(report.ic)}  "
-        f"rank ic {num(report.rank_ic)}\n"
-        f"strategy sharpe {num(report.sharpe, 2)} (95% CI {num(lo, 2)} .. {num(hi, 2)}), "
-        f"deflated sharpe {num(report.deflated_sharpe)} over {report.n_trials} trials, "
-        f"buy-and-hold sharpe {num(b.sharpe, 2)}\n"
-        f"files: {output_dir}"
-    )
+    ports = bootstrap.backtest_ports(cfg)
+    for report in backtest_horizons(cfg, ports, output_dir.resolve(), model_uri):
+        b, zero = report.baselines.buy_and_hold, report.baselines.zero_return
+        lo, hi = report.sharpe_ci
+        click.echo(
+            f"{report.model_uri} (v{report.model_version}), horizon {report.horizon}, "
+            f"{len(report.folds)} folds\n"
+            f"pooled: rmse {num(report.rmse, 6)} (zero-return {num(zero.rmse, 6)})  directional "
+            f"accuracy {num(report.directional_accuracy)}  ic {num(report.ic)}  "
+            f"rank ic {num(report.rank_ic)}\n"
+            f"strategy sharpe {num(report.sharpe, 2)} (95% CI {num(lo, 2)} .. {num(hi, 2)}), "
+            f"deflated sharpe {num(report.deflated_sharpe)} over {report.n_trials} trials, "
+            f"buy-and-hold sharpe {num(b.sharpe, 2)}"
+        )
+    click.echo(f"files: {output_dir}")

@@ -30,13 +30,35 @@ def models() -> None:
     """Inspect and move registry aliases."""
 
 
+horizon_option = click.option(
+    "--horizon",
+    type=int,
+    default=None,
+    help="The registered model of this configured horizon [default: the primary one].",
+)
+
+
+def _narrow(cfg: StockpipeConfig, horizon: int | None) -> StockpipeConfig:
+    """The config of one horizon's registered model (several horizons: one model each)."""
+    if horizon is None:
+        return cfg
+    if horizon not in cfg.horizons:
+        raise click.BadParameter(
+            f"horizon {horizon} is not configured (model.target.horizons: {list(cfg.horizons)})",
+            param_hint="--horizon",
+        )
+    return cfg.for_horizon(horizon)
+
+
 @models.command("list")
 @with_config("tracking")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def list_versions(cfg: StockpipeConfig, fmt: str) -> None:
+@horizon_option
+def list_versions(cfg: StockpipeConfig, fmt: str, horizon: int | None) -> None:
     """Versions, aliases, key metrics and lineage tags."""
     from pipeline import bootstrap
 
+    cfg = _narrow(cfg, horizon)
     registry = bootstrap.registry(cfg)
     # A promotion killed between the alias move and the tag leaves the champion untagged:
     # repair it so the `promoted` column agrees with the alias.
@@ -73,10 +95,12 @@ def list_versions(cfg: StockpipeConfig, fmt: str) -> None:
 @with_config("tracking")
 @click.argument("version")
 @click.option("--alias", default=None, help="Defaults to the champion alias.")
-def promote(cfg: StockpipeConfig, version: str, alias: str | None) -> None:
+@horizon_option
+def promote(cfg: StockpipeConfig, version: str, alias: str | None, horizon: int | None) -> None:
     """Point an alias (default: champion) at VERSION, by hand; recorded for rollback."""
     from pipeline import bootstrap
 
+    cfg = _narrow(cfg, horizon)
     alias = alias or cfg.tracking.champion_alias
     bootstrap.registry(cfg).set_alias(alias, version, record=True)
     click.echo(f"{cfg.tracking.registered_model}@{alias} -> v{version}")
@@ -85,10 +109,12 @@ def promote(cfg: StockpipeConfig, version: str, alias: str | None) -> None:
 @models.command()
 @with_config("tracking")
 @click.option("--alias", default=None, help="Defaults to the champion alias.")
-def rollback(cfg: StockpipeConfig, alias: str | None) -> None:
+@horizon_option
+def rollback(cfg: StockpipeConfig, alias: str | None, horizon: int | None) -> None:
     """Point the alias (default: champion) back at the version it had before."""
     from pipeline import bootstrap
 
+    cfg = _narrow(cfg, horizon)
     alias = alias or cfg.tracking.champion_alias
     version = bootstrap.registry(cfg).rollback(alias)
     click.echo(f"{cfg.tracking.registered_model}@{alias} rolled back to v{version}")

@@ -38,15 +38,17 @@ def monitor(
     bad input.
     """
     from pipeline import bootstrap
-    from pipeline.monitoring.monitor import monitor as run_monitor
+    from pipeline.monitoring.monitor import monitor_horizons
 
     cfg = bootstrap.apply_overrides(cfg, window=window)  # validated like monitoring.yaml
     folder = (
         output_dir.expanduser().resolve() if output_dir else cfg.resolve(cfg.monitoring.output_dir)
     )
-    report = run_monitor(cfg, bootstrap.monitor_ports(cfg), folder, model_uri)
-    _echo(report, folder)
-    if report.status == "alert":
+    reports = monitor_horizons(cfg, bootstrap.monitor_ports(cfg), folder, model_uri)
+    several = len(reports) > 1
+    for report in reports:
+        _echo(report, folder / f"h{report.model.horizon}" if several else folder)
+    if any(report.status == "alert" for report in reports):
         sys.exit(EXIT_ALERT)
 
 
@@ -55,7 +57,9 @@ def _echo(report: MonitorReport, folder: Path) -> None:
     flagged = [
         f"{n} ({d.status})" for n, d in drift.features.items() if d.status in {"warn", "alert"}
     ]
-    click.echo(f"{report.model.name} v{report.model.version}: {report.status}")
+    click.echo(
+        f"{report.model.name} v{report.model.version} (h={report.model.horizon}): {report.status}"
+    )
     click.echo(f"  drift: {drift.status}" + (f"; {', '.join(flagged)}" if flagged else ""))
     if drift.reason:
         click.echo(f"    {drift.reason}")

@@ -55,10 +55,15 @@ def train(cfg: StockpipeConfig, study_name: str | None, force_promote: bool, qui
             TrainOptions(force_promote=force_promote, study_name=study_name),
         )
     atomic_write_text(path, json.dumps(result.model_dump(mode="json"), indent=2, allow_nan=False))
-    click.echo("\n".join([*_competition_lines(result), *_outcome_lines(result, path)]))
+    for h, each in result.by_horizon.items():
+        click.echo(f"== horizon {h}: {each.champion.registered_model} ({each.seconds}s)")
+        click.echo("\n".join([*_competition_lines(each), *_outcome_lines(each)]))
+    if not result.by_horizon:
+        click.echo("\n".join([*_competition_lines(result), *_outcome_lines(result)]))
+    click.echo(f"summary: {path}  tracking: {result.tracking_uri}  time: {result.seconds}s")
 
 
-def _outcome_lines(result: TrainSummary, path: Path) -> list[str]:
+def _outcome_lines(result: TrainSummary) -> list[str]:
     """The winner, the gate's reason and the pooled walk-forward numbers."""
     champ, bt = result.champion, result.backtest
     zero = result.baselines.zero_return
@@ -75,7 +80,6 @@ def _outcome_lines(result: TrainSummary, path: Path) -> list[str]:
         f"strategy sharpe {num(bt.sharpe, 2)} vs buy-and-hold "
         f"{num(bt.baselines.buy_and_hold.sharpe, 2)}, deflated sharpe "
         f"{num(bt.deflated_sharpe)} over {bt.n_trials} trials",
-        f"summary: {path}  tracking: {result.tracking_uri}  time: {result.seconds}s",
     ]
 
 

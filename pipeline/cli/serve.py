@@ -1,4 +1,4 @@
-"""`serve`: the registered model behind the HTTP service."""
+"""`serve`: the registered models (one per configured horizon) behind the HTTP service."""
 
 from __future__ import annotations
 
@@ -31,11 +31,13 @@ def serve(
     port: int,
     reload_interval: float | None,
 ) -> None:
-    """Serve the registered model over HTTP; needs the `serve` extra.
+    """Serve the registered models over HTTP; needs the `serve` extra.
 
-    POST /predict, GET /health, /ready, /model and /metrics. The model loads in the background
-    (/ready turns 200); serving an alias (the champion by default) follows it: a promotion is
-    picked up within the reload interval, without a restart and without a failed request.
+    POST /predict, GET /health, /ready, /model and /metrics. Every configured horizon's
+    champion is served (one prediction per ticker and horizon), or only --model-uri. The
+    models load in the background (/ready turns 200 once all have); each one serving an alias
+    follows it: a promotion is picked up within the reload interval, without a restart and
+    without a failed request.
     """
     try:
         import uvicorn
@@ -47,11 +49,13 @@ def serve(
         ) from exc
     from pipeline import bootstrap
 
-    follower = bootstrap.model_follower(cfg, model_uri, reload_interval)
+    # One follower per horizon; each model's horizon is its version's tag, else the one it
+    # was configured for (the primary horizon for --model-uri).
+    followers = bootstrap.model_followers(cfg, model_uri, reload_interval)
     # The same contract policy as files: one set of rules for every input.
     policy = bootstrap.contract_policy(cfg)
     # Every prediction served is logged in the warehouse's prediction log (source api).
-    app = create_app(follower, cfg.model.target.horizon, cfg.serving, policy, bootstrap.store(cfg))
+    app = create_app(followers, cfg.model.target.horizon, cfg.serving, policy, bootstrap.store(cfg))
     # log_config=None: uvicorn's records go through our handler (JSON with --log-json); its
     # access log is replaced by the service's own request log (request id, latency, version).
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)

@@ -11,18 +11,23 @@ Two methods, both calibrated on walk-forward residuals (never on the rows they a
 
 For the walk-forward report, fold ``k`` is calibrated on the residuals of folds ``< k`` and its
 coverage measured on its own test rows; the first fold has no calibration and is not scored.
-The registered model is calibrated on every fold's residuals.
+The registered model is calibrated on every fold's residuals and carries the result as an
+:class:`IntervalCalibration` (the registry tag ``intervals``), from which `score` and `/predict`
+put ``lower_<level>`` / ``upper_<level>`` around each prediction.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 Float = NDArray[np.float64]
+TAG = "intervals"  # the registered version's tag holding its IntervalCalibration as JSON
 
 
 def level_key(level: float) -> str:
@@ -106,3 +111,82 @@ def calibrate(
     """The quantile of every level over all residuals: what the registered model carries."""
     scores = nonconformity(y_true, y_pred, scale)
     return {level_key(level): conformal_quantile(scores, level) for level in levels}
+
+
+def bound_columns(keys: Sequence[str]) -> list[str]:
+    """``["80", "95"] -> [lower_80, upper_80, lower_95, upper_95]``: the output columns."""
+    return [f"{side}_{key}" for key in keys for side in ("lower", "upper")]
+
+
+class IntervalCalibration(BaseModel):
+    """What a registered model carries to put intervals around its predictions.
+
+    ``quantiles`` maps a level key (``"80"``) to the conformal quantile of every walk-forward
+    fold's out-of-sample residuals (``None`` when there were too few for the level). The
+    half-width of a band is that quantile, times the ``scale_feature``'s value on the
+    prediction's row for the ``scaled`` method.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["split", "scaled"]
+    scale_feature: str | None = None
+    quantiles: dict[str, float | None]
+
+    @field_validator("quantiles", mode="before")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        # conformal_quantile says "too few residuals" with inf, which JSON cannot carry.
+        if isinstance(value, Mapping):
+            return {
+                k: v if not isinstance(v, float) or math.isfinite(v) else None
+                for k, v in value.items()
+            }
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IntervalCalibration:
+        if (self.method == "scaled") != (self.scale_feature is not None):
+            raise ValueError("a scale_feature is given for the scaled method, and only for it")
+        keys = list(self.quantiles)
+        if any(not k.isdigit() or not 0 < int(k) < 100 for k in keys) or keys != sorted(
+            keys, key=int
+        ):
+            raise ValueError(f"quantiles must be keyed by ascending whole percents, got {keys}")
+        if any(q is not None and q < 0 for q in self.quantiles.values()):
+            raise ValueError("quantiles must be >= 0")
+        return self
+
+    @property
+    def levels(self) -> tuple[float, ...]:
+        """The nominal levels (``"80" -> 0.8``)."""
+        return tuple(int(k) / 100 for k in self.quantiles)
+
+    @property
+    def columns(self) -> list[str]:
+        """``lower_80, upper_80, ...``: what a prediction gains."""
+        return bound_columns(list(self.quantiles))
+
+    def to_tag(self) -> str:
+        """The JSON stored as the registered version's ``intervals`` tag."""
+        return self.model_dump_json()
+
+    @classmethod
+    def from_tags(
+        cls, tags: Mapping[str, str], features: Sequence[str]
+    ) -> IntervalCalibration | None:
+        """The calibration in a version's ``tags`` (None for a model registered without one).
+
+        ``features`` are the columns the model's feature step computes: a scale feature must
+        be one of them. ValueError if the tag is not a valid calibration.
+        """
+        text = tags.get(TAG)
+        if not text:
+            return None
+        calibration = cls.model_validate_json(text)
+        if calibration.scale_feature is not None and calibration.scale_feature not in features:
+            raise ValueError(
+                f"scale feature {calibration.scale_feature!r} is not computed by the model's "
+                f"feature step ({len(features)} columns)"
+            )
+        return calibration

@@ -9,7 +9,8 @@ one answer wherever it is asked:
   ``metrics``, each candidate's metrics).
 - :func:`baselines`: zero-return, last-return and buy-and-hold on the same test rows, pooled.
 - :func:`walk_forward_report`: pooled metrics, baselines, the honesty metrics and every fold,
-  plus a panel's cross-sectional portfolio (:mod:`pipeline.evaluation.portfolio`).
+  plus a panel's cross-sectional portfolio (:mod:`pipeline.evaluation.portfolio`) and the
+  conformal prediction intervals' coverage (:mod:`pipeline.evaluation.intervals`).
 
 Pure computation on arrays; :mod:`pipeline.evaluation.report_files` writes the files.
 """
@@ -26,6 +27,7 @@ import numpy as np
 from pipeline.domain import Fold
 from pipeline.evaluation.forecast import forecast_metrics
 from pipeline.evaluation.honesty import TrialSet, stationary_bootstrap_sharpe_ci
+from pipeline.evaluation.interval_report import IntervalSetup, interval_fields
 from pipeline.evaluation.portfolio import PortfolioSeries, grid, portfolio_report, portfolio_series
 from pipeline.evaluation.results import (
     Baselines,
@@ -162,12 +164,15 @@ def walk_forward_report(
     trials: TrialSet,
     seed: int = 0,
     portfolio: PortfolioConfig | None = None,
+    intervals: IntervalSetup | None = None,
 ) -> WalkForwardReport:
     """Pooled metrics over every test row, baselines on the same rows, honesty and each fold.
 
     ``trials`` are the trials this model was picked from (all candidates'): their number and
     the variance of their Sharpes set how high a Sharpe luck alone would reach. A panel (two
     or more tickers) also gets its ``portfolio`` block (default :class:`PortfolioConfig`).
+    With ``intervals``, the conformal intervals' walk-forward coverage, width and Winkler score
+    per level (and plain split conformal next to the scaled method).
     """
     pooled, traded = _evaluate(oos, cfg, horizon)
     ci = stationary_bootstrap_sharpe_ci(
@@ -187,6 +192,7 @@ def walk_forward_report(
             fold_report(f, evaluate(oos.select(oos.fold == f.fold), cfg, horizon)) for f in folds
         ],
         portfolio=_portfolio(oos, portfolio or PortfolioConfig(), cfg, horizon),
+        **interval_fields(oos.fold, oos.y_true, oos.y_pred, intervals),
     )
 
 
@@ -235,4 +241,10 @@ def flat_metrics(report: WalkForwardReport, prefix: str = "") -> dict[str, float
         out.update({f"{prefix}baseline_{name}_{k}": v for k, v in block.defined().items()})
     if report.portfolio is not None:
         out.update({f"{prefix}portfolio_{k}": v for k, v in report.portfolio.metrics().items()})
+    for name, levels in (
+        ("interval", report.intervals),
+        ("interval_split", report.intervals_split),
+    ):
+        for key, score in (levels or {}).items():
+            out.update({f"{prefix}{name}_{key}_{k}": v for k, v in score.defined().items()})
     return out

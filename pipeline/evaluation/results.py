@@ -9,7 +9,7 @@ forecast) is ``None`` here and ``null`` in JSON, never NaN: the files stay stric
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
@@ -167,6 +167,30 @@ class PortfolioReport(Record):
         return {k: v for k, v in out.items() if isinstance(v, float)}
 
 
+class IntervalScore(_MetricBlock):
+    """How one level's prediction interval did on the walk-forward test rows.
+
+    Fold ``k``'s bands are calibrated on folds ``< k`` only, so coverage is measured on rows
+    never used for calibration; the first fold (nothing before it) is not scored.
+    """
+
+    n: int
+    """Test rows scored (all folds but the first, with a defined scale)."""
+    coverage: Score
+    """Share of those rows whose realised return fell inside the band (nominal: the level)."""
+    mean_width: Score
+    """Mean of upper - lower, in log-return units."""
+    winkler: Score
+    """Mean width plus 2 / (1 - level) times the distance by which a miss fell outside:
+    lower is better, and a narrow band pays for each miss."""
+    q: Score
+    """The conformal quantile over every fold's residuals: the half-width (scaled method: per
+    unit of the scale feature) that a model trained on these folds carries to `score`."""
+
+
+IntervalLevels = dict[str, IntervalScore]
+
+
 class WalkForwardReport(Metrics):
     """Pooled metrics over every test row, baselines, honesty and the per-fold values.
 
@@ -188,6 +212,15 @@ class WalkForwardReport(Metrics):
     """Each fold's windows and the metrics of its test rows alone."""
     portfolio: PortfolioReport | None = None
     """A panel's cross-sectional top/bottom-k portfolio; null for a single ticker."""
+    intervals: IntervalLevels | None = None
+    """Conformal prediction intervals of the configured method, by level (``"80"``); null when
+    none are configured."""
+    intervals_method: Literal["split", "scaled"] | None = None
+    """``scaled`` (residuals divided by ``intervals_scale_feature``) or ``split``."""
+    intervals_scale_feature: str | None = None
+    """The volatility feature whose value on a row scales its band (scaled method only)."""
+    intervals_split: IntervalLevels | None = None
+    """Plain split conformal on the same rows, next to the scaled method's (null otherwise)."""
 
 
 class BacktestReport(WalkForwardReport):
@@ -195,5 +228,7 @@ class BacktestReport(WalkForwardReport):
 
     model_uri: str
     model_version: str | None
+    horizon: int
+    """Trading days ahead the model predicts (each horizon has its own metrics.json)."""
     folds_hash: str
     run_id: str

@@ -19,7 +19,12 @@ def check_params(kind: str, params: Mapping[str, Any], seed: int) -> None:
 
 
 def make_estimator(kind: str, params: Mapping[str, Any], seed: int) -> RegressorMixin:
-    """Build an unfitted regressor; seeds and thread counts are pinned for repeatability."""
+    """Build an unfitted regressor; seeds and thread counts are pinned for repeatability.
+
+    Model parameters come from YAML only (model_candidates.yaml, model.yaml's selection);
+    what is set here makes a fit repeatable (seed, one thread, LightGBM's deterministic mode),
+    not better or worse.
+    """
     p = dict(params)
     if kind == "lightgbm":
         from lightgbm import LGBMRegressor
@@ -31,7 +36,7 @@ def make_estimator(kind: str, params: Mapping[str, Any], seed: int) -> Regressor
         from xgboost import XGBRegressor
 
         p.setdefault("n_jobs", 1)
-        return XGBRegressor(random_state=seed, tree_method="hist", **p)
+        return XGBRegressor(random_state=seed, **p)  # tree_method etc.: model_candidates.yaml
     if kind == "random_forest":
         from sklearn.ensemble import RandomForestRegressor
 

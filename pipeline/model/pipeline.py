@@ -36,7 +36,25 @@ def feature_columns(cfg: ModelConfig) -> tuple[str, ...]:
     columns = tuple(c for c in chosen if c not in set(sel.exclude))
     if not columns:
         raise ConfigError("model.yaml: key 'selection': no features left after 'exclude'")
+    _check_scale_feature(cfg.intervals.scale_feature, declared, columns)
     return columns
+
+
+def _check_scale_feature(scale: str | None, declared: list[str], columns: tuple[str, ...]) -> None:
+    """The adaptive intervals' scale must be a column of the model's feature step: `score`
+    reads it there. The selector may still leave it out of the estimator's inputs."""
+    if scale is None or scale in columns:
+        return
+    where = (
+        "is left out by 'selection' (features/exclude): the model would not compute it"
+        if scale in declared
+        else f"is not a declared feature; declared: {declared}"
+    )
+    raise ConfigError(
+        f"model.yaml: key 'intervals.scale_feature': model.intervals.scale_feature "
+        f"{scale!r} {where}. Use one of the model's features (e.g. rolling_std_logret_1_20) "
+        "or null for plain split conformal"
+    )
 
 
 def build_tail(

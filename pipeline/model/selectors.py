@@ -16,7 +16,8 @@ from sklearn.feature_selection import (
 )
 from sklearn.model_selection import TimeSeriesSplit
 
-from pipeline.model.estimators import make_estimator
+from pipeline.errors import ConfigError
+from pipeline.model.estimators import check_params, make_estimator
 from pipeline.settings import SelectionConfig
 
 
@@ -36,11 +37,11 @@ def make_selector(
         score = f_regression if cfg.score_func == "f_regression" else mutual_info_regression
         return SelectKBest(score, k="all" if k == "all" else min(int(k), n_features))
     if kind == "from_model":
-        est = make_estimator("lightgbm", {"n_estimators": 100, "num_leaves": 15}, seed)
+        est = make_estimator("lightgbm", cfg.importance_params, seed)
         threshold = overrides.get("threshold", cfg.importance_threshold)
         return SelectFromModel(est, threshold=threshold)
     # rfecv: recursive elimination scored on time-ordered splits, never shuffled ones
-    est = make_estimator(cfg.rfecv_estimator, {}, seed)
+    est = make_estimator(cfg.rfecv_estimator, cfg.rfecv_params, seed)
     return RFECV(
         est,
         step=cfg.rfecv_step,
@@ -57,3 +58,16 @@ def kept_features(selector: Any | None, names: tuple[str, ...]) -> list[str]:
         return list(names)
     support = np.asarray(selector.get_support(), dtype=bool)
     return [n for n, keep in zip(names, support, strict=True) if keep]
+
+
+def check_selection(cfg: SelectionConfig, seed: int) -> None:
+    """Refuse, before any data is read, estimator params the selector's model does not take."""
+    checks: list[tuple[str, str, Mapping[str, Any]]] = [
+        ("importance_params", "lightgbm", cfg.importance_params),
+        ("rfecv_params", cfg.rfecv_estimator, cfg.rfecv_params),
+    ]
+    for key, kind, params in checks:
+        try:
+            check_params(kind, params, seed)
+        except ValueError as exc:
+            raise ConfigError(f"model.yaml: key 'selection.{key}': {exc}") from exc

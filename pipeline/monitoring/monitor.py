@@ -52,6 +52,16 @@ class MonitorPorts(DataPorts):
     outcomes: OutcomeLog
 
 
+def monitor_horizons(
+    cfg: StockpipeConfig, ports: MonitorPorts, output_dir: Path, model_uri: str | None = None
+) -> list[MonitorReport]:
+    """`monitor` of the model asked for, or of every configured horizon's champion: one
+    horizon writes to ``output_dir``, several to ``output_dir/h<h>/`` each."""
+    if model_uri or len(cfg.horizons) == 1:
+        return [monitor(cfg, ports, output_dir, model_uri)]
+    return [monitor(cfg.for_horizon(h), ports, output_dir / f"h{h}") for h in cfg.horizons]
+
+
 def monitor(
     cfg: StockpipeConfig, ports: MonitorPorts, output_dir: Path, model_uri: str | None = None
 ) -> MonitorReport:
@@ -65,7 +75,13 @@ def monitor(
     profile, profile_problem = _profile(ports.references, model)
     rows = _version_rows(ports.outcomes.outcomes(), model)
     report = MonitorReport.combine(
-        ModelRef(name=model.name, version=model.version, uri=uri, run_id=model.run_id),
+        ModelRef(
+            name=model.name,
+            version=model.version,
+            uri=uri,
+            run_id=model.run_id,
+            horizon=model.horizon if model.horizon is not None else cfg.model.target.horizon,
+        ),
         dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         recent.info(),
         drift_section(profile, recent, cfg.monitoring, profile_problem),

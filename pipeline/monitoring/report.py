@@ -132,6 +132,7 @@ class ModelRef(_Result):
     version: str | None
     uri: str
     run_id: str | None = None
+    horizon: int | None = None  # trading days ahead; each horizon is monitored on its own
 
 
 class WindowInfo(_Result):

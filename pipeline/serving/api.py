@@ -1,14 +1,17 @@
-"""Optional online service: the registered model behind a small FastAPI app.
+"""Optional online service: the registered models behind a small FastAPI app.
 
-``POST /predict`` takes recent daily bars (at least the model's warm-up rows per ticker) and
-returns the prediction for each ticker's latest date, computed by the very pipeline that
-`stockpipe score` uses, so online and batch predictions cannot drift apart. The bars meet the
-same data contract as files (``pipeline.serving.bars``) and every request is bounded in size,
-breadth, time and concurrency (``pipeline.serving.limits``, limits from ``serving.yaml``).
+``POST /predict`` takes recent daily bars (at least the longest warm-up plus one row per
+ticker) and returns, for each ticker's latest date, one prediction per horizon served,
+computed by the very pipeline that `stockpipe score` uses, so online and batch predictions
+cannot drift apart. The bars meet the same data contract as files (``pipeline.serving.bars``)
+and every request is bounded in size, breadth, time and concurrency
+(``pipeline.serving.limits``, limits from ``serving.yaml``).
 
-The model is either fixed (a ``LoadedModel``) or followed: a ``ModelFollower`` loads it in the
+A model is either fixed (a ``LoadedModel``) or followed: a ``ModelFollower`` loads it in the
 background once the server is up and, for an alias, swaps in each new version
-(``pipeline.serving.reload``). Every request captures the model once and uses it to the end.
+(``pipeline.serving.reload``). `stockpipe serve` follows one model per configured horizon, each
+in its own slot (``pipeline.serving.holder``). Every request captures every horizon's model
+once and uses them to the end.
 The read-only endpoints are in ``pipeline.serving.probes``; the request log and metrics in
 ``pipeline.serving.requestlog`` and ``pipeline.serving.metrics``.
 """
@@ -19,19 +22,19 @@ import asyncio
 import datetime as dt
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import polars as pl
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from pipeline.data.inputs import short_tickers
 from pipeline.data.validation import ContractPolicy
 from pipeline.domain import LoadedModel, PredictionLog
 from pipeline.serving.bars import SOURCE, parse_bars
-from pipeline.serving.holder import ModelHolder, Served
+from pipeline.serving.holder import ModelHolder, Served, Slot, Slots
 from pipeline.serving.limits import PredictionSlots, read_body
 from pipeline.serving.metrics import ServiceMetrics
 from pipeline.serving.predict import (
@@ -40,18 +43,29 @@ from pipeline.serving.predict import (
     latest_predictions,
     log_rows,
 )
-from pipeline.serving.probes import probe_routes
+from pipeline.serving.probes import probe_routes, waiting_for
 from pipeline.serving.reload import ModelFollower
 from pipeline.serving.requestlog import RequestLog
+from pipeline.serving.score import model_bars
 from pipeline.settings import ServingConfig
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 500  # characters of a model's exception shown to the client
-WAIT_STEP = 0.05  # seconds between looks at the holder while the first model loads
+WAIT_STEP = 0.05  # seconds between looks at the holders while the first models load
+# What an app serves: a loaded model, a follower, or one follower per horizon (primary first).
+Servable = LoadedModel | ModelFollower | Mapping[int, ModelFollower]
 
 
 class Prediction(BaseModel):
-    """The prediction for one ticker as of its latest bar."""
+    """The prediction of one horizon for one ticker, as of the ticker's latest bar.
+
+    A model registered with an interval calibration adds the bounds of its prediction
+    intervals: ``lower_80, upper_80, lower_95, upper_95`` (``lower_<level>``/``upper_<level>``
+    for any other level: kept as extra fields). A response from models without one has no
+    bound fields at all; null is a bound its model cannot give for that row.
+    """
+
+    model_config = ConfigDict(extra="allow")  # the bounds of levels other than 80 and 95
 
     ticker: str
     as_of_date: dt.date
@@ -59,39 +73,57 @@ class Prediction(BaseModel):
     prediction: float
     model_name: str | None
     model_version: str | None
+    lower_80: float | None = None
+    upper_80: float | None = None
+    lower_95: float | None = None
+    upper_95: float | None = None
 
 
-def _model_frame(model: LoadedModel, frame: pl.DataFrame) -> pl.DataFrame:
-    """The bars the model reads: enough history per ticker, bench_close only if it needs it."""
-    if model.benchmark is None:
-        frame = frame.drop("bench_close")
-    elif frame["bench_close"].is_null().all():
-        raise HTTPException(422, f"model needs bench_close ({model.benchmark}) on every bar")
-    short = short_tickers(frame, model.warmup + 1)  # the same rule as `score`
+def _check_bars(models: Sequence[LoadedModel], frame: pl.DataFrame) -> None:
+    """Refuse (422) bars a model cannot read: no benchmark it needs, or too short a history
+    for the longest warm-up (the same rule as `score`)."""
+    benchmarks = sorted({m.benchmark for m in models if m.benchmark is not None})
+    if benchmarks and frame["bench_close"].is_null().all():
+        raise HTTPException(422, f"model needs bench_close ({', '.join(benchmarks)}) on every bar")
+    need = max(m.warmup for m in models) + 1
+    short = short_tickers(frame, need)
     if short:
-        raise HTTPException(422, f"need at least {model.warmup + 1} bars per ticker; got {short}")
-    return frame
+        raise HTTPException(422, f"need at least {need} bars per ticker; got {short}")
 
 
-def serve_bars(
-    model: LoadedModel, frame: pl.DataFrame, horizon: int, record: PredictionLog | None = None
-) -> list[Prediction]:
-    """One prediction per ticker, as of its latest bar (``frame`` is sorted by ticker, date).
-
-    With ``record``, the predictions are logged (source ``api``) before they are returned: a
-    prediction that cannot be logged is not served (503), so the log misses none.
-    """
-    frame = _model_frame(model, frame).drop("row")
+def _predict(model: LoadedModel, frame: pl.DataFrame, horizon: int) -> pl.DataFrame:
+    """``model``'s prediction per ticker; a model's failure as the HTTP error it deserves."""
     uri = f"{model.name} v{model.version}"
     try:
-        out = latest_predictions(model, frame, horizon, uri)
+        return latest_predictions(model, model_bars(model, frame), horizon, uri)
     except NonFinitePredictionError as exc:  # JSON cannot carry it, and the bars are to blame
         raise HTTPException(422, f"{SOURCE}: {exc}") from exc
     except ModelFailureError as exc:
         log.exception("model %s failed to predict", uri)
         raise HTTPException(500, str(exc)[:MAX_MESSAGE]) from exc
+
+
+def serve_bars(
+    models: Sequence[tuple[LoadedModel, int]],
+    frame: pl.DataFrame,
+    record: PredictionLog | None = None,
+) -> list[Prediction]:
+    """One prediction per ticker and horizon, as of each ticker's latest bar, sorted by ticker
+    then horizon (``frame`` is sorted by ticker, date; ``models`` pairs each model with the
+    horizon it predicts).
+
+    With ``record``, every model's predictions are logged (source ``api``) in one batch before
+    any is returned: a prediction that cannot be logged is not served (503), so the log misses
+    none, and a request's horizons are logged all together or not at all.
+    """
+    _check_bars([model for model, _ in models], frame)
+    frame = frame.drop("row")
+    outs = [_predict(model, frame, horizon) for model, horizon in models]
     if record is not None:
-        _record(record, log_rows(out, model, "api"))
+        pairs = zip(outs, models, strict=True)
+        _record(record, pl.concat([log_rows(out, model, "api") for out, (model, _) in pairs]))
+    # Diagonal: a model without intervals gets null bounds beside one with them.
+    out = pl.concat(outs, how="diagonal_relaxed").sort("ticker", "horizon", maintain_order=True)
     return [Prediction(**row) for row in out.iter_rows(named=True)]
 
 
@@ -126,86 +158,101 @@ def _require_json(request: Request) -> None:
         raise HTTPException(415, f"content-type must be application/json, not {media!r}")
 
 
-async def _await_model(
-    holder: ModelHolder, follower: ModelFollower | None, timeout: float
-) -> Served:
-    """The served model; a request arriving while the first one loads waits for it (up to
-    ``timeout`` seconds, then 503) instead of failing at once."""
-    served = holder.current
+async def _await_models(slots: Slots, timeout: float) -> list[Served]:
+    """Every horizon's served model, captured once; a request arriving while they load waits
+    for them (up to ``timeout`` seconds, then 503) instead of failing at once."""
+    served = slots.capture()
     if served is not None:
         return served
-    if follower is not None:
-        follower.start()  # a server run without lifespan events starts loading here
+    slots.start()  # a server run without lifespan events starts loading here
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while (served := holder.current) is None and loop.time() < deadline:
+    while (served := slots.capture()) is None and loop.time() < deadline:
         await asyncio.sleep(WAIT_STEP)  # polling keeps the loop free and costs no thread
     if served is None:
-        raise HTTPException(503, "model not loaded yet; see GET /ready", {"Retry-After": "1"})
+        detail = f"{waiting_for(slots)}; see GET /ready"
+        raise HTTPException(503, detail, {"Retry-After": "1"})
     return served
 
 
 def _lifespan(
-    follower: ModelFollower | None,
+    followers: Sequence[ModelFollower],
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Start following the model when the server starts, stop when it stops."""
+    """Start following the models when the server starts, stop when it stops."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if follower is not None:
+        for follower in followers:
             follower.start()
         try:
             yield
         finally:
-            if follower is not None:
+            for follower in followers:
                 follower.stop()
 
     return lifespan
 
 
+def _slots(model: Servable, default_horizon: int) -> tuple[Slots, list[ModelFollower]]:
+    """One slot per model served, and the followers that load into them."""
+    if isinstance(model, LoadedModel):
+        holder = ModelHolder(Served.of(model))
+        return Slots([Slot(default_horizon, holder, model.name or "")]), []
+    by_horizon = {default_horizon: model} if isinstance(model, ModelFollower) else dict(model)
+    followers = list(by_horizon.values())
+
+    def start() -> None:
+        for follower in followers:
+            follower.start()  # once each; later calls do nothing
+
+    slots = [Slot(h, f.holder, f.name) for h, f in by_horizon.items()]
+    return Slots(slots, start), followers
+
+
 def create_app(
-    model: LoadedModel | ModelFollower,
+    model: Servable,
     default_horizon: int = 1,
     serving: ServingConfig = ServingConfig(),  # noqa: B008 - frozen, so a shared default is safe
     policy: ContractPolicy | None = None,
     record: PredictionLog | None = None,
 ) -> FastAPI:
-    """An app serving ``model`` within ``serving``: a loaded model as it is, or a follower's
-    (loaded in the background, hot-reloaded); with ``record`` every prediction is logged."""
-    follower: ModelFollower | None = None
-    if isinstance(model, ModelFollower):
-        follower, holder = model, model.holder
-    else:
-        holder = ModelHolder(Served.of(model))
-    metrics = ServiceMetrics(holder)
+    """An app serving ``model`` within ``serving``: a loaded model as it is, a follower's
+    (loaded in the background, hot-reloaded), or one follower per horizon (``{horizon:
+    follower}``, primary first), each reloaded on its own; with ``record`` every prediction is
+    logged. ``default_horizon`` is a single model's horizon when its version has no tag."""
+    slots, followers = _slots(model, default_horizon)
+    metrics = ServiceMetrics(slots)
     record = OneWriter(record) if record is not None else None
-    app = FastAPI(title="stockpipe", version="1", lifespan=_lifespan(follower))
-    app.add_middleware(RequestLog, metrics=metrics, holder=holder)
+    app = FastAPI(title="stockpipe", version="1", lifespan=_lifespan(followers))
+    app.add_middleware(RequestLog, metrics=metrics, slots=slots)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         # A JSON message instead of the server's plain-text page; the log keeps the traceback.
         return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, status_code=500)
 
-    app.include_router(probe_routes(holder, follower, metrics, default_horizon))
-    slots = PredictionSlots(serving.max_concurrent_predictions)
+    app.include_router(probe_routes(slots, metrics))
+    limit = PredictionSlots(serving.max_concurrent_predictions)
 
-    @app.post("/predict", response_model=list[Prediction])
+    # exclude_unset: a model without intervals answers without bound fields, not nulls.
+    @app.post("/predict", response_model=list[Prediction], response_model_exclude_unset=True)
     async def predict(request: Request) -> list[Prediction]:
         _require_json(request)
         timeout = serving.request_timeout_seconds
-        served = await _await_model(holder, follower, timeout)
-        loaded = served.model  # this request's model to the end, whatever is swapped in
-        request.state.model_version = loaded.version
+        # This request's models to the end, whatever is swapped in meanwhile.
+        served = await _await_models(slots, timeout)
+        request.state.model_version = slots.versions(served)
+        models = [(s.model, slot.horizon_of(s)) for slot, s in zip(slots, served, strict=True)]
         body = await read_body(request, serving.max_body_bytes, timeout)
 
         def work() -> list[Prediction]:
             frame = parse_bars(body, serving, policy)
             request.state.tickers = frame["ticker"].n_unique()
-            return serve_bars(loaded, frame, loaded.horizon or default_horizon, record)
+            return serve_bars(models, frame, record)
 
-        out = await slots.run(work, timeout)
-        metrics.served(loaded.version, len(out))
+        out = await limit.run(work, timeout)
+        for slot, s in zip(slots, served, strict=True):  # one prediction per ticker each
+            metrics.served(slot, s.model.version, request.state.tickers)
         return out
 
     return app

@@ -4,6 +4,12 @@ All run the registered pipeline over each ticker's bars in one call and shape th
 the same way; doing it in one place means batch, replay and online outputs cannot drift apart
 (same columns, same checks, same errors). `score` and the API keep each ticker's latest bar,
 replay keeps every bar of its date range.
+
+A model registered with an interval calibration also gets ``lower_<level>`` and
+``upper_<level>`` around each prediction (``lower_80, upper_80, lower_95, upper_95``). For the
+adaptive method the band scales with a volatility feature's value on the predicted row, read
+from the model's own feature step over the same bars; where it is undefined (warm-up) or not
+positive, that row's bounds are null. Only the outputs gain them, not the prediction log.
 """
 
 from __future__ import annotations
@@ -13,8 +19,11 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-from pipeline.domain import LoadedModel
+from pipeline.domain import PREDICTION_COLUMNS, LoadedModel
 from pipeline.errors import ModelError
+from pipeline.evaluation.intervals import IntervalCalibration
+
+SCALE = "__interval_scale__"  # the scale feature on each predicted bar, until bounds are set
 
 
 class ModelFailureError(ModelError):
@@ -39,19 +48,58 @@ def _predict(model: LoadedModel, bars: pl.DataFrame, uri: str) -> np.ndarray:
     return preds
 
 
+def _scale(model: LoadedModel, bars: pl.DataFrame, feature: str, uri: str) -> np.ndarray:
+    """``feature`` on every bar, computed by the model's own feature step (the very values
+    its estimator was given), not by a second implementation."""
+    step = model.feature_step
+    if feature not in model.feature_names:  # the loader checks; a model built in memory may not
+        raise ModelFailureError(f"model {uri} does not compute its scale feature {feature!r}")
+    try:
+        matrix = np.asarray(step.transform(bars), dtype=float)
+    except Exception as exc:
+        raise ModelFailureError(
+            f"model {uri} failed to compute {feature}: {type(exc).__name__}: {exc}"
+        ) from exc
+    return matrix[:, model.feature_names.index(feature)]
+
+
 def predict_bars(model: LoadedModel, bars: pl.DataFrame, uri: str) -> pl.DataFrame:
     """``bars`` plus a ``prediction`` column: one model call over every row.
 
     ``bars`` must be sorted by ticker and date and hold enough history before the rows that
     are kept: features are causal, so each row's prediction uses only the rows before it.
+    For the adaptive intervals a scale column rides along, for :func:`as_predictions`.
     """
-    return bars.with_columns(pl.Series("prediction", _predict(model, bars, uri)))
+    out = bars.with_columns(pl.Series("prediction", _predict(model, bars, uri)))
+    feature = model.intervals.scale_feature if model.intervals is not None else None
+    if feature is None:
+        return out
+    return out.with_columns(pl.Series(SCALE, _scale(model, bars, feature, uri)))
+
+
+def _bounds(calibration: IntervalCalibration | None) -> list[pl.Expr]:
+    """``lower_<k>, upper_<k>`` per level: the prediction -/+ the level's quantile (times the
+    scale); null where the quantile or the scale is undefined."""
+    if calibration is None:
+        return []
+    unit = pl.lit(1.0)
+    if calibration.scale_feature is not None:
+        scale = pl.col(SCALE)
+        # A residual over a scale <= 0 was left out of calibration: no band there either.
+        unit = pl.when(scale.is_finite() & (scale > 0)).then(scale)
+    exprs = []
+    for key, q in calibration.quantiles.items():
+        half = unit * q if q is not None else pl.lit(None, dtype=pl.Float64)
+        pred = pl.col("prediction")
+        exprs += [(pred - half).alias(f"lower_{key}"), (pred + half).alias(f"upper_{key}")]
+    return exprs
 
 
 def as_predictions(
     predicted: pl.DataFrame, model: LoadedModel, horizon: int, uri: str
 ) -> pl.DataFrame:
-    """The kept rows of ``predict_bars`` as ``PREDICTION_COLUMNS``; refuses non-finite ones."""
+    """The kept rows of ``predict_bars`` as ``PREDICTION_COLUMNS``, then the model's interval
+    bounds if it has a calibration; refuses non-finite predictions."""
     out = predicted.select(  # PREDICTION_COLUMNS, in order
         pl.col("ticker"),
         pl.col("date").alias("as_of_date"),
@@ -59,6 +107,7 @@ def as_predictions(
         pl.col("prediction"),
         pl.lit(model.name, dtype=pl.String).alias("model_name"),
         pl.lit(model.version, dtype=pl.String).alias("model_version"),
+        *_bounds(model.intervals),
     )
     bad = out.filter(~pl.col("prediction").is_finite())
     if bad.height:
@@ -81,10 +130,12 @@ def latest_predictions(
 
 
 def log_rows(out: pl.DataFrame, model: LoadedModel, source: str) -> pl.DataFrame:
-    """``out`` as prediction-log rows: plus the model's run, the UTC time and the source."""
+    """``out`` as prediction-log rows (``LOG_COLUMNS``): its prediction columns (not the
+    interval bounds, which the log does not keep), the model's run, the UTC time, the source."""
     scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    return out.with_columns(
+    return out.select(
+        *PREDICTION_COLUMNS,
         pl.lit(model.run_id, dtype=pl.String).alias("run_id"),
         pl.lit(scored_at).alias("scored_at"),
         pl.lit(source).alias("source"),
-    )
+    )  # LOG_COLUMNS, in order

@@ -7,7 +7,9 @@ lookup). When the version changed it loads the new one in that same thread, neve
 loop, and swaps it into the ``ModelHolder`` with one assignment. A version that fails to load
 is logged and counted, the old one keeps serving, and the next poll tries again.
 
-``poll()`` is one step of that loop, public so tests drive it without threads or clocks.
+``poll()`` is one step of that loop, public so tests drive it without threads or clocks. A
+service serving several horizons runs one follower per horizon, each with its own holder, so
+each horizon's model reloads (or fails to) independently of the others.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pipeline.serving.holder import ModelHolder, Served
 
 log = logging.getLogger(__name__)
 STOP_JOIN_SECONDS = 2.0  # a load in progress is not waited for: the thread is a daemon
+MODELS = "models:/"
 
 
 class ModelFollower:
@@ -48,6 +51,12 @@ class ModelFollower:
         self._failing: str | None = None  # the version being tried until it loads
 
     @property
+    def name(self) -> str:
+        """The registered model the URI names (``models:/NAME@alias`` -> ``NAME``): the
+        model's label in metrics, known before anything is loaded."""
+        return self.uri.removeprefix(MODELS).split("@", 1)[0].split("/", 1)[0]
+
+    @property
     def follows(self) -> bool:
         """True when the URI names a moving target (an alias, a stage, Latest)."""
         return self.alias is not None
@@ -58,8 +67,8 @@ class ModelFollower:
             return
         with self._start_lock:
             if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(
-                    target=self._run, name="stockpipe-reload", daemon=True
+                self._thread = threading.Thread(  # named per model: one thread per horizon
+                    target=self._run, name=f"stockpipe-reload-{self.name}", daemon=True
                 )
                 self._thread.start()
 

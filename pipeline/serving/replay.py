@@ -26,7 +26,7 @@ from pipeline.data.inputs import Inputs, LoadedSource, load_inputs, store_inputs
 from pipeline.domain import LoadedModel, PredictionSink, PriceBatch, PriceStore
 from pipeline.errors import DataError, StockpipeError
 from pipeline.serving.predict import as_predictions, log_rows, predict_bars
-from pipeline.serving.score import HISTORY_MARGIN, ScorePorts
+from pipeline.serving.score import HISTORY_MARGIN, ScorePorts, benchmark_of, model_bars, model_uris
 from pipeline.settings import StockpipeConfig
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,10 @@ def replay(
     end: dt.date,
     model_uri: str | None = None,
 ) -> ReplayResult:
-    """Predict every trading date in ``[start, end]`` for every ticker, as `score` would have.
+    """Predict every trading date in ``[start, end]`` for every ticker, as `score` would have:
+    with every configured horizon's champion, or the one ``model_uri``.
 
-    Everything is checked before anything is written: the range, the input, the model and
+    Everything is checked before anything is written: the range, the input, the models and
     every ticker's history. Rows are logged with ``source='replay'``; the log is idempotent on
     (model, version, ticker, date, horizon), so replaying a range again replaces its rows.
     """
@@ -85,27 +86,32 @@ def replay(
         )
     batch = ports.source.load()
     _require_dates(batch, start, end)
-    uri = model_uri or cfg.tracking.champion_uri
-    model = ports.loader.load(uri)
-    # The model, not today's config, decides which benchmark its features need.
-    inputs = load_inputs(model.benchmark or None, LoadedSource(batch), ports.benchmark)
+    uris = model_uris(cfg, model_uri)
+    models = [ports.loader.load(uri) for uri in uris]
+    # The models, not today's config, decide which benchmark their features need.
+    inputs = load_inputs(benchmark_of(models), LoadedSource(batch), ports.benchmark)
     indexed = _indexed(inputs.batch.frame)
-    need = model.warmup + 1
+    need = max(m.warmup for m in models) + 1
     targets, skipped = _targets(
-        indexed, batch.source, (start, end), need, cfg.data.short_history, uri
+        indexed, batch.source, (start, end), need, cfg.data.short_history, ", ".join(uris)
     )
     workspace = ports.workspace()
     store_inputs(workspace, inputs)
-    horizon = model.horizon if model.horizon is not None else cfg.model.target.horizon
-    predicted, calls = _predict_range(model, workspace, inputs, indexed, targets, uri)
-    out = as_predictions(predicted, model, horizon, uri)
+    outs, logged, calls = [], [], 0
+    for i, (uri, model) in enumerate(zip(uris, models, strict=True)):
+        horizon = model.horizon if model.horizon is not None else cfg.horizons[i]
+        predicted, n = _predict_range(model, workspace, inputs, indexed, targets, uri)
+        outs.append(as_predictions(predicted, model, horizon, uri))
+        logged.append(log_rows(outs[-1], model, "replay"))
+        calls += n
+    out = pl.concat(outs, how="diagonal_relaxed")
     log.info(
         "replayed %d rows (%d tickers, %s to %s) with %s in %d model call(s)",
-        out.height, out["ticker"].n_unique(), start, end, uri, calls,
+        out.height, out["ticker"].n_unique(), start, end, ", ".join(uris), calls,
     )  # fmt: skip
     store_inputs(ports.store, inputs)  # the validated prices join the warehouse, as in score
     if ports.log is not None:
-        ports.log.record(log_rows(out, model, "replay"))
+        ports.log.record(pl.concat(logged))  # one batch: every horizon is logged or none
     sink.write(out)
     return ReplayResult(out, start, end, skipped, need, calls)
 
@@ -216,7 +222,7 @@ def _predict_range(
     for part in parts:
         windows = _window(part, indexed, lookback)
         bars = workspace.history(tuple(sorted(windows)), inputs.benchmark, None, windows)
-        predicted = predict_bars(model, bars.collect(), uri)
+        predicted = predict_bars(model, model_bars(model, bars.collect()), uri)
         keys = part.select("ticker", "date")
         kept.append(predicted.join(keys, on=["ticker", "date"], how="semi", maintain_order="left"))
     return pl.concat(kept).sort("ticker", "date"), len(parts)

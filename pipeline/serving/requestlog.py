@@ -4,8 +4,9 @@ A plain ASGI middleware (not Starlette's BaseHTTPMiddleware, which would sit bet
 endpoint and the streamed body that ``read_body`` bounds). Each request gets an id: the
 caller's ``X-Request-ID`` when it is a sane token, else a fresh uuid4 hex; it is returned in the
 response's ``X-Request-ID`` header and logged with the method, path, status, latency, the model
-version that answered and, for ``/predict``, the ticker count. Endpoints add those last two to
-``scope["state"]`` (``request.state``). With ``--log-json`` they are fields of the JSON line.
+version that answered (``"3"``; serving several horizons, every one's: ``"h1=3,h5=2,h20=2"``)
+and, for ``/predict``, the ticker count. Endpoints add those last two to ``scope["state"]``
+(``request.state``). With ``--log-json`` they are fields of the JSON line.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline.serving.holder import ModelHolder
+from pipeline.serving.holder import Slots
 from pipeline.serving.metrics import OTHER, ServiceMetrics
 
 log = logging.getLogger("pipeline.serving.requests")
@@ -49,10 +50,10 @@ def _endpoint(scope: Scope) -> str:
 class RequestLog:
     """ASGI middleware: request id, one log line and the request metrics for every request."""
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, holder: ModelHolder) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, slots: Slots) -> None:
         self.app = app
         self.metrics = metrics
-        self.holder = holder
+        self.slots = slots
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,8 +79,11 @@ class RequestLog:
     def _finish(self, scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
         endpoint = _endpoint(scope)
         self.metrics.observe(endpoint, scope["method"], status, seconds)
-        served = self.holder.current
-        version = state.get("model_version", served.model.version if served else None)
+        # What answered a prediction, else what is serving now (for the probes' lines).
+        if "model_version" in state:
+            version = state["model_version"]
+        else:
+            version = self.slots.versions(self.slots.peek())
         fields = {
             "request_id": state["request_id"],
             "method": scope["method"],
@@ -92,11 +96,12 @@ class RequestLog:
         level = logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO
         log.log(
             level,
-            "%s %s %d %.1f ms (model v%s, request %s)",
+            "%s %s %d %.1f ms (%s%s, request %s)",
             scope["method"],
             scope["path"],
             status,
             seconds * 1000,
+            "models " if self.slots.several else "model v",  # models h1=3,h5=2 / model v3
             version,
             state["request_id"],
             extra=fields,

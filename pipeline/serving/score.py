@@ -11,10 +11,12 @@ from pipeline.data.inputs import load_inputs, store_inputs
 from pipeline.domain import (
     PREDICTION_COLUMNS,
     DataPorts,
+    LoadedModel,
     ModelLoader,
     PredictionLog,
     PredictionSink,
 )
+from pipeline.errors import StockpipeError
 from pipeline.serving.predict import latest_predictions, log_rows
 from pipeline.settings import StockpipeConfig
 
@@ -45,29 +47,60 @@ class ScorePorts(DataPorts):
 def score(
     cfg: StockpipeConfig, ports: ScorePorts, sink: PredictionSink, model_uri: str | None = None
 ) -> ScoreResult:
-    """Predict the next ``horizon`` log return for every ticker, as of its latest date.
+    """Predict the next ``horizon`` log return for every ticker, as of its latest date: one row
+    per ticker and horizon (every configured horizon's champion, or the one ``model_uri``).
 
-    A ticker with less than the model's warm-up plus one row is refused (or, with
+    A ticker with less than the models' warm-up plus one row is refused (or, with
     ``data.short_history: skip``, left out and reported) before anything is written.
     """
-    uri = model_uri or cfg.tracking.champion_uri
-    model = ports.loader.load(uri)
-    # The model, not today's config, decides which benchmark its features need.
-    inputs = load_inputs(model.benchmark or None, ports.source, ports.benchmark)
-    need = model.warmup + 1
+    uris = model_uris(cfg, model_uri)
+    models = [ports.loader.load(uri) for uri in uris]
+    # The models, not today's config, decide which benchmark their features need.
+    inputs = load_inputs(benchmark_of(models), ports.source, ports.benchmark)
+    warmup = max(m.warmup for m in models)
+    need = warmup + 1
+    named = ", ".join(uris)
     inputs, skipped = inputs.require_history(
-        need, cfg.data.short_history, f"to score with {uri} (warm-up {model.warmup} rows + 1)"
+        need, cfg.data.short_history, f"to score with {named} (warm-up {warmup} rows + 1)"
     )
     workspace = ports.workspace()
     store_inputs(workspace, inputs)
-    window = inputs.history(workspace, rows=model.warmup + 1 + HISTORY_MARGIN).collect()
+    window = inputs.history(workspace, rows=need + HISTORY_MARGIN).collect()
     log.info(
-        "scoring %d tickers from %d history rows with %s", len(inputs.tickers), window.height, uri
+        "scoring %d tickers from %d history rows with %s", len(inputs.tickers), window.height, named
     )
-    horizon = model.horizon if model.horizon is not None else cfg.model.target.horizon
-    out = latest_predictions(model, window, horizon, uri)
+    outs, logged = [], []
+    for uri, model in zip(uris, models, strict=True):
+        horizon = model.horizon if model.horizon is not None else cfg.horizons[uris.index(uri)]
+        out = latest_predictions(model, model_bars(model, window), horizon, uri)
+        outs.append(out)
+        logged.append(log_rows(out, model, "score"))
+    out = pl.concat(outs, how="diagonal_relaxed")
     store_inputs(ports.store, inputs)  # the validated prices join the warehouse
     if ports.log is not None:
-        ports.log.record(log_rows(out, model, "score"))
+        ports.log.record(pl.concat(logged))  # one batch: all horizons are logged or none
     sink.write(out)
     return ScoreResult(out, skipped, need)
+
+
+def model_uris(cfg: StockpipeConfig, model_uri: str | None) -> list[str]:
+    """What `score`, replay, `backtest` and `monitor` use: the model asked for, or else every
+    configured horizon's champion (primary horizon first)."""
+    if model_uri:
+        return [model_uri]
+    return [cfg.for_horizon(h).tracking.champion_uri for h in cfg.horizons]
+
+
+def benchmark_of(models: list[LoadedModel]) -> str | None:
+    """The benchmark ticker the models' features need (None when none of them uses one)."""
+    needed = {m.benchmark for m in models if m.benchmark}
+    if len(needed) > 1:
+        raise StockpipeError(f"the models need different benchmarks {sorted(needed)}")
+    return needed.pop() if needed else None
+
+
+def model_bars(model: LoadedModel, bars: pl.DataFrame) -> pl.DataFrame:
+    """``bars`` as ``model`` reads them: without the benchmark column when it uses none."""
+    if model.benchmark is None and "bench_close" in bars.columns:
+        return bars.drop("bench_close")
+    return bars

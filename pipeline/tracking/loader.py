@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.domain import LoadedModel
 from pipeline.errors import TrackingError
+from pipeline.evaluation.intervals import TAG, IntervalCalibration
 from pipeline.tracking.store import ensure_store
 from pipeline.tracking.uris import parse_model_uri, resolve_version
 
@@ -26,8 +29,6 @@ class MlflowModelLoader:
         import mlflow.pyfunc
         from mlflow.exceptions import MlflowException
 
-        from pipeline.domain import LoadedModel
-
         ensure_store(self.uri)
         mlflow.set_tracking_uri(self.uri)
         client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
@@ -47,7 +48,7 @@ class MlflowModelLoader:
         features = getattr(raw, "named_steps", {}).get("features")
         warmup = int(tags.get("warmup_rows", getattr(features, "warmup_", 0)))
         horizon = int(tags["horizon"]) if "horizon" in tags else None
-        return LoadedModel(
+        loaded = LoadedModel(
             predictor=pyfunc_model,
             name=name,
             version=version,
@@ -58,6 +59,18 @@ class MlflowModelLoader:
             tags=tags,
             run_id=run_id,
         )
+        return dataclasses.replace(loaded, intervals=_intervals(loaded, model_uri))
+
+
+def _intervals(model: LoadedModel, model_uri: str) -> IntervalCalibration | None:
+    """The version's interval calibration, parsed once here (None: registered without one).
+
+    A tag that is not a valid calibration for this model is an error, not a model silently
+    served without its intervals."""
+    try:
+        return IntervalCalibration.from_tags(model.tags, model.feature_names)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise TrackingError(f"model {model_uri}: tag {TAG!r} is not usable: {exc}") from exc
 
 
 class MlflowVersionResolver:

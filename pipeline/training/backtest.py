@@ -19,7 +19,9 @@ from pipeline.evaluation.report import OutOfSample, flat_metrics, walk_forward_r
 from pipeline.evaluation.report_files import write_report_files
 from pipeline.evaluation.results import BacktestReport
 from pipeline.settings import FoldsConfig, StockpipeConfig
+from pipeline.training.dataset import TrainingSet
 from pipeline.training.folds import folds_hash, resolve_folds
+from pipeline.training.intervals import interval_setup, model_intervals
 from pipeline.training.promotion import refit_per_fold, registered_training_set
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,16 @@ def recorded_trials(model: LoadedModel) -> TrialSet:
     return TrialSet(n_trials=n_trials, sharpe_variance=variance)
 
 
+def backtest_horizons(
+    cfg: StockpipeConfig, ports: BacktestPorts, output_dir: Path, model_uri: str | None = None
+) -> list[BacktestReport]:
+    """`backtest` of the model asked for, or of every configured horizon's champion: one
+    horizon writes to ``output_dir``, several to ``output_dir/h<h>/`` each."""
+    if model_uri or len(cfg.horizons) == 1:
+        return [backtest(cfg, ports, output_dir, model_uri)]
+    return [backtest(cfg.for_horizon(h), ports, output_dir / f"h{h}") for h in cfg.horizons]
+
+
 def backtest(
     cfg: StockpipeConfig, ports: BacktestPorts, output_dir: Path, model_uri: str | None = None
 ) -> BacktestReport:
@@ -52,7 +64,7 @@ def backtest(
     model = ports.loader.load(uri)
     horizon = model.horizon if model.horizon is not None else cfg.model.target.horizon
     ports.tracker.check()
-    folds, oos, inputs = _refit(uri, model, horizon, cfg.training.folds, ports)
+    folds, oos, inputs, data = _refit(uri, model, horizon, cfg.training.folds, ports)
     strategy = cfg.training.strategy
     wf = walk_forward_report(
         oos,
@@ -62,12 +74,14 @@ def backtest(
         recorded_trials(model),
         seed=cfg.training.seed,
         portfolio=cfg.training.portfolio,
+        intervals=interval_setup(model_intervals(model, cfg.model.intervals), data, folds),
     )
     with ports.tracker.start_run("backtest") as run:
         report = BacktestReport(
             **dict(wf),  # the fields as they are: no round trip through a dump
             model_uri=uri,
             model_version=model.version,
+            horizon=horizon,
             folds_hash=folds_hash(folds),
             run_id=run.run_id,
         )
@@ -89,7 +103,7 @@ def backtest(
 
 def _refit(
     uri: str, model: LoadedModel, horizon: int, layout: FoldsConfig, ports: BacktestPorts
-) -> tuple[list[Fold], OutOfSample, Inputs]:
+) -> tuple[list[Fold], OutOfSample, Inputs, TrainingSet]:
     """The model's own features on the current data, refitted per fold: the folds, the
     out-of-sample predictions and the inputs they came from."""
     try:
@@ -104,4 +118,4 @@ def _refit(
         ports.store, inputs.tickers, inputs.batch.ranges, layout, horizon, purge
     ).folds
     predictions = refit_per_fold(steps, data, folds)
-    return folds, data.out_of_sample(folds, predictions), inputs
+    return folds, data.out_of_sample(folds, predictions), inputs, data

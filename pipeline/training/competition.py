@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from pipeline.model.pipeline import (
     compose_fitted,
     feature_step,
 )
-from pipeline.settings import CandidateConfig, CandidatesConfig, ModelConfig
+from pipeline.settings import CandidateConfig, CandidatesConfig, IntervalsConfig, ModelConfig
 from pipeline.training.callbacks import Progress, ProgressCallback, TrialRunLogger
 from pipeline.training.dataset import TrainingSet
 from pipeline.training.summary import CandidateSummary
@@ -74,6 +74,8 @@ class CompetitionResult:
     primary: str
     study_name: str
     lineage: dict[str, str]  # the tags every candidate's model was logged with
+    # The winner's prediction intervals: measured by its report, carried by its version.
+    intervals: IntervalsConfig = field(default_factory=IntervalsConfig)
 
     @property
     def trials(self) -> TrialSet:
@@ -218,6 +220,7 @@ def run_competition(
         tuning.primary_metric,
         arena.study_name,
         arena.tags,
+        ctx.model_cfg.intervals,
     )
 
 

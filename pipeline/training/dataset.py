@@ -53,11 +53,23 @@ class TrainingSet:
 
 
 def build_training_set(
-    prices: pl.LazyFrame, defs: list[FeatureDef], columns: tuple[str, ...], horizon: int
+    prices: pl.LazyFrame,
+    defs: list[FeatureDef],
+    columns: tuple[str, ...],
+    horizon: int,
+    featured: pl.DataFrame | None = None,
 ) -> TrainingSet:
-    """Compute every feature and the target once; drop warm-up rows and unlabelled tail rows."""
+    """Compute every feature and the target once; drop warm-up rows and unlabelled tail rows.
+
+    ``featured`` is ``prices`` with every feature of ``defs`` already computed: several
+    horizons share one feature computation and differ only in their target.
+    """
     warmup = total_warmup([d for d in defs if d.name in columns])
-    lf = feature_frame(prices, defs, horizon)
+    lf = (
+        feature_frame(prices, defs, horizon)
+        if featured is None
+        else add_target(featured.lazy(), horizon)
+    )
     frame = collect(
         lf.with_columns(
             pl.int_range(pl.len()).over(TICKER).alias("__pos__"),

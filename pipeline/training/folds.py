@@ -60,12 +60,15 @@ def folds_hash(folds: list[Fold]) -> str:
 
 
 def fold_spec(folds: FoldsConfig, horizon: int, purge: int | None = None) -> FoldSpec:
-    """The typed layout bound into the SQL view (``purge`` overrides the configured one)."""
+    """The typed layout bound into the SQL view (``purge`` overrides the configured one).
+
+    The purge is never shorter than the horizon: an ``h``-day label reaches ``h`` days ahead,
+    so a shorter gap would let training labels see the test window."""
     return FoldSpec(
         n_folds=folds.n_folds,
         test_size=folds.test_size,
         horizon=horizon,
-        purge=folds.purge if purge is None else purge,
+        purge=max(folds.purge if purge is None else purge, horizon),
         scheme=folds.scheme,
         step=folds.step,
         embargo=folds.embargo,

@@ -6,10 +6,13 @@ the ports without importing the use case that calls them.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pipeline.data.snapshots import SnapshotStore
 from pipeline.domain import DataPorts, ModelLoader, Registry, Tracker
+from pipeline.errors import StockpipeError
 from pipeline.training.callbacks import NoProgress, Progress
 
 
@@ -27,6 +30,14 @@ class TrainPorts(DataPorts):
     loader: ModelLoader | None = None  # loads the incumbent for the promotion gate
     progress: Progress = field(default_factory=NoProgress)
     snapshots: SnapshotStore | None = None  # keeps an immutable copy of what was trained on
+    # With several horizons: each horizon's registered model (``registry`` is the primary's).
+    registries: Mapping[int, Registry] = field(default_factory=dict)
+
+    def for_horizon(self, horizon: int) -> TrainPorts:
+        """The ports of one horizon's job: the registry of that horizon's registered model."""
+        if horizon not in self.registries:
+            raise StockpipeError(f"no registry for horizon {horizon} (TrainPorts.registries)")
+        return dataclasses.replace(self, registry=self.registries[horizon])
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pipeline.data.inputs import Inputs, LoadedSource, load_inputs, store_inputs
 from pipeline.domain import Fold, PriceBatch, PriceSource, PriceStore, scratch_warehouse
+from pipeline.features.engine import add_features, collect
 from pipeline.features.spec import build_feature_defs, total_warmup
 from pipeline.model.pipeline import feature_columns
 from pipeline.settings import FoldsConfig, ModelConfig, StockpipeConfig
@@ -60,23 +61,45 @@ def plan_training(
     benchmark: PriceSource | None,
     workspace: PriceStore,
 ) -> TrainingPlan:
-    """Load the inputs, check the history, build the training set and choose the folds.
+    """The plan of the primary horizon (see :func:`plan_horizons`)."""
+    plans = plan_horizons(model, folds, short_history, source, benchmark, workspace)
+    return plans[model.target.horizon]
 
-    Everything is computed in ``workspace``. Raises DataError, naming the tickers and rows at
-    fault, if the data cannot train (ConfigError or DataError if the inputs are bad).
+
+def plan_horizons(
+    model: ModelConfig,
+    folds: FoldsConfig,
+    short_history: Literal["error", "skip"],
+    source: PriceSource,
+    benchmark: PriceSource | None,
+    workspace: PriceStore,
+) -> dict[int, TrainingPlan]:
+    """Load the inputs, check the history, build each horizon's training set and folds.
+
+    Everything is computed in ``workspace``. Every horizon trains on the same tickers (those
+    with history enough for the longest one), and with several horizons the features are
+    computed once and shared. Each horizon's folds purge at least its own horizon. Raises
+    DataError, naming the tickers and rows at fault, if the data cannot train (ConfigError or
+    DataError if the inputs are bad).
     """
     inputs = load_inputs(model.features.benchmark, source, benchmark)
     defs = build_feature_defs(model.features)
     columns = feature_columns(model)
     warmup = total_warmup([d for d in defs if d.name in columns])
-    horizon = model.target.horizon
-    need = warmup + horizon + 1  # one labelled row past the warm-up
-    why = f"to train (feature warm-up {warmup} + horizon {horizon} + 1 labelled row)"
+    horizons = model.target.horizons
+    longest = max(horizons)
+    need = warmup + longest + 1  # one labelled row past the warm-up
+    why = f"to train (feature warm-up {warmup} + horizon {longest} + 1 labelled row)"
     kept, skipped = inputs.require_history(need, short_history, why)
     store_inputs(workspace, kept)
-    data = build_training_set(kept.history(workspace), defs, columns, horizon)
-    layout = resolve_folds(workspace, kept.tickers, kept.batch.ranges, folds, horizon)
-    return TrainingPlan(kept, data, layout, warmup, need, skipped, horizon)
+    history = kept.history(workspace)
+    featured = collect(add_features(history, defs)) if len(horizons) > 1 else None
+    plans = {}
+    for h in horizons:
+        data = build_training_set(history, defs, columns, h, featured)
+        layout = resolve_folds(workspace, kept.tickers, kept.batch.ranges, folds, h)
+        plans[h] = TrainingPlan(kept, data, layout, warmup, need, skipped, h)
+    return plans
 
 
 def readiness(cfg: StockpipeConfig, batch: PriceBatch, benchmark: PriceSource | None) -> list[str]:

@@ -18,6 +18,7 @@ from pipeline.evaluation.results import WalkForwardReport
 from pipeline.monitoring.profile import PROFILE_TAG
 from pipeline.settings import PromotionConfig, TrackingConfig, TrainingConfig
 from pipeline.training.competition import CompetitionResult
+from pipeline.training.intervals import calibration_tags
 from pipeline.training.job import TrainPorts
 from pipeline.training.plan import TrainingPlan
 from pipeline.training.promotion import Decision, decide, incumbent_value
@@ -165,6 +166,8 @@ def _version_tags(
         "gate_passed": str(decision.promoted).lower(),
         "promotion_reason": decision.reason,
         "force_promote": str(decision.forced).lower(),
+        # What `score` and `/predict` put bounds around predictions with (JSON).
+        **calibration_tags(report),
     }
 
 

@@ -17,6 +17,7 @@ from pipeline.evaluation.results import WalkForwardReport
 from pipeline.monitoring.profile import PROFILE_ARTIFACT, build_profile
 from pipeline.settings import PortfolioConfig, StrategyConfig
 from pipeline.training.competition import CompetitionResult, selection_stability
+from pipeline.training.intervals import interval_setup
 from pipeline.training.plan import TrainingPlan
 from pipeline.training.promotion import Decision
 from pipeline.training.registration import Registered
@@ -40,12 +41,20 @@ def log_report(
     """The winner's walk-forward report, its files and the competition's artifacts.
 
     ``seed`` seeds the bootstrap of the Sharpe ratio's interval; ``portfolio`` sets a panel's
-    cross-sectional portfolio (the defaults when None).
+    cross-sectional portfolio (the defaults when None). The prediction intervals are the
+    competition's (``comp.intervals``), their scale read from the training set's features.
     """
     best, data, folds, horizon = comp.best, plan.data, plan.folds, plan.horizon
     oos = data.out_of_sample(folds, best.evaluation.predictions)
     report = walk_forward_report(
-        oos, folds, strategy, horizon, comp.trials, seed=seed, portfolio=portfolio
+        oos,
+        folds,
+        strategy,
+        horizon,
+        comp.trials,
+        seed=seed,
+        portfolio=portfolio,
+        intervals=interval_setup(comp.intervals, data, folds),
     )
     _log_metrics(parent, report)
     with tempfile.TemporaryDirectory() as tmp:

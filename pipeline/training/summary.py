@@ -132,6 +132,9 @@ class TrainSummary(Record):
     horizon: int
     tracking_uri: str
     seconds: float
+    by_horizon: dict[str, TrainSummary] = {}
+    """With several horizons: each horizon's own summary, by horizon (the top level is the
+    primary horizon's); empty for a single horizon."""
 
     @model_validator(mode="after")
     def _one_answer(self) -> TrainSummary:
@@ -146,7 +149,11 @@ class TrainSummary(Record):
 def schema_text() -> str:
     """The published JSON schema of :class:`TrainSummary` (what ``--summary`` writes)."""
     schema = TrainSummary.model_json_schema(mode="serialization")
-    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    if "$ref" in schema:  # by_horizon nests the summary: pydantic moves the root into $defs
+        root = schema["$defs"].pop(TrainSummary.__name__)
+        schema = {**root, "$defs": schema["$defs"]}
+    text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    return text.replace(f'"#/$defs/{TrainSummary.__name__}"', '"#"')
 
 
 def write_schema(path: Path = SCHEMA_PATH) -> Path:

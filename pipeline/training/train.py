@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal
 
 import yaml
 
 from pipeline.data.inputs import Inputs, store_inputs
 from pipeline.domain import Run
+from pipeline.model.selectors import check_selection
 from pipeline.settings import (
-    CandidatesConfig,
     ModelConfig,
     StockpipeConfig,
     TrainingConfig,
@@ -21,7 +20,7 @@ from pipeline.training import lineage
 from pipeline.training.competition import Arena, check_candidates, run_competition
 from pipeline.training.folds import folds_hash
 from pipeline.training.job import TrainOptions, TrainPorts
-from pipeline.training.plan import TrainingPlan, plan_training
+from pipeline.training.plan import TrainingPlan, plan_horizons
 from pipeline.training.registration import gate, register
 from pipeline.training.reporting import log_report, summarise
 from pipeline.training.summary import TrainSummary
@@ -43,59 +42,119 @@ def train(
     tracker reached and the job planned in a scratch warehouse (history long enough, folds
     that fit) before the warehouse, the snapshots or the registry are touched; registration
     comes last and the champion alias moves only after the version is registered.
+
+    With several horizons (``model.target.horizons``) each gets its own target, competition,
+    folds purged by its horizon and registered model, as a child run of one parent run; they
+    share one feature computation. The summary is the primary horizon's, with every
+    horizon's own summary under ``by_horizon``.
     """
     options = options or TrainOptions()
     started = time.perf_counter()
-    model, training, root = cfg.model, cfg.training, cfg.project_root
-    plan = _prepare(model, training, cfg.candidates, cfg.data.short_history, ports)
-    study = _study(options.study_name, model, training, plan)
-    snapshots = _store_inputs(ports, plan.inputs)
-    cfg_hash = lineage.config_hash(cfg)
-    tags = lineage.lineage_tags(plan, study, snapshots, model, training.seed, cfg_hash, root)
+    plans = _prepare(cfg, ports)
+    snapshots = _store_inputs(ports, plans[cfg.model.target.horizon].inputs)
     resolved = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)  # for the record
     with ports.tracker.start_run("train") as parent:
-        _log_job(parent, training.tuning, plan, tags, resolved)
-        ctx = TuningContext.from_config(model, training, root, plan.data, plan.folds)
-        arena = Arena(ports.tracker, parent, study, ports.progress, tags)
-        comp = run_competition(ctx, entrants(cfg.candidates, training.n_trials), arena)
-        report = log_report(
-            parent, training.strategy, training.seed, plan, comp, training.portfolio
-        )
-        decision = gate(
-            cfg.tracking, training, ports, plan, comp.best.best_value, options.force_promote
-        )
-        registered = register(
-            cfg.tracking, training.promotion, ports.registry, parent, comp, decision, report
-        )
-        summary = summarise(plan, comp, report, decision, registered, ports.tracker.uri)
-    log.info("v%s -> @%s: %s", registered.version, registered.alias, decision.reason)
+        if len(plans) == 1:
+            (h,) = plans
+            summary = _train_horizon(
+                cfg.for_horizon(h), ports, options, plans[h], parent, snapshots
+            )
+            parent.log_text(resolved, "config/resolved_config.yaml")
+        else:
+            parent.log_params({"horizons": ",".join(map(str, plans))})
+            parent.log_text(resolved, "config/resolved_config.yaml")
+            summaries = {}
+            for h, plan in plans.items():
+                with ports.tracker.start_run(f"horizon_{h}", parent=parent) as child:
+                    summaries[h] = _train_horizon(
+                        cfg.for_horizon(h),
+                        ports.for_horizon(h),
+                        options,
+                        plan,
+                        child,
+                        snapshots,
+                        several=True,
+                    )
+            by_horizon = {str(h): s for h, s in summaries.items()}
+            summary = summaries[cfg.model.target.horizon].model_copy(
+                update={"by_horizon": by_horizon}
+            )
     # Set last and without re-validation: the rest of the summary is already checked.
     return summary.model_copy(update={"seconds": round(time.perf_counter() - started, 2)})
 
 
-def _prepare(
-    model: ModelConfig,
-    training: TrainingConfig,
-    candidates: CandidatesConfig,
-    short_history: Literal["error", "skip"],
+def _train_horizon(
+    cfg: StockpipeConfig,
     ports: TrainPorts,
-) -> TrainingPlan:
-    """Validate, reach the tracker and plan in a scratch warehouse; write nothing real."""
-    check_candidates(candidates, training.seed)
-    plan = plan_training(
-        model, training.folds, short_history, ports.source, ports.benchmark, ports.workspace()
+    options: TrainOptions,
+    plan: TrainingPlan,
+    parent: Run,
+    snapshots: tuple[list[str], list[str]],
+    several: bool = False,
+) -> TrainSummary:
+    """One horizon's competition, report, gate and registration, logged under ``parent``
+    (``cfg`` is narrowed to that horizon: its target, registered model and purge)."""
+    started = time.perf_counter()
+    model, training, root = cfg.model, cfg.training, cfg.project_root
+    study = _study(options.study_name, model, training, plan, several)
+    tags = lineage.lineage_tags(
+        plan, study, snapshots, model, training.seed, lineage.config_hash(cfg), root
     )
-    log.info("%s", "; ".join(plan.describe()))
+    _log_job(parent, training.tuning, plan, tags)
+    ctx = TuningContext.from_config(model, training, root, plan.data, plan.folds)
+    arena = Arena(ports.tracker, parent, study, ports.progress, tags)
+    comp = run_competition(ctx, entrants(cfg.candidates, training.n_trials), arena)
+    report = log_report(parent, training.strategy, training.seed, plan, comp, training.portfolio)
+    decision = gate(
+        cfg.tracking, training, ports, plan, comp.best.best_value, options.force_promote
+    )
+    registered = register(
+        cfg.tracking, training.promotion, ports.registry, parent, comp, decision, report
+    )
+    summary = summarise(plan, comp, report, decision, registered, ports.tracker.uri)
+    log.info(
+        "h=%d: %s v%s -> @%s: %s",
+        plan.horizon,
+        cfg.tracking.registered_model,
+        registered.version,
+        registered.alias,
+        decision.reason,
+    )
+    return summary.model_copy(update={"seconds": round(time.perf_counter() - started, 2)})
+
+
+def _prepare(cfg: StockpipeConfig, ports: TrainPorts) -> dict[int, TrainingPlan]:
+    """Validate, reach the tracker and plan every horizon in a scratch warehouse; write
+    nothing real."""
+    check_candidates(cfg.candidates, cfg.training.seed)
+    check_selection(cfg.model.selection, cfg.training.seed)
+    plans = plan_horizons(
+        cfg.model,
+        cfg.training.folds,
+        cfg.data.short_history,
+        ports.source,
+        ports.benchmark,
+        ports.workspace(),
+    )
+    for plan in plans.values():
+        log.info("h=%d: %s", plan.horizon, "; ".join(plan.describe()))
     # Reaching the store may create it (sqlite): only once the data is known to train.
     ports.tracker.check()
-    return plan
+    return plans
 
 
 def _study(
-    requested: str | None, model: ModelConfig, training: TrainingConfig, plan: TrainingPlan
+    requested: str | None,
+    model: ModelConfig,
+    training: TrainingConfig,
+    plan: TrainingPlan,
+    several: bool,
 ) -> str:
-    """The study the job tunes in (asked for, configured, or named after the problem)."""
+    """The study the job tunes in (asked for, configured, or named after the problem); with
+    several horizons, one study each (``<name>_h<h>``)."""
     study = requested or training.tuning.study_name or lineage.study_prefix(model, training, plan)
+    if several:
+        study = f"{study}_h{plan.horizon}"
     log.info(
         "training set: %d rows, %d features, %d folds; study %s",
         len(plan.data.y),
@@ -122,10 +181,8 @@ def _store_inputs(ports: TrainPorts, inputs: Inputs) -> tuple[list[str], list[st
     return ids, bench_ids
 
 
-def _log_job(
-    parent: Run, tuning: TuningConfig, plan: TrainingPlan, tags: dict[str, str], resolved: str
-) -> None:
-    """The job's parameters and lineage, and its ``resolved`` configuration, on its run."""
+def _log_job(parent: Run, tuning: TuningConfig, plan: TrainingPlan, tags: dict[str, str]) -> None:
+    """The job's parameters and lineage on its run."""
     parent.log_params(
         {
             "horizon": plan.horizon,
@@ -136,4 +193,3 @@ def _log_job(
             **tags,
         }
     )
-    parent.log_text(resolved, "config/resolved_config.yaml")

@@ -30,6 +30,7 @@ def run_worker(cfg: StockpipeConfig, ports: DataPorts, study_name: str) -> dict[
             "training.yaml: key 'tuning.storage': a worker needs a shared study storage "
             "(a journal file path or a postgresql:// URL), not the in-memory default"
         )
+    cfg = _horizon_of_study(cfg, study_name)
     plan = plan_training(  # the coordinator's plan, recomputed
         cfg.model,
         cfg.training.folds,
@@ -54,3 +55,17 @@ def run_worker(cfg: StockpipeConfig, ports: DataPorts, study_name: str) -> dict[
         ran[cand.name] = len(mine)
         log.info("worker: %s ran %d trial(s) in %s.%s", cand.name, len(mine), study_name, cand.name)
     return ran
+
+
+def _horizon_of_study(cfg: StockpipeConfig, study_name: str) -> StockpipeConfig:
+    """With several horizons `train` tunes one study per horizon, named ``<study>_h<h>``: a
+    worker joining one must build that horizon's target and folds."""
+    if len(cfg.horizons) == 1:
+        return cfg
+    head, _, tail = study_name.rpartition("_h")
+    if not head or not tail.isdigit() or int(tail) not in cfg.horizons:
+        raise ConfigError(
+            f"study {study_name!r}: with several horizons {list(cfg.horizons)} the studies are "
+            "named <study>_h<horizon>; join one of those"
+        )
+    return cfg.for_horizon(int(tail))

@@ -108,6 +108,11 @@ def test_score_writes_documented_schema(project: dict[str, Any]) -> None:
         "prediction",
         "model_name",
         "model_version",
+        # the shipped model.yaml calibrates conformal intervals at 80% and 95%
+        "lower_80",
+        "upper_80",
+        "lower_95",
+        "upper_95",
     ]
     assert frame.schema["as_of_date"] == pl.Date and frame.schema["prediction"] == pl.Float64
     row = frame.row(0, named=True)

@@ -301,7 +301,7 @@ def test_study_lives_in_postgres(trained: dict[str, Any]) -> None:
 
 def test_score_reads_the_champion_from_the_server(trained: dict[str, Any]) -> None:
     frame = pl.read_parquet(trained["predictions"])
-    assert frame.columns == SCORE_COLUMNS
+    assert frame.columns == [*SCORE_COLUMNS, "lower_80", "upper_80", "lower_95", "upper_95"]
     assert frame.schema["as_of_date"] == pl.Date and frame.schema["prediction"] == pl.Float64
     row = frame.row(0, named=True)
     assert frame.height == 1 and row["ticker"] == "NVDA" and row["horizon"] == 1

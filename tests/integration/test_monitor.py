@@ -127,6 +127,7 @@ def test_every_section_with_live_numbers_from_the_price_file(project: dict[str, 
         "version": version,
         "uri": f"models:/{NAME}/{version}",
         "run_id": doc["model"]["run_id"],
+        "horizon": 1,
     }
     assert doc["status"] == report.status and doc["window"]["rows"] == 60
     features = doc["drift"]["features"]

@@ -11,6 +11,7 @@ from pipeline.bootstrap import apply_overrides
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
 from pipeline.settings import AUTO
+from pipeline.training.folds import fold_spec
 
 
 def test_shipped_config_loads_with_defaults() -> None:
@@ -83,9 +84,53 @@ def test_stray_file_and_bad_yaml(conf_dir: Path) -> None:
         load_config(conf_dir)
 
 
-def test_purge_shorter_than_horizon_is_rejected(conf_dir: Path) -> None:
+def test_purge_is_raised_to_each_horizon(conf_dir: Path) -> None:
+    write_yaml(conf_dir / "local" / "model.yaml", {"target": {"horizons": [1, 5, 20]}})
+    cfg = load_config(conf_dir)
+    assert cfg.training.folds.purge == 1
+    assert [cfg.for_horizon(h).training.folds.purge for h in (1, 5, 20)] == [1, 5, 20]
+    # ... and the SQL fold spec never purges less than the horizon, narrowed or not
+    assert fold_spec(cfg.training.folds, 5).purge == 5
+    assert fold_spec(cfg.training.folds, 1, purge=3).purge == 3
+
+
+def test_horizons_name_their_registered_models(conf_dir: Path) -> None:
+    write_yaml(conf_dir / "local" / "model.yaml", {"target": {"horizons": [1, 5, 20]}})
+    cfg = load_config(conf_dir)
+    names = [cfg.for_horizon(h).tracking.registered_model for h in cfg.horizons]
+    assert names == [
+        "StocksPredictionModel",
+        "StocksPredictionModel_h5",
+        "StocksPredictionModel_h20",
+    ]
+    narrowed = cfg.for_horizon(5)
+    assert narrowed.horizons == (5,) and narrowed.model.target.horizon == 5
+    assert narrowed.tracking.champion_uri == "models:/StocksPredictionModel_h5@champion"
+    assert narrowed.for_horizon(5) == narrowed  # narrowing twice changes nothing
+    with pytest.raises(ValueError, match="horizon 2 is not configured"):
+        cfg.for_horizon(2)
+
+
+def test_single_horizon_is_a_one_element_list(conf_dir: Path) -> None:
     write_yaml(conf_dir / "local" / "model.yaml", {"target": {"horizon": 5}})
-    with pytest.raises(ConfigError, match=r"purge \(1\) must be >= model.target.horizon \(5\)"):
+    cfg = load_config(conf_dir)
+    assert cfg.horizons == (5,)
+    assert cfg.for_horizon(5).tracking.registered_model == "StocksPredictionModel"
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ({"horizon": 1, "horizons": [1]}, "not both"),
+        ({"horizons": [1, 1]}, "distinct"),
+        ({"horizons": []}, "at least 1"),
+        ({"horizons": [0]}, "greater than or equal to 1"),
+        ({"horizons": [1, 300]}, "less than or equal to 250"),
+    ],
+)
+def test_bad_horizons_are_refused(conf_dir: Path, target: dict[str, object], message: str) -> None:
+    write_yaml(conf_dir / "local" / "model.yaml", {"target": target})
+    with pytest.raises(ConfigError, match=message):
         load_config(conf_dir)
 
 
