@@ -5,10 +5,10 @@ PYTHON ?= $(if $(VENV_BIN),.venv/bin/python,python)
 STOCKPIPE ?= $(if $(VENV_BIN),.venv/bin/stockpipe,stockpipe)
 CONFIG ?= conf/
 
-.PHONY: help install install-test train score serve monitor test bench lint format clean compose-validate
+.PHONY: help install install-test train tune score backtest serve monitor fetch validate test bench lint format clean compose-validate compose-up compose-down
 
 help:
-	@echo "targets: install install-test train score serve monitor test bench lint format clean compose-validate"
+	@echo "targets: install install-test train tune score backtest serve monitor fetch validate test bench lint format clean compose-validate compose-up compose-down"
 
 install:
 	$(PYTHON) -m pip install -e .
@@ -19,8 +19,22 @@ install-test:
 train:
 	$(STOCKPIPE) train --config $(CONFIG)
 
+tune:
+	$(STOCKPIPE) tune --config $(CONFIG)
+
 score:
 	$(STOCKPIPE) score --config $(CONFIG)
+
+backtest:
+	$(STOCKPIPE) backtest --config $(CONFIG) --output-dir outputs/backtest
+
+# Needs network access to Yahoo:  make fetch TICKERS=NVDA,SPY
+TICKERS ?= NVDA,SPY
+fetch:
+	$(STOCKPIPE) fetch --config $(CONFIG) --tickers $(TICKERS)
+
+validate:
+	$(STOCKPIPE) validate --config $(CONFIG)
 
 # The champion over HTTP on $(HOST):$(PORT); it follows the alias (reloads on promotion).
 HOST ?= 127.0.0.1
@@ -50,6 +64,14 @@ clean:
 	rm -rf mlruns mlflow.db outputs data/warehouse
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .benchmarks
 	find . -name __pycache__ -type d -not -path "./.git/*" -not -path "./.venv/*" -not -path "./venv/*" -prune -exec rm -rf {} +
+
+# The Postgres-backed MLflow server (PROFILE=minio adds MinIO artifacts); needs Docker.
+PROFILE ?=
+compose-up:
+	docker compose $(if $(PROFILE),--profile $(PROFILE)) up -d --build
+
+compose-down:
+	docker compose $(if $(PROFILE),--profile $(PROFILE)) down
 
 # Offline check of docker-compose.yml against the compose spec (no Docker engine needed).
 compose-validate:

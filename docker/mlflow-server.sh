@@ -6,13 +6,14 @@
 #
 # Usage:
 #   docker/mlflow-server.sh [--backend-store-uri URI] [--host HOST] [--port PORT]
-#                           [--artifacts DIR] [--allowed-host NAME]... [--print]
+#                           [--artifacts DIR|URI] [--allowed-host NAME]... [--print]
 #
 # Each option has an environment default:
 #   --backend-store-uri  MLFLOW_BACKEND_STORE_URI   postgresql://postgres@127.0.0.1:5432/mlflow
 #   --host               MLFLOW_HOST                127.0.0.1 (0.0.0.0 to accept other machines)
 #   --port               MLFLOW_PORT                8888 (the port docker-compose.yml publishes)
-#   --artifacts          MLFLOW_ARTIFACTS_DIR       docker/mlflow/artifacts (as the compose bind mount)
+#   --artifacts          MLFLOW_ARTIFACTS_DIR       docker/mlflow/artifacts (as the compose bind mount),
+#                                                   or an object-store URI such as s3://mlflow
 #   --allowed-host       MLFLOW_EXTRA_ALLOWED_HOSTS (comma-separated) extra Host headers to accept
 #   --print              print the command (one argument a line) instead of running it
 #   MLFLOW               the mlflow executable (default: $VIRTUAL_ENV/bin/mlflow, else PATH)
@@ -24,6 +25,16 @@
 #
 # Needs `pip install -e ".[server]"` (psycopg 3: SQLAlchemy 2.1 maps postgresql:// to it) and
 # the database: createdb -h 127.0.0.1 -U postgres mlflow
+#
+# Artifacts in S3/MinIO, as the compose `minio` profile's mlflow-minio service (port 8889, own
+# database). The endpoint and keys go to this server's environment only: clients upload and
+# download through the server. Needs boto3 (`pip install -e ".[server,s3]"`) and the bucket.
+# The keys below are the compose file's local-only MinIO defaults:
+#   createdb -h 127.0.0.1 -U postgres mlflow_minio
+#   MLFLOW_S3_ENDPOINT_URL=http://127.0.0.1:9000 \
+#   AWS_ACCESS_KEY_ID=minio AWS_SECRET_ACCESS_KEY=minio-secret \
+#   docker/mlflow-server.sh --artifacts s3://mlflow --port 8889 \
+#       --backend-store-uri postgresql://postgres@127.0.0.1:5432/mlflow_minio
 #
 # The script execs mlflow, so the server keeps this shell's pid. In a terminal, run it in the
 # foreground and stop it with Ctrl-C (which reaches the whole foreground process group). In the
@@ -91,5 +102,9 @@ if [ "$PRINT" = 1 ]; then
     exit 0
 fi
 
-mkdir -p "$ARTIFACTS"
+# A folder is created (as the image does); an object-store URI is used as given.
+case "$ARTIFACTS" in
+    *://*) ;;
+    *) mkdir -p "$ARTIFACTS" ;;
+esac
 exec "${CMD[@]}"

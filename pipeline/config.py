@@ -39,6 +39,9 @@ SECTIONS: dict[str, type[BaseModel]] = {
 }
 # Sections added after the first release: a config directory without their file gets defaults.
 OPTIONAL_SECTIONS = frozenset({"serving", "monitoring"})
+# Sections that may be absent altogether (the config then says what replaces them):
+# without model_candidates.yaml, model.yaml names the one estimator to train.
+ABSENT_SECTIONS = frozenset({"model_candidates"})
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -108,20 +111,19 @@ def _folders(root_dir: Path, env: str | None) -> tuple[Path, list[Path]]:
     return base, overlays
 
 
-def _section(name: str, base: Path, overlays: list[Path]) -> BaseModel:
+def _section(name: str, base: Path, overlays: list[Path]) -> BaseModel | None:
     """One section: its base file with every overlay deep-merged over it, validated."""
     model = SECTIONS[name]
     base_file = base / f"{name}.yaml"
+    layers = [d / f"{name}.yaml" for d in overlays if (d / f"{name}.yaml").is_file()]
     if not base_file.is_file():
         if name in OPTIONAL_SECTIONS:
             return model()
-        raise ConfigError(f"{base_file}: required config file is missing")
-    sources = [(base_file, _read_yaml(base_file))]
-    sources += [
-        (d / f"{name}.yaml", _read_yaml(d / f"{name}.yaml"))
-        for d in overlays
-        if (d / f"{name}.yaml").is_file()
-    ]
+        if name in ABSENT_SECTIONS and not layers:
+            return None
+        if name not in ABSENT_SECTIONS:
+            raise ConfigError(f"{base_file}: required config file is missing")
+    sources = [(f, _read_yaml(f)) for f in ([base_file] if base_file.is_file() else []) + layers]
     merged: dict[str, Any] = {}
     for _, doc in sources:
         merged = _deep_merge(merged, doc)

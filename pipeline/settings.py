@@ -178,6 +178,25 @@ class ModelConfig(_Frozen):
     imputer: Literal["mean", "median"] = "median"
     scaler: Literal["standard", "none"] = "standard"
     intervals: IntervalsConfig = IntervalsConfig()
+    # One model instead of model_candidates.yaml: its kind, fixed params and optional space.
+    estimator: EstimatorKind | None = None
+    params: dict[str, Scalar] = {}
+    space: dict[str, ParamSpace] = {}
+    n_trials: int | None = Field(None, ge=1, description="default: 10 with a space, else 1")
+
+    def single_candidate(self) -> CandidatesConfig | None:
+        """The competition of one model that ``estimator`` names (None when it names none)."""
+        if self.estimator is None:
+            return None
+        trials = self.n_trials or (10 if self.space else 1)
+        one = CandidateConfig(
+            name=self.estimator,
+            estimator=self.estimator,
+            n_trials=trials,
+            params=self.params,
+            space=self.space,
+        )
+        return CandidatesConfig(candidates=(one,))
 
 
 class FoldsConfig(_Frozen):
@@ -323,9 +342,12 @@ ParamSpace = Annotated[IntSpace | FloatSpace | CategoricalSpace, Field(discrimin
 Scalar = str | int | float | bool | None
 
 
+EstimatorKind = Literal["lightgbm", "xgboost", "random_forest", "ridge", "elasticnet"]
+
+
 class CandidateConfig(_Frozen):
     name: str
-    estimator: Literal["lightgbm", "xgboost", "random_forest", "ridge", "elasticnet"]
+    estimator: EstimatorKind
     enabled: bool = True
     n_trials: int = Field(10, ge=1)
     timeout_seconds: float | None = Field(None, gt=0)
@@ -351,6 +373,9 @@ class CandidatesConfig(_Frozen):
         if not any(c.enabled for c in self.candidates):
             raise ValueError("at least one candidate must be enabled")
         return self
+
+
+ModelConfig.model_rebuild()  # its single-model fields use the candidate types above
 
 
 class TrackingConfig(_Frozen):
@@ -428,9 +453,29 @@ class StockpipeConfig(_Frozen):
     model: ModelConfig
     training: TrainingConfig
     candidates: CandidatesConfig
+    """The competition: model_candidates.yaml, or the one model that model.yaml's
+    ``estimator`` names (which wins over the file: it is the more specific choice)."""
     tracking: TrackingConfig
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_model(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        model = data.get("model")
+        if isinstance(model, dict):
+            model = ModelConfig.model_validate(model)
+        one = model.single_candidate() if isinstance(model, ModelConfig) else None
+        if one is not None:
+            return {**data, "candidates": one}
+        if data.get("candidates") is None:
+            raise ValueError(
+                "nothing to train: add model_candidates.yaml, or name one `estimator` (with "
+                "`params`, optionally a `space`) in model.yaml"
+            )
+        return data
 
     @model_validator(mode="after")
     def _folds_cover_horizons(self) -> StockpipeConfig:

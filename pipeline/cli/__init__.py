@@ -30,6 +30,7 @@ def main(log_level: str, log_json: bool) -> None:
 
 for command in (
     run.train,
+    run.tune,
     run.worker,
     run.score,
     serve.serve,
@@ -43,5 +44,7 @@ for command in (
     data.data,
 ):
     main.add_command(command)
+# The brief's verbs are fetch, train, tune, predict and serve: `predict` is `score`.
+main.add_command(run.score, name="predict")
 
 __all__ = ["main"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,29 +18,65 @@ if TYPE_CHECKING:  # the command imports its use case lazily, to keep the CLI qu
     from pipeline.training.summary import TrainSummary
 
 
+def _competition_options(func: Callable[..., None]) -> Callable[..., None]:
+    """The options `train` and `tune` share."""
+    func = click.option("--quiet", is_flag=True, help="No progress display.")(func)
+    func = click.option("--n-jobs", type=int, default=None, help="Parallel trials here.")(func)
+    func = click.option(
+        "--study-name",
+        default=None,
+        help="Optuna study (prefix) to create or resume; needs a persistent storage.",
+    )(func)
+    func = click.option(
+        "--summary", type=click.Path(path_type=Path), default=None, help="JSON summary path."
+    )(func)
+    func = click.option("--trials", type=int, default=None, help="Optuna trials per candidate.")(
+        func
+    )
+    return with_config("data", "tracking", "seed")(func)
+
+
 @click.command()
-@with_config("data", "tracking", "seed")
-@click.option("--trials", type=int, default=None, help="Optuna trials per candidate.")
-@click.option(
-    "--summary",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Where to write the JSON summary.",
-)
-@click.option(
-    "--study-name",
-    default=None,
-    help="Optuna study (prefix) to create or resume; needs a persistent storage.",
-)
-@click.option("--n-jobs", type=int, default=None, help="Parallel trials on this machine.")
+@_competition_options
 @click.option(
     "--force-promote",
     is_flag=True,
     help="Move the champion alias even if the incumbent is better (recorded).",
 )
-@click.option("--quiet", is_flag=True, help="No progress display.")
-def train(cfg: StockpipeConfig, study_name: str | None, force_promote: bool, quiet: bool) -> None:
+@click.option(
+    "--no-register",
+    is_flag=True,
+    help="Compete and track everything, register nothing (what `tune` does).",
+)
+def train(
+    cfg: StockpipeConfig,
+    study_name: str | None,
+    force_promote: bool,
+    no_register: bool,
+    quiet: bool,
+) -> None:
     """Run the model competition, track it, register the winner behind a promotion gate."""
+    _compete(cfg, study_name, quiet, force_promote=force_promote, register=not no_register)
+
+
+@click.command()
+@_competition_options
+def tune(cfg: StockpipeConfig, study_name: str | None, quiet: bool) -> None:
+    """Run the model competition and track every run; register nothing.
+
+    The winner's logged model can be scored with --model-uri (its URI is in the summary).
+    """
+    _compete(cfg, study_name, quiet, force_promote=False, register=False)
+
+
+def _compete(
+    cfg: StockpipeConfig,
+    study_name: str | None,
+    quiet: bool,
+    *,
+    force_promote: bool,
+    register: bool,
+) -> None:
     from pipeline import bootstrap
     from pipeline.atomic import atomic_write_text, ensure_writable
     from pipeline.training.train import TrainOptions
@@ -48,12 +85,9 @@ def train(cfg: StockpipeConfig, study_name: str | None, force_promote: bool, qui
     # Known before any work: a summary that cannot be written fails now, not after the alias
     # has moved.
     path = ensure_writable(cfg.resolve(cfg.training.summary_path), "summary")
+    options = TrainOptions(force_promote=force_promote, study_name=study_name, register=register)
     with bootstrap.progress(quiet) as progress:
-        result = run_train(
-            cfg,
-            bootstrap.train_ports(cfg, progress),
-            TrainOptions(force_promote=force_promote, study_name=study_name),
-        )
+        result = run_train(cfg, bootstrap.train_ports(cfg, progress), options)
     atomic_write_text(path, json.dumps(result.model_dump(mode="json"), indent=2, allow_nan=False))
     for h, each in result.by_horizon.items():
         click.echo(f"== horizon {h}: {each.champion.registered_model} ({each.seconds}s)")
@@ -72,7 +106,9 @@ def _outcome_lines(result: TrainSummary) -> list[str]:
     # compared on the same rows, and both commands print the same numbers for one model.
     return [
         f"winner: {champ.candidate} -> {champ.registered_model} v{champ.version} "
-        f"@{champ.alias} (promoted: {str(champ.promoted).lower()})",
+        f"@{champ.alias} (promoted: {str(champ.promoted).lower()})"
+        if champ.version is not None
+        else f"winner: {champ.candidate} (not registered; --model-uri {champ.model_uri})",
         f"  {champ.reason}",
         f"pooled over {len(result.folds)} folds ({rows} test rows): rmse {num(bt.rmse, 6)} "
         f"(zero-return {num(zero.rmse, 6)}), directional accuracy "

@@ -40,6 +40,9 @@ class MlflowModelLoader:
             name, version, tags = ref.name, str(mv.version), dict(mv.tags)
             run_id = mv.run_id
             target = f"models:/{name}/{version}"  # a concrete version: what was resolved loads
+        elif model_uri.startswith(LOGGED_PREFIX):  # a logged model (`tune`): its own tags
+            name, tags, run_id = _logged_model(client, model_uri)
+            version = UNREGISTERED  # outputs and the prediction log still name the model
         try:
             pyfunc_model = mlflow.pyfunc.load_model(target)
         except MlflowException as exc:
@@ -60,6 +63,24 @@ class MlflowModelLoader:
             run_id=run_id,
         )
         return dataclasses.replace(loaded, intervals=_intervals(loaded, model_uri))
+
+
+LOGGED_PREFIX = "models:/m-"
+UNREGISTERED = "unregistered"  # the version of a logged model that no registry version names
+
+
+def _logged_model(client: Any, model_uri: str) -> tuple[str, dict[str, str], str | None]:
+    """A logged model's id, the lineage tags it was logged with (horizon, benchmark, ...: what
+    a registered version copies, so an unregistered winner loads with the same facts) and
+    the run that logged it."""
+    from mlflow.exceptions import MlflowException
+
+    model_id = model_uri.removeprefix("models:/").split("/")[0]
+    try:
+        logged = client.get_logged_model(model_id)
+    except MlflowException as exc:
+        raise TrackingError(f"cannot find logged model {model_uri}: {exc}") from exc
+    return model_id, dict(logged.tags), logged.source_run_id
 
 
 def _intervals(model: LoadedModel, model_uri: str) -> IntervalCalibration | None:

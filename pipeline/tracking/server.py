@@ -4,11 +4,16 @@ Same flags as ``docker/mlflow/Dockerfile`` and ``docker/mlflow-server.sh``: one 
 runner, served artifacts, explicit ``--allowed-hosts``. The server gets its own process group,
 so ``ServerHandle.stop()`` ends it and every child, even mid start-up. ``create_database`` and
 ``drop_database`` use psycopg (the ``server`` extra): no ``createdb`` binary needed.
+
+The artifacts destination is a folder or an object-store URI such as ``s3://mlflow`` (the
+compose ``minio`` profile). Either way the server proxies artifacts, so only the server needs
+the store's endpoint and credentials (``s3_environment``); clients upload through HTTP.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,7 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import LiteralString
@@ -26,6 +31,30 @@ from pipeline.errors import TrackingError
 
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
 PG_CONNINFO = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
+# scheme://... (s3://bucket, gs://..., mlflow-artifacts:/ has no //); anything else is a folder.
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_store_uri(destination: str | Path) -> bool:
+    """Whether an artifacts destination is an object-store URI rather than a local folder.
+
+    A Path never is: ``Path("s3://mlflow")`` would already have collapsed ``//`` into ``/``.
+    """
+    return isinstance(destination, str) and _URI.match(destination) is not None
+
+
+def s3_environment(endpoint_url: str, access_key_id: str, secret_access_key: str) -> dict[str, str]:
+    """What the *server* process needs for an ``s3://`` artifacts destination on a local
+    S3-compatible endpoint (MinIO, moto): MLflow reads the endpoint, boto3 the credentials.
+
+    The region is left to boto3's default (us-east-1), which MinIO and moto accept, as the
+    compose ``mlflow-minio`` service does.
+    """
+    return {
+        "MLFLOW_S3_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": access_key_id,
+        "AWS_SECRET_ACCESS_KEY": secret_access_key,
+    }
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -46,12 +75,15 @@ def allowed_hosts(host: str, port: int, extra: Sequence[str] = ()) -> list[str]:
 
 def server_command(
     backend_uri: str,
-    artifacts_dir: Path,
+    artifacts_dir: str | Path,
     host: str,
     port: int,
     extra_hosts: Sequence[str] = (),
 ) -> list[str]:
-    """The ``mlflow server`` argv (the environment in SERVER_ENV completes it)."""
+    """The ``mlflow server`` argv (the environment in SERVER_ENV completes it).
+
+    ``artifacts_dir`` is a folder or an object-store URI (``s3://mlflow``), passed as given.
+    """
     flags = {
         "--backend-store-uri": backend_uri,
         "--artifacts-destination": str(artifacts_dir),
@@ -146,17 +178,26 @@ def start_tracking_server(
     timeout: float = 120.0,
     log_path: Path | None = None,
     extra_hosts: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> ServerHandle:
     """Start ``mlflow server`` in its own process group and return once it answers API calls.
 
-    ``port=None`` picks a free port (a rare race with another process binding it first shows
-    as a start-up failure). The log goes to ``log_path``, a temporary file by default.
-    ``extra_hosts`` adds ``--allowed-hosts`` entries. On any failure, timeout included, the
-    process group is stopped before TrackingError is raised.
+    ``artifacts_dir`` is a folder (made absolute and created) or an object-store URI such as
+    ``s3://mlflow`` (passed as given; the bucket must exist). ``env`` is added to the server's
+    environment only, e.g. ``s3_environment(...)`` for an S3 destination: with proxied
+    artifacts the clients need none of it. ``port=None`` picks a free port (a rare race with
+    another process binding it first shows as a start-up failure). The log goes to
+    ``log_path``, a temporary file by default. ``extra_hosts`` adds ``--allowed-hosts``
+    entries. On any failure, timeout included, the process group is stopped before
+    TrackingError is raised.
     """
     port = port or free_port(host)
-    artifacts = Path(artifacts_dir).resolve()
-    artifacts.mkdir(parents=True, exist_ok=True)
+    artifacts: str | Path
+    if is_store_uri(artifacts_dir):
+        artifacts = str(artifacts_dir)
+    else:
+        artifacts = Path(artifacts_dir).resolve()
+        artifacts.mkdir(parents=True, exist_ok=True)
     if log_path is None:
         fd, name = tempfile.mkstemp(prefix=f"mlflow-server-{port}-", suffix=".log")
         os.close(fd)
@@ -167,7 +208,7 @@ def start_tracking_server(
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **SERVER_ENV},
+            env={**os.environ, **SERVER_ENV, **(env or {})},
             start_new_session=True,
         )
     client_host = "127.0.0.1" if host == "0.0.0.0" else host

@@ -8,6 +8,9 @@ and URI:
   the first-time initialisation runs under an exclusive ``flock`` on ``<db>.lock``.
 * An unreachable tracking server makes MLflow retry with backoff for many seconds and then
   print raw urllib text; a short ``/health`` probe fails fast with one clear message instead.
+
+Importing this module also keeps every artifact transfer going through the tracking server
+(see ``_PROXIED_ARTIFACTS``), so a client never needs a route to the server's object store.
 """
 
 from __future__ import annotations
@@ -26,6 +29,19 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # look like a hang; fail within about a minute instead. Users can still override both.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+# A server whose artifacts live in S3 (the compose `minio` profile) tells clients it supports
+# multipart transfers, and MLflow 3.17 clients then download *every* file, and upload files of
+# 500 MB or more, straight from the object store through presigned URLs naming the endpoint
+# the server uses (http://minio:9000 in compose). A machine that cannot resolve or reach it
+# fails to load any model. Forcing proxied transfers keeps "clients only need the tracking
+# server" true; set either variable to true where the object store is reachable and large
+# direct transfers are worth it.
+_PROXIED_ARTIFACTS = {
+    "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
+    "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
+}
+for _name, _value in _PROXIED_ARTIFACTS.items():
+    os.environ.setdefault(_name, _value)
 
 PROBE_TIMEOUT_SECONDS = 5.0
 

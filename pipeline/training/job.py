@@ -46,3 +46,4 @@ class TrainOptions:
 
     force_promote: bool = False  # register as champion even if the gate says no
     study_name: str | None = None  # join or resume this study instead of the default one
+    register: bool = True  # False: compete and track everything, register nothing (`tune`)

@@ -29,13 +29,20 @@ class Registered:
     """The version the winner was registered as, the alias it got and the run that made it."""
 
     model: str  # the registered model's name
-    version: str
-    alias: str
+    version: str | None  # None: not registered (`tune`, `train --no-register`)
+    alias: str | None
     parent_run_id: str  # the training job's run
+    logged_uri: str = ""  # the winner's logged model, which `--model-uri` can load
 
     @property
     def model_uri(self) -> str:
-        return version_uri(self.model, self.version)
+        return self.logged_uri if self.version is None else version_uri(self.model, self.version)
+
+    @classmethod
+    def not_registered(cls, model: str, parent: Run, comp: CompetitionResult) -> Registered:
+        """The winner of a job that registers nothing: its logged model, no version, no alias."""
+        parent.set_tags({"registered_version": "", "promoted": "False"})
+        return cls(model, None, None, parent.run_id, comp.best.model_uri)
 
 
 def version_uri(model: str, version: str) -> str:

@@ -56,9 +56,11 @@ class Champion(Record):
     run_id: str
     parent_run_id: str
     registered_model: str
-    version: str
+    version: str | None
+    """None when nothing was registered (`tune`, `train --no-register`)."""
     model_uri: str
-    alias: str
+    """The registered version's URI, or the logged model's when nothing was registered."""
+    alias: str | None
     promoted: bool
     reason: str
     forced: bool

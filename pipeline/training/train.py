@@ -21,12 +21,14 @@ from pipeline.training.competition import Arena, check_candidates, run_competiti
 from pipeline.training.folds import folds_hash
 from pipeline.training.job import TrainOptions, TrainPorts
 from pipeline.training.plan import TrainingPlan, plan_horizons
-from pipeline.training.registration import gate, register
+from pipeline.training.promotion import Decision
+from pipeline.training.registration import Registered, gate, register
 from pipeline.training.reporting import log_report, summarise
 from pipeline.training.summary import TrainSummary
 from pipeline.training.tuning import TuningContext, entrants
 
 log = logging.getLogger(__name__)
+NOT_REGISTERED = "not registered (tune / train --no-register): nothing in the registry moved"
 
 # TrainPorts and TrainOptions live in job.py, for the job's steps to take them too; folds_hash
 # moved to folds.py. All three stay importable from here.
@@ -105,19 +107,21 @@ def _train_horizon(
     arena = Arena(ports.tracker, parent, study, ports.progress, tags)
     comp = run_competition(ctx, entrants(cfg.candidates, training.n_trials), arena)
     report = log_report(parent, training.strategy, training.seed, plan, comp, training.portfolio)
-    decision = gate(
-        cfg.tracking, training, ports, plan, comp.best.best_value, options.force_promote
-    )
-    registered = register(
-        cfg.tracking, training.promotion, ports.registry, parent, comp, decision, report
-    )
+    if options.register:
+        best, force = comp.best.best_value, options.force_promote
+        decision = gate(cfg.tracking, training, ports, plan, best, force)
+        registered = register(
+            cfg.tracking, training.promotion, ports.registry, parent, comp, decision, report
+        )
+    else:
+        decision = Decision(False, NOT_REGISTERED)
+        registered = Registered.not_registered(cfg.tracking.registered_model, parent, comp)
     summary = summarise(plan, comp, report, decision, registered, ports.tracker.uri)
     log.info(
-        "h=%d: %s v%s -> @%s: %s",
+        "h=%d: %s %s: %s",
         plan.horizon,
         cfg.tracking.registered_model,
-        registered.version,
-        registered.alias,
+        f"v{registered.version} -> @{registered.alias}" if registered.version else "(none)",
         decision.reason,
     )
     return summary.model_copy(update={"seconds": round(time.perf_counter() - started, 2)})
