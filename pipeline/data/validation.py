@@ -1,10 +1,12 @@
 """The data contract every batch must meet before anything is written anywhere.
 
-Rules are Polars expressions evaluated in one pass; the report names the source (a file, or
+The errors are the rules of ``PriceSchema``, a pandera model (``pipeline.data.contract``) run
+lazily so that every broken rule is found in one validation; the warnings (suspicious but
+possible data: a split that was not adjusted, a long gap, stale data) depend on the policy's
+thresholds and stay here as Polars expressions. The report names the source (a file, or
 ``request`` for the HTTP service), the rule, the column, how many rows break it and the first
 few of them, located the way that source counts: CSV file lines, parquet row indexes, or items
-of a request's list. Errors block the job; warnings (suspicious but possible data: a split that
-was not adjusted, a long gap, stale data) are logged and kept in the report.
+of a request's list. Errors block the job; warnings are logged and kept in the report.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import polars as pl
 
 from pipeline.errors import DataError
+
+if TYPE_CHECKING:
+    from pandera.polars import DataFrameModel
 
 MAX_ROWS_SHOWN = 5
 # Bounds that keep every feature finite: ratios, squares and rolling sums of values in these
@@ -67,7 +72,9 @@ class Violation:
     severity: Literal["error", "warning"]
 
     def describe(self, path: Path | str) -> str:
-        return f"{path}: column '{self.column}': {self.rule}: {self.count} row(s) at {self.where}"
+        """``file: column 'c': rule: N row(s) at line 2, ...`` (no rows for a schema rule)."""
+        head = f"{path}: column '{self.column}': {self.rule}"
+        return f"{head}: {self.count} row(s) at {self.where}" if self.where else head
 
 
 @dataclass
@@ -95,64 +102,23 @@ class ContractReport:
 
 
 def describe_rows(
-    rows: pl.Series, values: pl.Series | None = None, locate: Locator = row_index
+    rows: pl.Series,
+    values: pl.Series | None = None,
+    locate: Locator = row_index,
+    total: int | None = None,
 ) -> str:
-    """'line 3 ('abc'), line 7 ('x') ... (+N more)': the first rows, located by ``locate``."""
+    """'line 3 ('abc'), line 7 ('x') ... (+N more)': the first rows, located by ``locate``.
+
+    ``total`` is the number of rows at fault when ``rows`` holds only the first few of them.
+    """
     shown = []
-    for i, row in enumerate(rows.to_list()[:MAX_ROWS_SHOWN]):
+    for i, row in enumerate(rows.head(MAX_ROWS_SHOWN).to_list()):
         value = values[i] if values is not None and i < len(values) else None
         suffix = f" ({value!r})" if value is not None else ""
         shown.append(f"{locate(row)}{suffix}")
-    more = f" (+{len(rows) - MAX_ROWS_SHOWN} more)" if len(rows) > MAX_ROWS_SHOWN else ""
+    total = len(rows) if total is None else total
+    more = f" (+{total - MAX_ROWS_SHOWN} more)" if total > MAX_ROWS_SHOWN else ""
     return ", ".join(shown) + more
-
-
-def _price_rules(column: str) -> list[tuple[str, str, pl.Expr]]:
-    ok = pl.col(column).is_finite() & (pl.col(column) > 0)
-    # Only finite positive values are checked against the range, so each bad cell counts once.
-    out_of_range = ok & ~pl.col(column).is_between(MIN_PRICE, MAX_PRICE)
-    if column not in PRICES:  # an optional column (bench_close): null means "no quote that day"
-        ok, out_of_range = ok | pl.col(column).is_null(), out_of_range.fill_null(False)
-    return [
-        (column, "prices must be finite and > 0", ~ok),
-        (column, f"prices must be between {MIN_PRICE:g} and {MAX_PRICE:g}", out_of_range),
-    ]
-
-
-def _error_rules(columns: list[str]) -> list[tuple[str, str, pl.Expr]]:
-    optional = [c for c in ("bench_close",) if c in columns]
-    volume = pl.col("volume")
-    return [
-        *[rule for c in (*PRICES, *optional) for rule in _price_rules(c)],
-        ("volume", "volume must be finite and >= 0", ~(volume.is_finite() & (volume >= 0))),
-        ("volume", f"volume must be <= {MAX_VOLUME:g}", volume.is_finite() & (volume > MAX_VOLUME)),
-        (
-            "ticker",
-            "ticker must not be empty",
-            pl.col("ticker").is_null() | (pl.col("ticker").str.strip_chars() == ""),
-        ),
-        (
-            "date",
-            f"dates must be between {FIRST_DATE} and {LAST_DATE}",
-            ~pl.col("date").is_between(FIRST_DATE, LAST_DATE),
-        ),
-        (
-            "high",
-            "high must be >= max(open, close)",
-            pl.col("high") < pl.max_horizontal("open", "close"),
-        ),
-        (
-            "low",
-            "low must be <= min(open, close)",
-            pl.col("low") > pl.min_horizontal("open", "close"),
-        ),
-        ("date", "duplicate (ticker, date)", pl.struct("ticker", "date").is_duplicated()),
-        (
-            "date",
-            "dates must be strictly increasing per ticker",
-            (pl.col("date") <= pl.col("date").shift(1)).over("ticker").fill_null(False),
-        ),
-    ]
 
 
 def _warning_rules(policy: ContractPolicy) -> list[tuple[str, str, pl.Expr]]:
@@ -192,35 +158,59 @@ def _stale(frame: pl.DataFrame, policy: ContractPolicy) -> list[Violation]:
     ]
 
 
+def _violation(
+    frame: pl.DataFrame,
+    broken: tuple[str, str, pl.Series],
+    severity: Literal["error", "warning"],
+    locate: Locator,
+) -> Violation:
+    """``(column, rule, positions in frame)`` as a violation, located as its source counts."""
+    column, rule, positions = broken
+    if positions.is_empty():  # a rule about the frame's schema (a missing column), not rows
+        return Violation(rule, column, 0, "", severity)
+    # Only the rows shown are gathered: a rule broken on every row of a big file stays cheap.
+    dated = column == "date"  # a date rule shows the dates too
+    shown = frame.select("row", *(["date"] if dated else []))[positions.head(MAX_ROWS_SHOWN)]
+    values = shown["date"].cast(pl.String) if dated else None
+    where = describe_rows(shown["row"], values, locate, total=positions.len())
+    return Violation(rule, column, positions.len(), where, severity)
+
+
+def _warnings(frame: pl.DataFrame, policy: ContractPolicy, locate: Locator) -> list[Violation]:
+    rules = _warning_rules(policy)
+    flags = frame.select([e.alias(f"r{i}") for i, (_, _, e) in enumerate(rules)])
+    found = [(c, rule, flags[f"r{i}"].arg_true()) for i, (c, rule, _) in enumerate(rules)]
+    return [_violation(frame, b, "warning", locate) for b in found if b[2].len()]
+
+
 def check_contract(
     frame: pl.DataFrame,
     path: Path | str,
     policy: ContractPolicy | None = None,
     locate: Locator = row_index,
+    schema: type[DataFrameModel] | None = None,
 ) -> ContractReport:
-    """Evaluate every rule; ``frame`` has the canonical columns plus ``row`` (0-based data row).
+    """Evaluate every rule; ``frame`` has the canonical columns, and ``row`` (0-based data row).
 
-    An optional ``bench_close`` column is held to the price rules where it is not null.
-    ``locate`` renders rows in the report (``csv_line`` for CSV files). Returns the report;
-    call ``raise_for_errors`` to block on errors.
+    Errors are the rules of ``schema`` (default ``PriceSchema``, the pandera model in
+    ``pipeline.data.contract``; pass a subclass to add rules). An optional ``bench_close``
+    column is held to the price rules where it is not null. ``locate`` renders rows in the
+    report (``csv_line`` for CSV files); without a ``row`` column rows are frame positions.
+    Returns the report; call ``raise_for_errors`` to block on errors.
     """
+    # Imported here: pandera takes ~0.5 s to import, which commands that never validate
+    # (``stockpipe --help``, ``models``) should not pay.
+    from pipeline.data.contract import PriceSchema, broken_rules
+
     policy = policy or ContractPolicy()
+    if "row" not in frame.columns:
+        frame = frame.with_row_index("row")
     report = ContractReport(path, frame.height)
-    rules = [(c, r, e, "error") for c, r, e in _error_rules(frame.columns)]
-    rules += [(c, r, e, "warning") for c, r, e in _warning_rules(policy)]
-    flags = frame.select([e.alias(f"r{i}") for i, (_, _, e, _) in enumerate(rules)])
-    for i, (column, rule, _, severity) in enumerate(rules):
-        bad = frame.filter(flags[f"r{i}"])
-        if bad.height:
-            values = bad["date"].cast(pl.String) if column == "date" else None
-            report.violations.append(
-                Violation(
-                    rule,
-                    column,
-                    bad.height,
-                    describe_rows(bad["row"], values, locate),
-                    severity,  # type: ignore[arg-type]
-                )
-            )
+    for found in broken_rules(frame, schema or PriceSchema):
+        broken = (found.column, found.rule, found.rows)
+        report.violations.append(_violation(frame, broken, "error", locate))
+    if any(v.count == 0 for v in report.errors):
+        return report  # a column is missing or of the wrong type: the warnings cannot run
+    report.violations += _warnings(frame, policy, locate)
     report.violations += _stale(frame, policy)
     return report

@@ -2,9 +2,10 @@
 
 Bytes are parsed by pydantic (JSON types only: no numbers as text, no booleans as numbers, no
 unknown fields), bounded by the request limits, then held to the SAME data contract as files
-(``check_contract``), so a request breaking a rule gets the rule's usual message, located at
-``bars[i]``, the index in the request. JSON's NaN and Infinity parse as floats and are refused
-by the contract's finiteness rule; absurdly large prices by its range rule.
+(``check_contract`` with ``PriceSchema``, the pandera model), so a request breaking a rule gets
+the rule's usual message, located at ``bars[i]``, the index in the request. JSON's NaN and
+Infinity parse as floats and are refused by the contract's finiteness rule; absurdly large
+prices by its range rule.
 
 Bars are validated in chunks because pydantic holds the GIL while it works: one 16 MiB list
 would freeze the event loop (and ``/health``) for the whole validation, a chunk only briefly.
@@ -21,6 +22,8 @@ from fastapi import HTTPException
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import from_json
 
+# Imported with the app, not by the first request: pandera's import takes ~0.5 s.
+from pipeline.data.contract import PriceSchema
 from pipeline.data.validation import ContractPolicy, check_contract, list_item
 from pipeline.errors import DataError
 from pipeline.settings import ServingConfig
@@ -145,7 +148,7 @@ def parse_bars(
     # Order does not matter in a request; sorting first leaves duplicates as the only way to
     # break the contract's "strictly increasing dates" rule.
     frame = frame.sort("ticker", "date", maintain_order=True)
-    report = check_contract(frame, SOURCE, policy, list_item("bars"))
+    report = check_contract(frame, SOURCE, policy, list_item("bars"), PriceSchema)
     try:
         report.raise_for_errors()
     except DataError as exc:
