@@ -30,6 +30,7 @@ import polars as pl
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from pandas_reference import pandas_features, window_std
+from polars_reference import floor_features, polars_features
 
 from pipeline.features.engine import add_features, collect
 from pipeline.features.spec import FeatureDef
@@ -47,6 +48,8 @@ GROUP = "features"
 # MACD value (~1e-2) and ~5e-13 of a typical 60-day skew (~0.2).
 RTOL = 1e-9
 ATOL = 1e-13
+# Implementations whose peak RSS is probed: the engine, the references and the floor.
+MEMORY_ENGINES = ["engine", "polars", "floor", "pandas"]
 
 
 def run_engine(frame: pl.DataFrame, defs: list[FeatureDef]) -> pl.DataFrame:
@@ -230,6 +233,12 @@ def measure_peak_memory(engine: str, tickers: int, days: int, seed: int) -> dict
     if engine == "engine":
         frame, build = panel, lambda f: run_engine(f, fs.defs)
         input_bytes = panel.estimated_size()
+    elif engine == "polars":
+        frame, build = panel, lambda f: polars_features(f, fs.config, fs.columns)
+        input_bytes = panel.estimated_size()
+    elif engine == "floor":
+        frame, build = panel, lambda f: floor_features(f, len(fs.columns))
+        input_bytes = panel.estimated_size()
     elif engine == "pandas":
         frame, build = panel.to_pandas(), lambda f: pandas_features(f, fs.config, fs.columns)
         input_bytes = int(frame.memory_usage(deep=True).sum())
@@ -280,7 +289,7 @@ def _measure_in_subprocess(engine: str, cfg: BenchConfig) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("engine", ["engine", "pandas"])
+@pytest.mark.parametrize("engine", MEMORY_ENGINES)
 def test_peak_memory(engine: str, bench_config: BenchConfig, bench_results: BenchResults) -> None:
     info = _measure_in_subprocess(engine, bench_config)
     assert info["rows"] == bench_config.rows
@@ -290,7 +299,7 @@ def test_peak_memory(engine: str, bench_config: BenchConfig, bench_results: Benc
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Peak RSS of one feature build (JSON).")
-    parser.add_argument("--memory", choices=["engine", "pandas"], required=True)
+    parser.add_argument("--memory", choices=MEMORY_ENGINES, required=True)
     parser.add_argument("--tickers", type=int, default=100)
     parser.add_argument("--days", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=None)

@@ -8,27 +8,32 @@ from typing import TYPE_CHECKING
 
 from pipeline.config import apply_overrides
 from pipeline.data.readers import FileOptions, FileSource
-from pipeline.data.snapshots import SnapshotSource, SnapshotStore
 from pipeline.data.validation import ContractPolicy
 from pipeline.data.warehouse import DuckDBStore
-from pipeline.data.yahoo import YFinanceSource
 from pipeline.domain import DataPorts, PriceSource, scratch_warehouse
 from pipeline.serving.score import ScorePorts, model_uris
 from pipeline.settings import StockpipeConfig
-from pipeline.tracking.loader import MlflowVersionResolver
-from pipeline.tracking.mlflow_adapter import MlflowModelLoader, MlflowRegistry, MlflowTracker
-from pipeline.training.backtest import BacktestPorts
-from pipeline.training.callbacks import NoProgress, Progress
-from pipeline.training.job import TrainPorts
+from pipeline.tracking.loader import MlflowModelLoader, MlflowVersionResolver
 
-if TYPE_CHECKING:  # imported where used: monitoring pulls scipy and matplotlib into every CLI start
+if TYPE_CHECKING:
+    # Imported where used, so each command pays only for its own adapters: `score` must not
+    # import training (optuna, matplotlib, scipy.stats via the evaluation reports), the
+    # yfinance path (pandas) or monitoring (scipy, matplotlib).
+    from pipeline.data.snapshots import SnapshotStore
+    from pipeline.data.yahoo import YFinanceSource
     from pipeline.monitoring.monitor import MonitorPorts
     from pipeline.serving.reload import ModelFollower
+    from pipeline.tracking.mlflow_adapter import MlflowRegistry, MlflowTracker
+    from pipeline.training.backtest import BacktestPorts
+    from pipeline.training.callbacks import Progress
+    from pipeline.training.job import TrainPorts
 
 __all__ = ["apply_overrides"]  # re-exported: the CLI applies flags through the config edge
 
 
 def tracker(cfg: StockpipeConfig) -> MlflowTracker:
+    from pipeline.tracking.mlflow_adapter import MlflowTracker
+
     return MlflowTracker(
         cfg.tracking_uri, cfg.tracking.experiment, cfg.resolve(cfg.tracking.artifact_location)
     )
@@ -41,6 +46,8 @@ def loader(cfg: StockpipeConfig) -> MlflowModelLoader:
 
 def registry(cfg: StockpipeConfig, horizon: int | None = None) -> MlflowRegistry:
     """The registered model of ``horizon`` (the primary one by default)."""
+    from pipeline.tracking.mlflow_adapter import MlflowRegistry
+
     name = cfg.registered_model_for(horizon) if horizon else cfg.tracking.registered_model
     return MlflowRegistry(cfg.tracking_uri, name)
 
@@ -62,17 +69,23 @@ def file_options(cfg: StockpipeConfig) -> FileOptions:
 
 
 def snapshots(cfg: StockpipeConfig) -> SnapshotStore:
+    from pipeline.data.snapshots import SnapshotStore
+
     return SnapshotStore(cfg.resolve(cfg.data.raw_dir))
 
 
 def source(cfg: StockpipeConfig) -> PriceSource:
     """Pinned or latest snapshots, or the configured file (the shipped sample by default)."""
     if cfg.data.snapshot or cfg.data.source == "snapshots":
+        from pipeline.data.snapshots import SnapshotSource
+
         return SnapshotSource(snapshots(cfg), cfg.data.tickers, cfg.data.snapshot)
     return FileSource(cfg.resolve(cfg.data.path), cfg.data.tickers, file_options(cfg))
 
 
 def yfinance_source(cfg: StockpipeConfig, tickers: tuple[str, ...]) -> YFinanceSource:
+    from pipeline.data.yahoo import YFinanceSource
+
     f = cfg.data.fetch
     return YFinanceSource(
         tickers,
@@ -97,6 +110,9 @@ def benchmark_source(cfg: StockpipeConfig) -> FileSource | None:
 
 
 def train_ports(cfg: StockpipeConfig, progress: Progress | None = None) -> TrainPorts:
+    from pipeline.training.callbacks import NoProgress
+    from pipeline.training.job import TrainPorts
+
     return TrainPorts(
         source=source(cfg),
         store=store(cfg),
@@ -114,6 +130,8 @@ def train_ports(cfg: StockpipeConfig, progress: Progress | None = None) -> Train
 def progress(quiet: bool) -> Iterator[Progress]:
     """A rich progress display on stderr, or nothing with ``--quiet``."""
     if quiet:
+        from pipeline.training.callbacks import NoProgress
+
         yield NoProgress()
         return
     from pipeline.training.progress import CandidateProgress
@@ -145,6 +163,8 @@ def data_ports(cfg: StockpipeConfig, in_memory: bool = False) -> DataPorts:
 def backtest_ports(cfg: StockpipeConfig) -> BacktestPorts:
     # A backtest is an analysis of its input: it computes in memory and leaves the warehouse
     # as it was (a failed backtest leaves no trace there).
+    from pipeline.training.backtest import BacktestPorts
+
     return BacktestPorts(
         source=source(cfg),
         store=scratch_warehouse(),

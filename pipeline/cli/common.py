@@ -160,8 +160,9 @@ def handle_errors(func: F) -> F:
 
 def load(config_dir: Path, env: str | None, **overrides: Any) -> Any:
     """Validated config with CLI overrides applied."""
-    from pipeline.bootstrap import apply_overrides
-    from pipeline.config import load_config
+    # From the config edge itself, not the composition root: importing bootstrap here would
+    # make every command pay for every adapter's imports before it runs.
+    from pipeline.config import apply_overrides, load_config
 
     return apply_overrides(load_config(config_dir, env), **overrides)
 

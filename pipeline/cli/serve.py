@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pipeline.cli.common import model_uri_option, with_config
 
 if TYPE_CHECKING:
+    from pipeline.serving.factory import ServeSpec
+    from pipeline.serving.logserver import LogServer
     from pipeline.settings import StockpipeConfig
 
 
@@ -24,12 +28,20 @@ if TYPE_CHECKING:
     help="Seconds between registry polls when serving an alias "
     "[default: serving.yaml reload_interval_seconds, 30].",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Server processes; predictions are CPU-bound, so up to one per core.",
+)
 def serve(
     cfg: StockpipeConfig,
     model_uri: str | None,
     host: str,
     port: int,
     reload_interval: float | None,
+    workers: int,
 ) -> None:
     """Serve the registered models over HTTP; needs the `serve` extra.
 
@@ -37,25 +49,52 @@ def serve(
     champion is served (one prediction per ticker and horizon), or only --model-uri. The
     models load in the background (/ready turns 200 once all have); each one serving an alias
     follows it: a promotion is picked up within the reload interval, without a restart and
-    without a failed request.
+    without a failed request. With --workers N, N processes share the port, each with its own
+    models (each follows the alias on its own); their prediction logs take turns.
     """
     try:
         import uvicorn
 
-        from pipeline.serving.api import create_app
+        from pipeline.serving.factory import FACTORY, build_app, held_warehouse
+        from pipeline.serving.logserver import LogServer
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise click.ClickException(
             "install the serving extra: pip install 'stockpipe[serve]'"
         ) from exc
-    from pipeline import bootstrap
 
-    # One follower per horizon; each model's horizon is its version's tag, else the one it
-    # was configured for (the primary horizon for --model-uri).
-    followers = bootstrap.model_followers(cfg, model_uri, reload_interval)
-    # The same contract policy as files: one set of rules for every input.
-    policy = bootstrap.contract_policy(cfg)
-    # Every prediction served is logged in the warehouse's prediction log (source api).
-    app = create_app(followers, cfg.model.target.horizon, cfg.serving, policy, bootstrap.store(cfg))
     # log_config=None: uvicorn's records go through our handler (JSON with --log-json); its
     # access log is replaced by the service's own request log (request id, latency, version).
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    options: dict[str, Any] = {"host": host, "port": port, "log_config": None, "access_log": False}
+    if workers == 1:
+        uvicorn.run(build_app(cfg, model_uri, reload_interval), **options)
+        return
+    # This process serves no request: it writes the prediction log for every worker, so that
+    # one process holds the warehouse instead of all of them taking turns.
+    log_server = LogServer(held_warehouse(cfg))
+    log_server.start()
+    try:
+        # Worker processes are spawned: they rebuild the app from the command's arguments,
+        # found in the environment (the config itself is read again, as this process did).
+        os.environ.update(_spec(model_uri, reload_interval, log_server).to_env())
+        uvicorn.run(FACTORY, factory=True, workers=workers, **options)
+    finally:
+        log_server.close()  # after the workers stopped: what they sent last is written
+
+
+def _spec(model_uri: str | None, reload_interval: float | None, log_server: LogServer) -> ServeSpec:
+    """The command's arguments (and the root group's logging flags) as a ``ServeSpec``."""
+    from pipeline.serving.factory import ServeSpec
+
+    ctx = click.get_current_context()
+    params, root = ctx.params, ctx.find_root().params
+    return ServeSpec(
+        config_dir=str(Path(params["config_dir"]).resolve()),
+        env=params.get("env"),
+        tracking_uri=params.get("tracking_uri"),
+        model_uri=model_uri,
+        reload_interval=reload_interval,
+        log_level=str(root.get("log_level") or "INFO").upper(),
+        log_json=bool(root.get("log_json")),
+        log_address=log_server.address,
+        log_authkey=log_server.authkey,
+    )

@@ -30,6 +30,33 @@ class Inputs:
         """Price history of the panel (with ``bench_close`` when a benchmark is used)."""
         return store.history(self.tickers, self.benchmark, rows, self.batch.ranges)
 
+    def window(self, rows: int) -> Inputs:
+        """These inputs cut to each ticker's last ``rows`` rows, plus the benchmark's rows on
+        and after the earliest date kept: everything a latest-date ``history(rows=rows)``
+        returns, and nothing more.
+
+        `score` computes in a scratch warehouse before writing anything; filling it with
+        every row of a 500-ticker file only to read back the last few hundred per ticker
+        cost more than the prediction. The benchmark keeps every date from the earliest
+        ticker's window on, so a ticker whose data ends early still finds its
+        ``bench_close``, also when the benchmark is one of the panel's own tickers.
+        """
+        frame = self.batch.frame.sort("ticker", "date")
+        kept = frame.group_by("ticker", maintain_order=True).tail(rows)
+        if kept.height == frame.height:
+            return self
+        since = kept.get_column("date").min()
+        if self.benchmark is not None and self.benchmark_batch is None:
+            own = pl.col("ticker") == self.benchmark
+            bench = frame.filter(own & (pl.col("date") >= since))
+            kept = pl.concat([kept.filter(~own), bench]).sort("ticker", "date")
+        bench_batch = self.benchmark_batch
+        if bench_batch is not None:
+            bench_batch = replace(
+                bench_batch, frame=bench_batch.frame.filter(pl.col("date") >= since)
+            )
+        return replace(self, batch=replace(self.batch, frame=kept), benchmark_batch=bench_batch)
+
     def require_history(
         self, need: int, policy: Literal["error", "skip"], why: str
     ) -> tuple[Inputs, dict[str, int]]:

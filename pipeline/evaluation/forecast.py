@@ -13,11 +13,6 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-try:  # scipy is a transitive dependency (scikit-learn), not a direct one.
-    from scipy.stats import rankdata as _scipy_rankdata
-except ImportError:  # pragma: no cover - exercised only without scipy
-    _scipy_rankdata = None
-
 FORECAST_METRICS = ("rmse", "mae", "mape", "r2", "directional_accuracy", "ic", "rank_ic")
 
 
@@ -97,9 +92,13 @@ def _pearson(x: NDArray[np.float64], y: NDArray[np.float64]) -> float:
 def average_ranks(x: ArrayLike) -> NDArray[np.float64]:
     """1-based ranks of ``x`` with ties given the average of the ranks they span."""
     a = np.asarray(x, dtype=float).ravel()
-    if _scipy_rankdata is not None:
-        return np.asarray(_scipy_rankdata(a, method="average"), dtype=float)
-    return _numpy_average_ranks(a)
+    # Imported here: scipy.stats costs about a second, and importing this module (every
+    # report does) should not. scipy is a transitive dependency (scikit-learn), not a direct one.
+    try:
+        from scipy.stats import rankdata
+    except ImportError:  # pragma: no cover - exercised only without scipy
+        return _numpy_average_ranks(a)
+    return np.asarray(rankdata(a, method="average"), dtype=float)
 
 
 def _numpy_average_ranks(a: NDArray[np.float64]) -> NDArray[np.float64]:

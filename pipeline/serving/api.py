@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -36,6 +35,7 @@ from pipeline.domain import LoadedModel, PredictionLog
 from pipeline.serving.bars import SOURCE, parse_bars
 from pipeline.serving.holder import ModelHolder, Served, Slot, Slots
 from pipeline.serving.limits import PredictionSlots, read_body
+from pipeline.serving.logwriter import GroupWriter
 from pipeline.serving.metrics import ServiceMetrics
 from pipeline.serving.predict import (
     ModelFailureError,
@@ -127,23 +127,6 @@ def serve_bars(
     return [Prediction(**row) for row in out.iter_rows(named=True)]
 
 
-class OneWriter:
-    """The prediction log, written by one request at a time.
-
-    Concurrent predictions would otherwise write concurrently, and DuckDB shares one database
-    per file within a process: two requests' transactions conflict ("write-write conflict")
-    and one of them would be refused with 503 although nothing is wrong.
-    """
-
-    def __init__(self, log: PredictionLog) -> None:
-        self.log = log
-        self._lock = threading.Lock()
-
-    def record(self, frame: pl.DataFrame) -> int:
-        with self._lock:
-            return self.log.record(frame)
-
-
 def _record(record: PredictionLog, rows: pl.DataFrame) -> None:
     try:
         record.record(rows)
@@ -176,9 +159,10 @@ async def _await_models(slots: Slots, timeout: float) -> list[Served]:
 
 
 def _lifespan(
-    followers: Sequence[ModelFollower],
+    followers: Sequence[ModelFollower], writer: GroupWriter | None
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Start following the models when the server starts, stop when it stops."""
+    """Start following the models when the server starts; stop when it stops, after the
+    prediction log has written what it holds."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -189,6 +173,8 @@ def _lifespan(
         finally:
             for follower in followers:
                 follower.stop()
+            if writer is not None:
+                await asyncio.to_thread(writer.close)  # joins the flusher: off the loop
 
     return lifespan
 
@@ -219,11 +205,14 @@ def create_app(
     """An app serving ``model`` within ``serving``: a loaded model as it is, a follower's
     (loaded in the background, hot-reloaded), or one follower per horizon (``{horizon:
     follower}``, primary first), each reloaded on its own; with ``record`` every prediction is
-    logged. ``default_horizon`` is a single model's horizon when its version has no tag."""
+    logged (through a ``GroupWriter``, unless ``record`` is one already). ``default_horizon``
+    is a single model's horizon when its version has no tag."""
     slots, followers = _slots(model, default_horizon)
     metrics = ServiceMetrics(slots)
-    record = OneWriter(record) if record is not None else None
-    app = FastAPI(title="stockpipe", version="1", lifespan=_lifespan(followers))
+    # Concurrent requests' rows are committed together (group commit), each request still
+    # answering only once its own rows are in (`serve` passes one over its own log).
+    writer = record if isinstance(record, GroupWriter) or record is None else GroupWriter(record)
+    app = FastAPI(title="stockpipe", version="1", lifespan=_lifespan(followers, writer))
     app.add_middleware(RequestLog, metrics=metrics, slots=slots)
 
     @app.exception_handler(Exception)
@@ -248,7 +237,7 @@ def create_app(
         def work() -> list[Prediction]:
             frame = parse_bars(body, serving, policy)
             request.state.tickers = frame["ticker"].n_unique()
-            return serve_bars(models, frame, record)
+            return serve_bars(models, frame, writer)
 
         out = await limit.run(work, timeout)
         for slot, s in zip(slots, served, strict=True):  # one prediction per ticker each

@@ -63,9 +63,13 @@ def score(
     inputs, skipped = inputs.require_history(
         need, cfg.data.short_history, f"to score with {named} (warm-up {warmup} rows + 1)"
     )
+    # The scratch warehouse gets each ticker's last window only: the rest of the file is
+    # validated (above) and stored (below) but never read, and loading it all into the
+    # workspace was the larger share of scoring a big panel.
+    recent = inputs.window(need + HISTORY_MARGIN)
     workspace = ports.workspace()
-    store_inputs(workspace, inputs)
-    window = inputs.history(workspace, rows=need + HISTORY_MARGIN).collect()
+    store_inputs(workspace, recent)
+    window = recent.history(workspace, rows=need + HISTORY_MARGIN).collect()
     log.info(
         "scoring %d tickers from %d history rows with %s", len(inputs.tickers), window.height, named
     )

@@ -44,7 +44,11 @@ class MlflowModelLoader:
             name, tags, run_id = _logged_model(client, model_uri)
             version = UNREGISTERED  # outputs and the prediction log still name the model
         try:
-            pyfunc_model = mlflow.pyfunc.load_model(target)
+            # pyfunc keeps MLflow's signature enforcement on every predict. Its warnings are
+            # not worth their price here: checking the model's pip requirements against the
+            # installed packages scans every distribution's file list (about a second, more
+            # than the model itself takes to load).
+            pyfunc_model = mlflow.pyfunc.load_model(target, suppress_warnings=True)
         except MlflowException as exc:
             raise TrackingError(f"cannot load model {model_uri} from {self.uri}: {exc}") from exc
         raw = pyfunc_model.get_raw_model()

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from pipeline.data.snapshots import SnapshotStore
 from pipeline.tracking.registry import MlflowRegistry
@@ -96,6 +97,7 @@ def test_concurrent_identical_records_store_one_snapshot(tmp_path: Path) -> None
     assert len(list(root.rglob("*.parquet"))) == 1
 
 
+@pytest.mark.slow  # several processes: seconds each
 def test_concurrent_promotions_keep_the_whole_alias_history(tmp_path: Path) -> None:
     uri, per_writer = f"sqlite:///{tmp_path / 'mlflow.db'}", 4
     registry = MlflowRegistry(uri, "M")

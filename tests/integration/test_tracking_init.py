@@ -75,6 +75,7 @@ def _finished_runs(uri: str, experiment: str) -> list[Any]:
     return [r for r in client.search_runs([exps[0].experiment_id]) if r.info.status == "FINISHED"]
 
 
+@pytest.mark.slow  # several processes: seconds each
 def test_two_processes_initialise_a_fresh_store_at_once(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'db' / 'mlflow.db'}"
     out = _race(uri, tmp_path / "artifacts", rounds=0)
@@ -83,6 +84,7 @@ def test_two_processes_initialise_a_fresh_store_at_once(tmp_path: Path) -> None:
     assert (tmp_path / "db" / "mlflow.db.lock").exists()
 
 
+@pytest.mark.slow  # several processes: seconds each
 def test_two_processes_create_the_same_experiment_at_once(tmp_path: Path) -> None:
     # The window between "not found" and "create" is short: several rounds make a collision
     # all but certain (each round collides about two times in three).

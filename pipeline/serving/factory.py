@@ -1,0 +1,112 @@
+"""How `stockpipe serve` builds its app, in the serving process or in each worker process.
+
+With ``--workers 1`` the command builds the app itself and hands it to uvicorn. With
+``--workers N`` uvicorn starts N processes (spawned, so nothing is inherited but the
+environment) and each needs an import string: ``create_from_env`` (``factory=True``) reads the
+command's arguments back from one environment variable (a ``ServeSpec`` as JSON) and rebuilds
+the same config and followers that the command would have built. Each worker follows (and
+hot-reloads) its models on its own; their predictions are logged by the command's process
+(``pipeline.serving.logserver``), the one writer of the warehouse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.serving.logserver import RemoteLog
+from pipeline.serving.logsession import HeldWarehouse, writer_lock
+from pipeline.serving.logwriter import GroupWriter
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from pipeline.domain import PredictionLog
+    from pipeline.settings import StockpipeConfig
+
+ENV_VAR = "STOCKPIPE_SERVE_SPEC"
+FACTORY = "pipeline.serving.factory:create_from_env"
+
+
+@dataclass(frozen=True)
+class ServeSpec:
+    """Everything a worker needs to rebuild what `serve` serves: the command's arguments."""
+
+    config_dir: str
+    env: str | None = None
+    tracking_uri: str | None = None  # --tracking-uri
+    model_uri: str | None = None
+    reload_interval: float | None = None
+    log_level: str = "INFO"
+    log_json: bool = False
+    log_address: str | None = None  # the LogServer's socket; None: the worker writes itself
+    log_authkey: str | None = None
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variable that carries this spec to the worker processes."""
+        return {ENV_VAR: json.dumps(asdict(self), sort_keys=True)}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ServeSpec:
+        """The spec `serve` put in the environment; a clear error when there is none."""
+        raw = environ.get(ENV_VAR)
+        if not raw:
+            raise RuntimeError(f"{ENV_VAR} is not set: start workers with `stockpipe serve`")
+        doc: dict[str, Any] = json.loads(raw)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in doc.items() if k in known})
+
+    def config(self) -> StockpipeConfig:
+        """The config as the command loaded it: files, --env overlay and the flags."""
+        from pipeline.cli.common import load
+
+        cfg: StockpipeConfig = load(Path(self.config_dir), self.env, tracking_uri=self.tracking_uri)
+        return cfg
+
+
+def held_warehouse(cfg: StockpipeConfig) -> HeldWarehouse:
+    """The warehouse's prediction log as the service writes it: a connection kept open while
+    busy, shared with other processes through an OS lock (``pipeline.serving.logsession``)."""
+    from pipeline import bootstrap
+
+    store = bootstrap.store(cfg)
+    return HeldWarehouse(store, writer_lock(store.path))
+
+
+def build_app(
+    cfg: StockpipeConfig,
+    model_uri: str | None = None,
+    reload_interval: float | None = None,
+    log: PredictionLog | None = None,
+) -> FastAPI:
+    """The app `serve` runs: one follower per horizon (or only ``model_uri``), the files'
+    contract policy, and every prediction logged: in ``log`` (a worker's ``RemoteLog``), else
+    in the warehouse directly."""
+    from pipeline import bootstrap
+    from pipeline.serving.api import create_app
+
+    # One follower per horizon; each model's horizon is its version's tag, else the one it
+    # was configured for (the primary horizon for --model-uri).
+    followers = bootstrap.model_followers(cfg, model_uri, reload_interval)
+    # The same contract policy as files: one set of rules for every input.
+    policy = bootstrap.contract_policy(cfg)
+    # Every prediction served is logged (source api), concurrent requests' rows together.
+    writer = GroupWriter(log if log is not None else held_warehouse(cfg))
+    return create_app(followers, cfg.model.target.horizon, cfg.serving, policy, writer)
+
+
+def create_from_env() -> FastAPI:
+    """uvicorn's app factory in each worker process: logging as the command set it, then
+    the app built from the ``ServeSpec`` in the environment."""
+    from pipeline.logging_setup import setup_logging
+
+    spec = ServeSpec.from_env()
+    setup_logging(spec.log_level, json_lines=spec.log_json)
+    log = None
+    if spec.log_address is not None and spec.log_authkey is not None:
+        log = RemoteLog(spec.log_address, spec.log_authkey)  # the one writer, in `serve`
+    return build_app(spec.config(), spec.model_uri, spec.reload_interval, log)
