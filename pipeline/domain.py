@@ -163,8 +163,10 @@ class Tracker(Protocol):
         metrics: Mapping[str, float],
         tags: Mapping[str, str],
         state: str,
+        artifact: Path | None = None,
     ) -> None:
-        """Record one finished tuning trial as a closed nested run under ``parent``."""
+        """Record one finished tuning trial as a closed nested run under ``parent``, with the
+        file ``artifact`` (if any) logged under the run's ``trial/`` artifact path."""
         ...
 
 

@@ -388,6 +388,9 @@ class TrackingConfig(_Frozen):
         default_factory=lambda: {"Production": "champion", "Staging": "challenger"},
         description="models:/Name/<Stage> -> alias (MLflow 3 has aliases, not stages)",
     )
+    trial_artifacts: bool = Field(
+        True, description="each trial run logs trial/oos.parquet (its folds' rows and metrics)"
+    )
 
     @property
     def champion_uri(self) -> str:

@@ -75,11 +75,14 @@ class FakeTracker:
         metrics: Mapping[str, float],
         tags: Mapping[str, str],
         state: str,
+        artifact: Path | None = None,
     ) -> None:
         run = FakeRun(name, parent, params=dict(params), tags={**tags, "state": state})
         for step, fold in enumerate(per_fold):
             run.log_metrics({f"fold_{k}": v for k, v in fold.items()}, step=step)
         run.log_metrics(metrics)
+        if artifact is not None:  # read now: the caller deletes its temporary file
+            run.log_artifact(artifact, "trial")
         run.status = "FINISHED"
         self.trials.append(run)
 

@@ -184,8 +184,10 @@ class MlflowTracker:
         metrics: Mapping[str, float],
         tags: Mapping[str, str],
         state: str,
+        artifact: Path | None = None,
     ) -> None:
-        """One finished Optuna trial as a child run of ``parent`` (created and closed here)."""
+        """One finished Optuna trial as a child run of ``parent`` (created and closed here);
+        ``artifact``, a local file, is logged under the run's ``trial/`` artifact path."""
         import mlflow
         from mlflow.entities import Metric, Param
 
@@ -205,6 +207,8 @@ class MlflowTracker:
         client.log_batch(
             run.info.run_id, metrics=batch, params=[Param(k, str(v)) for k, v in params.items()]
         )
+        if artifact is not None:
+            client.log_artifact(run.info.run_id, str(artifact), "trial")
         status = {"complete": "FINISHED", "pruned": "KILLED"}.get(state, "FAILED")
         client.set_terminated(run.info.run_id, status=status)
 

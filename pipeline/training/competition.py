@@ -34,7 +34,12 @@ from pipeline.model.pipeline import (
     feature_step,
 )
 from pipeline.settings import CandidateConfig, CandidatesConfig, IntervalsConfig, ModelConfig
-from pipeline.training.callbacks import Progress, ProgressCallback, TrialRunLogger
+from pipeline.training.callbacks import (
+    Progress,
+    ProgressCallback,
+    TrialEvaluations,
+    TrialRunLogger,
+)
 from pipeline.training.dataset import TrainingSet
 from pipeline.training.summary import CandidateSummary
 from pipeline.training.tuning import (
@@ -203,6 +208,7 @@ class Arena:
     study_name: str
     progress: Progress
     tags: dict[str, str]  # lineage, set on every candidate's logged model
+    trial_artifacts: bool = True  # tracking.trial_artifacts: trial/oos.parquet on trial runs
 
 
 def run_competition(
@@ -228,11 +234,14 @@ def _compete(ctx: TuningContext, cand: CandidateConfig, budget: int, arena: Aren
     """Tune one candidate in its own child run, then refit and log its best trial's model."""
     with arena.tracker.start_run(cand.name, parent=arena.parent) as child:
         arena.progress.start(cand.name, budget)
+        # Per candidate: the objective hands each trial's folds to the logger, which drops them.
+        store = TrialEvaluations(ctx.data, ctx.folds) if arena.trial_artifacts else None
         callbacks: list[Callback] = [
-            TrialRunLogger(arena.tracker, child, cand.name),
+            TrialRunLogger(arena.tracker, child, cand.name, store),
             ProgressCallback(arena.progress, cand.name),
         ]
-        result = tune_candidate(cand, ctx, arena.study_name, budget, callbacks)
+        keep = None if store is None else store.put
+        result = tune_candidate(cand, ctx, arena.study_name, budget, callbacks, keep)
         arena.progress.finish(cand.name)
         child.set_tags({"budget": str(budget), "timed_out": str(result.timed_out).lower()})
         if result.timed_out:

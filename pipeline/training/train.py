@@ -104,7 +104,7 @@ def _train_horizon(
     )
     _log_job(parent, training.tuning, plan, tags)
     ctx = TuningContext.from_config(model, training, root, plan.data, plan.folds)
-    arena = Arena(ports.tracker, parent, study, ports.progress, tags)
+    arena = Arena(ports.tracker, parent, study, ports.progress, tags, cfg.tracking.trial_artifacts)
     comp = run_competition(ctx, entrants(cfg.candidates, training.n_trials), arena)
     report = log_report(parent, training.strategy, training.seed, plan, comp, training.portfolio)
     if options.register:

@@ -55,6 +55,10 @@ class FoldEvaluation:
         return fold_mean(self.per_fold)
 
 
+# Receives each trial's FoldEvaluation (study name, trial number) before its first fold runs.
+EvaluationSink = Callable[[str, int, FoldEvaluation], None]
+
+
 def objective_value(per_fold: Sequence[Metrics], metric: str, direction: str) -> float:
     """The fold mean of the primary metric; undefined in every fold counts as the worst."""
     value = getattr(fold_mean(per_fold), metric)
@@ -72,9 +76,11 @@ def evaluate_params(
     seed: int,
     strategy: StrategyConfig,
     on_fold: Callable[[int, list[Metrics]], None] | None = None,
+    into: FoldEvaluation | None = None,
 ) -> FoldEvaluation:
-    """Fit the pipeline tail on each fold's train rows and score its test rows."""
-    result = FoldEvaluation(per_fold=[])
+    """Fit the pipeline tail on each fold's train rows and score its test rows, filling ``into``
+    fold by fold (so a trial that ``on_fold`` prunes leaves its caller the folds that ran)."""
+    result = FoldEvaluation(per_fold=[]) if into is None else into
     horizon = model_cfg.target.horizon
     for fold in folds:
         train, test = data.masks(fold)
@@ -144,15 +150,8 @@ class TuningContext:
         ``root`` resolves a relative journal file in ``training.tuning.storage``.
         """
         tuning = training.tuning
-        return cls(
-            model_cfg,
-            data,
-            folds,
-            training.seed,
-            training.strategy,
-            tuning,
-            make_storage(tuning.storage, root),
-        )
+        storage = make_storage(tuning.storage, root)
+        return cls(model_cfg, data, folds, training.seed, training.strategy, tuning, storage)
 
 
 def entrants(
@@ -173,7 +172,9 @@ def _record_fold(trial: optuna.Trial, per_fold: list[Metrics], ctx: TuningContex
     trial.set_user_attr("sharpe", sharpe if math.isfinite(sharpe) else None)
 
 
-def _objective(cand: CandidateConfig, ctx: TuningContext) -> Callable[[optuna.Trial], float]:
+def _objective(
+    cand: CandidateConfig, ctx: TuningContext, keep: EvaluationSink | None
+) -> Callable[[optuna.Trial], float]:
     sample = param_sampler(cand.space)
     metric, direction = ctx.tuning.primary_metric, ctx.tuning.resolved_direction
 
@@ -188,17 +189,12 @@ def _objective(cand: CandidateConfig, ctx: TuningContext) -> Callable[[optuna.Tr
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
+        ev = FoldEvaluation(per_fold=[])
+        if keep is not None:  # handed over first: a pruned or failed trial keeps its folds
+            keep(trial.study.study_name, trial.number, ev)
+        shared = (ctx.data, ctx.folds, ctx.seed, ctx.strategy)
         try:
-            ev = evaluate_params(
-                ctx.model_cfg,
-                cand.estimator,
-                params,
-                ctx.data,
-                ctx.folds,
-                ctx.seed,
-                ctx.strategy,
-                report,
-            )
+            evaluate_params(ctx.model_cfg, cand.estimator, params, *shared, report, ev)
         except (ValueError, ArithmeticError) as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
             raise
@@ -231,14 +227,16 @@ def run_trials(
     study: optuna.Study,
     budget: int,
     callbacks: Sequence[Callback] = (),
+    keep: EvaluationSink | None = None,
 ) -> None:
-    """Run trials until the study holds ``budget`` finished trials (from any worker)."""
+    """Run trials until the study holds ``budget`` finished trials (from any worker); ``keep``
+    receives each trial's evaluation, which this process's callbacks may then read."""
     done = sum(t.state in FINISHED for t in study.trials)
     remaining = max(budget - done, 0)
     if remaining == 0:
         return
     study.optimize(
-        _objective(cand, ctx),
+        _objective(cand, ctx, keep),
         n_trials=remaining,
         timeout=cand.timeout_seconds,
         n_jobs=ctx.tuning.n_jobs,
@@ -264,6 +262,7 @@ def tune_candidate(
     study_name: str,
     budget: int,
     callbacks: Sequence[Callback] = (),
+    keep: EvaluationSink | None = None,
 ) -> CandidateResult:
     """Tune one candidate and re-evaluate its best trial locally for predictions."""
     started = time.perf_counter()
@@ -272,7 +271,7 @@ def tune_candidate(
     if done:
         # A resumed study gets a sampler seed of its own, or it would replay the first trials.
         study = open_study(cand, ctx, study_name, sampler_seed=ctx.seed + done)
-    run_trials(cand, ctx, study, budget, callbacks)
+    run_trials(cand, ctx, study, budget, callbacks, keep)
     if ctx.storage is not None:
         wait_for_running(study, ctx.tuning.wait_for_workers_seconds)
     best = _best_trial(cand, study)
