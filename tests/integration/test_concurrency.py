@@ -130,6 +130,7 @@ rebuild(SnapshotStore(root), warehouse)
 """
 
 
+@pytest.mark.slow  # seconds: keeps the fast suite under 2 minutes
 def test_rebuild_removes_work_left_by_a_killed_rebuild_and_runs_one_at_a_time(
     tmp_path: Path,
 ) -> None:

@@ -56,6 +56,7 @@ def _killed_train(uri: str, artifacts: Path) -> tuple[int, str, str]:
     return proc.pid, parent_id, child_id
 
 
+@pytest.mark.slow  # seconds: keeps the fast suite under 2 minutes
 def test_killed_runs_of_this_host_are_marked_killed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

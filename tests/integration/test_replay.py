@@ -183,6 +183,7 @@ def test_replay_on_nvda_equals_score_cut_at_each_date(
     assert_same_as_score(cfg, frame, nvda, picks(frame), ridge_model, tmp_path)
 
 
+@pytest.mark.slow  # seconds: keeps the fast suite under 2 minutes
 def test_recursive_features_match_score_once_both_read_the_same_rows(
     conf_dir: Path, tmp_path: Path, recursive_model: LoadedModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:

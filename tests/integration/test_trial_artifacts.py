@@ -158,6 +158,7 @@ def _check_fake_trials(trials: list[FakeRun]) -> None:
         assert table["fold"].unique().sort().to_list() == list(range(ran))
 
 
+@pytest.mark.slow  # seconds: keeps the fast suite under 2 minutes
 def test_parallel_trials_each_get_their_own_file(tmp_path: Path) -> None:
     tracker = _fake_train(tmp_path, artifacts=True, n_jobs=2)  # two trials at a time, threads
     numbers = sorted(int(t.tags["optuna.trial_number"]) for t in tracker.trials)
@@ -165,6 +166,7 @@ def test_parallel_trials_each_get_their_own_file(tmp_path: Path) -> None:
     _check_fake_trials(tracker.trials)
 
 
+@pytest.mark.slow  # seconds: keeps the fast suite under 2 minutes
 def test_every_fake_trial_carries_its_folds_and_the_switch_turns_it_off(tmp_path: Path) -> None:
     on = _fake_train(tmp_path / "on", artifacts=True)
     states = {t.tags["state"] for t in on.trials}
