@@ -21,6 +21,7 @@ from pipeline.atomic import atomic_write_text, ensure_writable_dir
 from pipeline.data.inputs import load_inputs, store_inputs
 from pipeline.domain import DataPorts, LoadedModel, ModelLoader, Run, Tracker
 from pipeline.errors import TrackingError
+from pipeline.horizons import per_horizon
 from pipeline.monitoring.dashboard import write_dashboard
 from pipeline.monitoring.datadrift import drift_section
 from pipeline.monitoring.health import health_section
@@ -55,11 +56,9 @@ class MonitorPorts(DataPorts):
 def monitor_horizons(
     cfg: StockpipeConfig, ports: MonitorPorts, output_dir: Path, model_uri: str | None = None
 ) -> list[MonitorReport]:
-    """`monitor` of the model asked for, or of every configured horizon's champion: one
-    horizon writes to ``output_dir``, several to ``output_dir/h<h>/`` each."""
-    if model_uri or len(cfg.horizons) == 1:
-        return [monitor(cfg, ports, output_dir, model_uri)]
-    return [monitor(cfg.for_horizon(h), ports, output_dir / f"h{h}") for h in cfg.horizons]
+    """`monitor` of the model asked for, or of every configured horizon's champion
+    (:func:`pipeline.horizons.per_horizon` decides which, and where the files go)."""
+    return [monitor(c, ports, out, uri) for c, out, uri in per_horizon(cfg, output_dir, model_uri)]
 
 
 def monitor(

@@ -88,8 +88,8 @@ def score(
 
 
 def model_uris(cfg: StockpipeConfig, model_uri: str | None) -> list[str]:
-    """What `score`, replay, `backtest` and `monitor` use: the model asked for, or else every
-    configured horizon's champion (primary horizon first)."""
+    """What `score`, replay and `serve` load: the model asked for, or else every configured
+    horizon's champion (primary horizon first)."""
     if model_uri:
         return [model_uri]
     return [cfg.for_horizon(h).tracking.champion_uri for h in cfg.horizons]

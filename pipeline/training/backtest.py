@@ -18,6 +18,7 @@ from pipeline.evaluation.honesty import TrialSet
 from pipeline.evaluation.report import OutOfSample, flat_metrics, walk_forward_report
 from pipeline.evaluation.report_files import write_report_files
 from pipeline.evaluation.results import BacktestReport
+from pipeline.horizons import per_horizon
 from pipeline.settings import FoldsConfig, StockpipeConfig
 from pipeline.training.dataset import TrainingSet
 from pipeline.training.folds import folds_hash, resolve_folds
@@ -49,11 +50,9 @@ def recorded_trials(model: LoadedModel) -> TrialSet:
 def backtest_horizons(
     cfg: StockpipeConfig, ports: BacktestPorts, output_dir: Path, model_uri: str | None = None
 ) -> list[BacktestReport]:
-    """`backtest` of the model asked for, or of every configured horizon's champion: one
-    horizon writes to ``output_dir``, several to ``output_dir/h<h>/`` each."""
-    if model_uri or len(cfg.horizons) == 1:
-        return [backtest(cfg, ports, output_dir, model_uri)]
-    return [backtest(cfg.for_horizon(h), ports, output_dir / f"h{h}") for h in cfg.horizons]
+    """`backtest` of the model asked for, or of every configured horizon's champion
+    (:func:`pipeline.horizons.per_horizon` decides which, and where the files go)."""
+    return [backtest(c, ports, out, uri) for c, out, uri in per_horizon(cfg, output_dir, model_uri)]
 
 
 def backtest(
