@@ -22,8 +22,8 @@ import polars as pl
 import pytest
 
 from pipeline.config import load_config
+from pipeline.features.columns import feature_columns
 from pipeline.features.spec import FeatureDef, FeaturesConfig, build_feature_defs
-from pipeline.model.pipeline import feature_columns
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,7 @@
 -- Base tables of the embedded warehouse. Views (numbered files after this one) read them.
+-- One row per (ticker, date): every batch is checked for duplicate keys before it is written,
+-- and the upsert deletes the keys it brings before inserting them. No PRIMARY KEY: its index
+-- made loading 2.5M rows 1.9 s instead of 0.4 s. Warehouses made before keep theirs.
 CREATE TABLE IF NOT EXISTS prices (
     ticker    VARCHAR   NOT NULL,
     date      DATE      NOT NULL,
@@ -8,8 +11,7 @@ CREATE TABLE IF NOT EXISTS prices (
     close     DOUBLE    NOT NULL,
     volume    DOUBLE    NOT NULL,
     source    VARCHAR   NOT NULL,
-    loaded_at TIMESTAMP NOT NULL,
-    PRIMARY KEY (ticker, date)
+    loaded_at TIMESTAMP NOT NULL
 );
 
 -- One row, written by Python with bound parameters before the fold manifest is read.

@@ -1,6 +1,5 @@
 -- Price history of the requested (ticker, first_date, last_date) ranges, with a benchmark's
--- close joined by date (NULL where the benchmark did not trade) and rows numbered from the
--- newest per ticker (1 = latest), so scoring loads exactly the warm-up window it needs.
+-- close joined by date (NULL where the benchmark did not trade).
 -- Both arguments are bound by Python: `bench` (NULL = none) and `ranges`, a list of
 -- STRUCT(ticker, first_date, last_date): a job reads back exactly its input's date range even
 -- when earlier loads left longer histories in the warehouse.
@@ -21,7 +20,6 @@ SELECT
     p.low,
     p.close,
     p.volume,
-    b.close AS bench_close,
-    row_number() OVER (PARTITION BY p.ticker ORDER BY p.date DESC) AS rows_from_end
+    b.close AS bench_close
 FROM p
 LEFT JOIN v_prices AS b ON b.date = p.date AND b.ticker = bench;

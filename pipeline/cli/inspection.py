@@ -59,7 +59,7 @@ def features(cfg: StockpipeConfig, output: Path) -> None:
 
     ensure_writable(output, "--output")  # before the work, not after it
     frame = feature_table(cfg, bootstrap.data_ports(cfg))
-    ParquetSink(output.resolve()).write(frame)
+    ParquetSink(output.resolve(), compression="lz4").write(frame)
     click.echo(f"wrote {frame.height} rows x {frame.width} columns to {output}")
 
 

@@ -10,6 +10,7 @@ import polars as pl
 
 from pipeline.domain import PriceBatch, PriceSource, PriceStore
 from pipeline.errors import ConfigError, DataError
+from pipeline.ordering import by_ticker_date, ordered
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class Inputs:
         ticker's window on, so a ticker whose data ends early still finds its
         ``bench_close``, also when the benchmark is one of the panel's own tickers.
         """
-        frame = self.batch.frame.sort("ticker", "date")
+        frame = ordered(self.batch.frame)
         kept = frame.group_by("ticker", maintain_order=True).tail(rows)
         if kept.height == frame.height:
             return self
@@ -49,7 +50,7 @@ class Inputs:
         if self.benchmark is not None and self.benchmark_batch is None:
             own = pl.col("ticker") == self.benchmark
             bench = frame.filter(own & (pl.col("date") >= since))
-            kept = pl.concat([kept.filter(~own), bench]).sort("ticker", "date")
+            kept = by_ticker_date(pl.concat([kept.filter(~own), bench]))
         bench_batch = self.benchmark_batch
         if bench_batch is not None:
             bench_batch = replace(

@@ -34,6 +34,7 @@ from pipeline.data.validation import (
 )
 from pipeline.domain import PRICE_COLUMNS, PriceBatch
 from pipeline.errors import DataError
+from pipeline.ordering import by_ticker_date, ordered, strictly_ordered
 
 NUMERIC = ("open", "high", "low", "close", "volume")
 WANTED = ("date", *NUMERIC)  # every canonical column but the optional ticker
@@ -211,7 +212,7 @@ def read_file(
     report = check_contract(frame, path, options.policy, _locator(path))
     report.raise_for_errors()
     report.log_warnings()
-    return frame.drop("row").sort("ticker", "date"), report
+    return ordered(frame.drop("row")), report
 
 
 class FileSource:
@@ -247,8 +248,9 @@ class FileSource:
             frames.append(frame)
             self.reports.append(report)
             hashes.append(file_sha256(path))
-        frame = pl.concat(frames).sort("ticker", "date")
-        if frame.select(pl.struct("ticker", "date").is_duplicated().any()).item():
+        # One file is sorted and checked for duplicates already: only several can overlap.
+        frame = frames[0] if len(frames) == 1 else by_ticker_date(pl.concat(frames))
+        if not strictly_ordered(frame):  # sorted, so only a key twice breaks the order
             raise DataError(f"{self.path}: the files overlap: duplicate (ticker, date) rows")
         digest = (
             hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()

@@ -23,6 +23,7 @@ from pipeline.atomic import atomic_write, atomic_write_text, file_lock
 from pipeline.data.external import read_parquet
 from pipeline.domain import PRICE_COLUMNS, PriceBatch
 from pipeline.errors import DataError
+from pipeline.ordering import by_ticker_date
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ class SnapshotStore:
     def load(self, snaps: list[Snapshot]) -> PriceBatch:
         """The given snapshots as one batch; its sha256 fingerprints their hashes."""
         frames = [self.read(snap) for snap in snaps]
-        frame = pl.concat(frames).sort("ticker", "date")
+        frame = by_ticker_date(pl.concat(frames))
         digest = hashlib.sha256("".join(s.sha256 for s in snaps).encode()).hexdigest()
         return PriceBatch(frame, ",".join(s.id for s in snaps), digest, tuple(s.id for s in snaps))
 

@@ -24,6 +24,7 @@ from pipeline.data.warehouse_errors import (
 )
 from pipeline.domain import LOG_COLUMNS, PRICE_COLUMNS, Fold, FoldSpec, PriceBatch
 from pipeline.errors import DataError
+from pipeline.ordering import ordered, strictly_ordered
 
 
 def sql_dir() -> Path:
@@ -40,11 +41,17 @@ def schema_scripts() -> tuple[str, ...]:
     return tuple(p.read_text(encoding="utf-8") for p in sorted(sql_dir().glob("*.sql")))
 
 
-# Whole-batch upserts by column name (no SQL is ever assembled from strings).
+# Whole-batch upserts by column name (no SQL is ever assembled from strings). Prices have no
+# key index (sql/000_tables.sql): the keys a batch brings are deleted, then inserted.
 UPSERTS = {
-    "prices": "INSERT OR REPLACE INTO prices BY NAME SELECT * FROM incoming",
-    "predictions": "INSERT OR REPLACE INTO predictions BY NAME SELECT * FROM incoming",
+    "prices": (
+        "DELETE FROM prices AS p USING incoming AS i WHERE p.ticker = i.ticker AND p.date = i.date",
+        "INSERT INTO prices BY NAME SELECT * FROM incoming",
+    ),
+    "predictions": ("INSERT OR REPLACE INTO predictions BY NAME SELECT * FROM incoming",),
 }
+HISTORY = "SELECT * FROM prices_with_benchmark(?, ?) ORDER BY ticker, date"
+LATEST = "SELECT * FROM latest_prices_with_benchmark(?, ?, ?) ORDER BY ticker, date"
 
 
 class DuckDBStore:
@@ -146,7 +153,13 @@ class DuckDBStore:
             self._memory = None
 
     def upsert(self, batch: PriceBatch) -> int:
-        """Insert or replace rows by (ticker, date) atomically; returns rows written."""
+        """Insert or replace rows by (ticker, date) atomically; returns rows written.
+
+        DataError if the batch holds a (ticker, date) twice: the table has no key index to
+        refuse it (every source checks this already; this keeps the table sound anyway).
+        """
+        if not strictly_ordered(ordered(batch.frame)):
+            raise DataError(f"{batch.source}: duplicate (ticker, date) rows; nothing written")
         frame = batch.frame.select(PRICE_COLUMNS).with_columns(
             pl.lit(batch.source).alias("source"),
             pl.lit(dt.datetime.now(dt.UTC).replace(tzinfo=None)).alias("loaded_at"),
@@ -166,7 +179,8 @@ class DuckDBStore:
             con.execute("BEGIN TRANSACTION")
             try:
                 con.register("incoming", arrow)
-                con.execute(UPSERTS[table])
+                for statement in UPSERTS[table]:
+                    con.execute(statement)
                 con.unregister("incoming")
                 con.execute("COMMIT")
             except duckdb.Error:
@@ -200,11 +214,12 @@ class DuckDBStore:
         if benchmark is not None:
             self._require(benchmark)
         bounds = _bounds(tickers, ranges)
-        frame = self._query(
-            "SELECT * EXCLUDE (rows_from_end) FROM prices_with_benchmark(?, ?) "
-            "WHERE rows_from_end <= coalesce(?, rows_from_end) ORDER BY ticker, date",
-            [benchmark, bounds, rows],
-        )
+        params: list[Any] = [benchmark, bounds]
+        # Numbering rows from the newest is paid only when a window is asked for.
+        if rows is None:
+            frame = self._query(HISTORY, params)
+        else:
+            frame = self._query(LATEST, [*params, rows])
         if frame.height == 0:
             raise DataError(f"warehouse {self.path}: no prices for tickers {list(tickers)}")
         return (frame if benchmark is not None else frame.drop("bench_close")).lazy()

@@ -24,6 +24,7 @@ from pipeline.data.snapshots import content_sha256
 from pipeline.data.validation import ContractPolicy, check_contract
 from pipeline.domain import PRICE_COLUMNS, PriceBatch
 from pipeline.errors import DataError
+from pipeline.ordering import by_ticker_date
 
 log = logging.getLogger(__name__)
 FIELDS = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Volume": "volume"}
@@ -68,7 +69,7 @@ def frame_from_yfinance(raw: pd.DataFrame | None, tickers: tuple[str, ...]) -> p
         parts.append(frame.select(PRICE_COLUMNS))
     if not parts:
         return frame_from_yfinance(None, tickers)
-    return pl.concat(parts).sort("ticker", "date")
+    return by_ticker_date(pl.concat(parts))
 
 
 def _source_failure(exc: Exception) -> bool:

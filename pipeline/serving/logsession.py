@@ -96,7 +96,8 @@ class HeldWarehouse:
         try:
             con.execute("BEGIN TRANSACTION")
             con.register("incoming", frame.select(LOG_COLUMNS).to_arrow())
-            con.execute(UPSERTS["predictions"])
+            for statement in UPSERTS["predictions"]:
+                con.execute(statement)
             con.unregister("incoming")
             con.execute("COMMIT")
         except BaseException:

@@ -8,7 +8,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from pipeline.model.pipeline import feature_columns
+from pipeline.features.columns import feature_columns
 from pipeline.settings import ModelConfig, StockpipeConfig, TrainingConfig
 from pipeline.training.plan import TrainingPlan
 

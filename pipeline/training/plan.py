@@ -13,9 +13,9 @@ from typing import Literal
 
 from pipeline.data.inputs import Inputs, LoadedSource, load_inputs, store_inputs
 from pipeline.domain import Fold, PriceBatch, PriceSource, PriceStore, scratch_warehouse
+from pipeline.features.columns import feature_columns
 from pipeline.features.engine import add_features, collect
 from pipeline.features.spec import build_feature_defs, total_warmup
-from pipeline.model.pipeline import feature_columns
 from pipeline.settings import FoldsConfig, ModelConfig, StockpipeConfig
 from pipeline.training.dataset import TrainingSet, build_training_set
 from pipeline.training.folds import FoldLayout, resolve_folds

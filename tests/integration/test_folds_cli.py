@@ -17,7 +17,7 @@ from support import SAMPLE, overlay
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.data.readers import FileSource
-from pipeline.model.pipeline import feature_columns
+from pipeline.features.columns import feature_columns
 
 FOLD_KEYS = {
     "fold",

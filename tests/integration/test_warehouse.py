@@ -146,3 +146,37 @@ def test_jobs_read_back_only_their_input_range(store: DuckDBStore) -> None:
     folds = store.folds(("NVDA",), PARAMS, ranges)
     assert folds[-1].test_end < short["date"].max()
     assert folds[-1].test_end == short["date"][-1 - PARAMS.horizon]
+
+
+def test_a_batch_with_a_key_twice_writes_nothing(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "wh.duckdb")
+    batch = FileSource(SAMPLE / "NVDA.csv").load()
+    twice = replace(batch, frame=pl.concat([batch.frame, batch.frame.tail(1)]))
+    with pytest.raises(DataError, match="duplicate"):
+        store.upsert(twice)
+    assert not (tmp_path / "wh.duckdb").exists()
+
+
+def test_a_warehouse_made_with_the_key_index_still_upserts(tmp_path: Path) -> None:
+    """Warehouses made before the index was dropped keep their PRIMARY KEY: the delete-then-
+    insert upsert replaces rows there too (DuckDB accepts a key deleted and inserted again in
+    one transaction)."""
+    path = tmp_path / "old.duckdb"
+    ddl = (sql_dir() / "000_tables.sql").read_text()
+    old = ddl.replace(
+        "    loaded_at TIMESTAMP NOT NULL\n",
+        "    loaded_at TIMESTAMP NOT NULL,\n    PRIMARY KEY (ticker, date)\n",
+        1,
+    )
+    assert old != ddl
+    with duckdb.connect(str(path)) as con:
+        con.execute(old)
+    store = DuckDBStore(path)
+    batch = FileSource(SAMPLE / "NVDA.csv").load()
+    store.upsert(batch)
+    changed = batch.frame.tail(1).with_columns(
+        pl.lit(999.0).alias("close"), pl.lit(1000.0).alias("high")
+    )
+    store.upsert(replace(batch, frame=changed))
+    hist = store.history(("NVDA",)).collect()
+    assert hist.height == batch.frame.height and hist["close"][-1] == 999.0

@@ -13,9 +13,9 @@ from pipeline.config import load_config
 from pipeline.data.readers import FileSource
 from pipeline.domain import scratch_warehouse
 from pipeline.errors import ConfigError
+from pipeline.features.columns import feature_columns
 from pipeline.features.engine import add_features, collect
 from pipeline.features.spec import build_feature_defs
-from pipeline.model.pipeline import feature_columns
 from pipeline.settings import FoldsConfig, ModelConfig, TargetConfig
 from pipeline.training.dataset import build_training_set
 from pipeline.training.plan import plan_horizons

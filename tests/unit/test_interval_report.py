@@ -20,8 +20,8 @@ from pipeline.evaluation.honesty import TrialSet
 from pipeline.evaluation.intervals import calibrate
 from pipeline.evaluation.report import IntervalSetup, OutOfSample, flat_metrics, walk_forward_report
 from pipeline.evaluation.results import WalkForwardReport
+from pipeline.features.columns import feature_columns
 from pipeline.features.spec import build_feature_defs
-from pipeline.model.pipeline import feature_columns
 from pipeline.settings import IntervalsConfig, ModelConfig, StrategyConfig
 from pipeline.training.dataset import build_training_set
 from pipeline.training.intervals import calibration_tags, interval_setup, oos_scale

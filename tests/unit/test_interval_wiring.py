@@ -19,7 +19,7 @@ from pipeline.config import load_config
 from pipeline.domain import LOG_COLUMNS, PREDICTION_COLUMNS, LoadedModel
 from pipeline.errors import ConfigError
 from pipeline.evaluation.intervals import TAG, IntervalCalibration, bound_columns
-from pipeline.model.pipeline import feature_columns
+from pipeline.features.columns import feature_columns
 from pipeline.serving.predict import as_predictions, latest_predictions, log_rows, predict_bars
 from pipeline.settings import IntervalsConfig, ModelConfig, SelectionConfig
 from pipeline.training.intervals import model_intervals

@@ -19,6 +19,7 @@ import pytest
 
 from pipeline.data.contract import PriceSchema, broken_rules, pandera_broken_rules
 from pipeline.data.contract import report as contract_report
+from pipeline.data.price_rules import COLUMNS, keeps_every_rule
 
 Frame = Callable[[pl.DataFrame], pl.DataFrame]
 NAN, INF = math.nan, math.inf
@@ -183,8 +184,34 @@ def test_a_clean_frame_is_screened_without_pandera(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(contract_report, "pandera_broken_rules", pandera_called)
     assert broken_rules(bars()) == []
-    # Every check of PriceSchema is known to the screen (else pandera would always run).
-    assert contract_report._screen(bars(), PriceSchema.to_schema()) is not None
+    assert keeps_every_rule(bars())
+
+
+def test_the_screen_declares_what_price_schema_declares() -> None:
+    """``price_rules.COLUMNS`` (what the pandera-free screen checks) is PriceSchema's own
+    declaration: the same columns, required and nullable flags, types and (rule, ignore_na)."""
+    schema = PriceSchema.to_schema()
+    assert not schema.checks and not schema.unique  # no dataframe-level rule to screen
+    declared = {
+        name: (
+            col.required,
+            col.nullable,
+            sorted((c.error, c.ignore_na) for c in col.checks),
+        )
+        for name, col in schema.columns.items()
+    }
+    screened = {c.name: (c.required, c.nullable, sorted(c.rules)) for c in COLUMNS}
+    assert screened == declared
+    others = [pl.Float32(), pl.Int64(), pl.String(), pl.Date(), pl.Datetime(), pl.Float64()]
+    for c in COLUMNS:
+        for dtype in others:  # the screen accepts exactly the types pandera accepts
+            assert schema.columns[c.name].dtype.check(dtype) is (dtype == c.dtype), (c, dtype)
+
+
+def test_a_frame_of_other_types_goes_to_pandera() -> None:
+    frame = bars().with_columns(pl.col("volume").cast(pl.Int64))
+    assert not keeps_every_rule(frame)
+    assert [b.rule for b in broken_rules(frame)] == ["must be of type Float64, got Int64"]
 
 
 def test_pandera_settings_cannot_switch_the_contract_off() -> None:

@@ -28,6 +28,7 @@ This package imports pandera (~0.5 s), so ``validation.py`` imports it only when
 """
 
 from pipeline.data.contract.report import Broken, broken_rules, pandera_broken_rules
-from pipeline.data.contract.schema import KEEPS, PriceSchema
+from pipeline.data.contract.schema import PriceSchema
+from pipeline.data.price_rules import KEEPS
 
 __all__ = ["KEEPS", "Broken", "PriceSchema", "broken_rules", "pandera_broken_rules"]

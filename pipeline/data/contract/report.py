@@ -4,10 +4,10 @@ pandera runs each check as several small Polars queries (~60 for ``PriceSchema``
 fast as one big query on 2.5M rows, but ~12 ms of fixed cost per call, which on
 ``POST /predict`` (a few hundred rows) made the contract 8x slower and roughly halved the
 service's throughput under 8 concurrent clients. So ``broken_rules`` first evaluates the
-schema's own rules (``KEEPS``, for the columns, null handling and types pandera's schema
-declares) in a single Polars query; only when that finds something does pandera validate,
-lazily, to report every broken rule. Schemas other than ``PriceSchema`` (a user's subclass)
-always go to pandera.
+schema's own rules (``keeps_every_rule`` in ``pipeline.data.price_rules``: the columns, null
+handling and types the schema declares) in a single Polars query; only when that finds
+something does pandera validate, lazily, to report every broken rule. Schemas other than
+``PriceSchema`` (a user's subclass) always go to pandera.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import polars as pl
 from pandera.constants import CHECK_OUTPUT_KEY
 from pandera.errors import SchemaError, SchemaErrorReason, SchemaErrors
 
-from pipeline.data.contract.schema import (
+from pipeline.data.contract.schema import PriceSchema
+from pipeline.data.price_rules import (
     DATE_RANGE,
     DUPLICATE,
     EMPTY_TICKER,
@@ -28,12 +29,11 @@ from pipeline.data.contract.schema import (
     FINITE_VOLUME,
     HIGH,
     INCREASING,
-    KEEPS,
     LOW,
     OPTIONAL,
     PRICE_RANGE,
     VOLUME_RANGE,
-    PriceSchema,
+    keeps_every_rule,
 )
 from pipeline.data.validation import PRICES
 
@@ -119,33 +119,6 @@ def pandera_broken_rules(
     return []
 
 
-def _screen(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> list[pl.Expr] | None:
-    """One ``all()`` per rule, as pandera would judge it; None if a rule is not in KEEPS."""
-    if schema.checks or schema.unique:  # dataframe-level rules: only pandera knows them
-        return None
-    tests = []
-    for name, column in schema.columns.items():
-        if name not in frame.columns:
-            if column.required:
-                return None
-            continue
-        if column.unique or column.dtype is None:
-            return None
-        if column.dtype.check(frame.schema[name]) is not True:
-            return None  # pandera names the type it wanted
-        if not column.nullable:  # pandera counts NaN as null in float columns
-            missing = pl.col(name).is_null()
-            if frame.schema[name].is_float():
-                missing = missing | pl.col(name).is_nan()
-            tests.append(~missing)
-        for check in column.checks:
-            if check.error not in KEEPS:
-                return None
-            # pandera's ignore_na: a null outcome passes; otherwise it fails.
-            tests.append(KEEPS[check.error](name).fill_null(check.ignore_na))
-    return [t.all().alias(f"t{i}") for i, t in enumerate(tests)]
-
-
 def broken_rules(
     frame: pl.DataFrame, schema: type[pa.DataFrameModel] = PriceSchema
 ) -> list[Broken]:
@@ -154,7 +127,6 @@ def broken_rules(
     ``PriceSchema``'s rules are screened in one Polars query first; pandera validates only a
     frame that breaks one of them (or a schema the screen does not know), to report them all.
     """
-    tests = _screen(frame, schema.to_schema()) if schema is PriceSchema else None
-    if tests and all(frame.select(tests).row(0)):
+    if schema is PriceSchema and keeps_every_rule(frame):
         return []
     return pandera_broken_rules(frame, schema)

@@ -1,9 +1,9 @@
 """``PriceSchema``: the contract's structural rules as a pandera model on the Polars backend.
 
-Each rule is one Polars expression in ``KEEPS`` (True where a row keeps the rule), keyed by the
-rule's text, which is also the pandera check's ``error`` and the text of the contract's
-messages. The model's checks select those expressions, and the one-pass screen in
-``pipeline.data.contract.report`` evaluates the same ones: each rule is written once.
+Each rule is one Polars expression in ``KEEPS`` (``pipeline.data.price_rules``, True where a
+row keeps the rule), keyed by the rule's text, which is also the pandera check's ``error`` and
+the text of the contract's messages. The model's checks select those expressions, and the
+one-pass screen (``keeps_every_rule``) evaluates the same ones: each rule is written once.
 
 Nulls: pandera's ``nullable=False`` counts NaN as null, so a NaN price would be reported twice
 (missing, and not finite). Float columns are therefore ``nullable=True`` and their first rule
@@ -13,68 +13,24 @@ is reported once. ``bench_close`` is optional and null there means "no quote tha
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pandera.polars as pa
 import polars as pl
 
-from pipeline.data.validation import (
-    FIRST_DATE,
-    LAST_DATE,
-    MAX_PRICE,
-    MAX_VOLUME,
-    MIN_PRICE,
-    PRICES,
+from pipeline.data.price_rules import (
+    DATE_RANGE,
+    DUPLICATE,
+    EMPTY_TICKER,
+    FINITE_PRICE,
+    FINITE_VOLUME,
+    HIGH,
+    INCREASING,
+    KEEPS,
+    LOW,
+    OPTIONAL,
+    PRICE_RANGE,
+    VOLUME_RANGE,
 )
-
-FINITE_PRICE = "prices must be finite and > 0"
-PRICE_RANGE = f"prices must be between {MIN_PRICE:g} and {MAX_PRICE:g}"
-FINITE_VOLUME = "volume must be finite and >= 0"
-VOLUME_RANGE = f"volume must be <= {MAX_VOLUME:g}"
-EMPTY_TICKER = "ticker must not be empty"
-DATE_RANGE = f"dates must be between {FIRST_DATE} and {LAST_DATE}"
-HIGH = "high must be >= max(open, close)"
-LOW = "low must be <= min(open, close)"
-DUPLICATE = "duplicate (ticker, date)"
-INCREASING = "dates must be strictly increasing per ticker"
-OPTIONAL = ("bench_close",)
-
-
-def _finite_positive(column: str) -> pl.Expr:
-    return pl.col(column).is_finite() & (pl.col(column) > 0)
-
-
-def _volume_in_range(column: str) -> pl.Expr:
-    return ~(pl.col(column).is_finite() & (pl.col(column) > MAX_VOLUME))
-
-
-def _price_in_range(column: str) -> pl.Expr:
-    # Only finite positive prices are held to the range: each bad cell is reported once.
-    return ~(_finite_positive(column) & ~pl.col(column).is_between(MIN_PRICE, MAX_PRICE))
-
-
-def _ticker_not_empty(column: str) -> pl.Expr:
-    return ~(pl.col(column).is_null() | (pl.col(column).str.strip_chars() == ""))
-
-
-def _dates_increase(column: str) -> pl.Expr:
-    later = (pl.col(column) <= pl.col(column).shift(1)).over("ticker").fill_null(False)
-    return ~later
-
-
-KEEPS: dict[str, Callable[[str], pl.Expr]] = {
-    FINITE_PRICE: _finite_positive,
-    PRICE_RANGE: _price_in_range,
-    FINITE_VOLUME: lambda c: pl.col(c).is_finite() & (pl.col(c) >= 0),
-    VOLUME_RANGE: _volume_in_range,
-    EMPTY_TICKER: _ticker_not_empty,
-    DATE_RANGE: lambda c: pl.col(c).is_between(FIRST_DATE, LAST_DATE),
-    HIGH: lambda c: ~(pl.col(c) < pl.max_horizontal("open", "close")),
-    LOW: lambda c: ~(pl.col(c) > pl.min_horizontal("open", "close")),
-    DUPLICATE: lambda c: ~pl.struct("ticker", c).is_duplicated(),
-    INCREASING: _dates_increase,
-}
-"""Rule text -> the expression of a column that is True where a row keeps the rule."""
+from pipeline.data.validation import PRICES
 
 
 def _keeps(data: pa.PolarsData, rule: str) -> pl.LazyFrame:
