@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,8 @@ GROUP = "features"
 RTOL = 1e-9
 ATOL = 1e-13
 # Implementations whose peak RSS is probed: the engine, the references and the floor.
-MEMORY_ENGINES = ["engine", "polars", "floor", "pandas"]
+# engine_float32: the same set with the opt-in `features.dtype: float32`.
+MEMORY_ENGINES = ["engine", "engine_float32", "polars", "floor", "pandas"]
 
 
 def run_engine(frame: pl.DataFrame, defs: list[FeatureDef]) -> pl.DataFrame:
@@ -230,8 +232,10 @@ def measure_peak_memory(engine: str, tickers: int, days: int, seed: int) -> dict
     panel = make_panel(tickers, days, seed=seed)
     frame: pl.DataFrame | pd.DataFrame
     build: Callable[[Any], Any]
-    if engine == "engine":
-        frame, build = panel, lambda f: run_engine(f, fs.defs)
+    if engine in ("engine", "engine_float32"):
+        dtype = "float32" if engine == "engine_float32" else "float64"
+        defs = [replace(d, dtype=dtype) for d in fs.defs]
+        frame, build = panel, lambda f: run_engine(f, defs)
         input_bytes = panel.estimated_size()
     elif engine == "polars":
         frame, build = panel, lambda f: polars_features(f, fs.config, fs.columns)

@@ -153,13 +153,21 @@ def _plan(defs: list[FeatureDef]) -> tuple[Hoisted, list[pl.Expr]]:
     return hoisted, list(exprs.values())
 
 
+def _stored(expr: pl.Expr, d: FeatureDef) -> pl.Expr:
+    # Cast inside each column's own expression, so that only one Float64 column at a time
+    # exists before rounding (casting the finished frame would hold all of them at once).
+    return expr.cast(pl.Float32) if d.dtype == "float32" else expr
+
+
 def add_features(frame: FrameT, defs: list[FeatureDef]) -> FrameT:
     """Sort by (ticker, date) and append one column per def, as if computed per ticker.
 
     Cross-sectional defs are then computed ``.over(date)`` from the per-ticker columns.
     """
-    hoisted, per_ticker = _plan([d for d in defs if d.partition == "ticker"])
-    per_date = [d.expr.over(DATE).alias(d.name) for d in defs if d.partition == "date"]
+    ticker_defs = [d for d in defs if d.partition == "ticker"]
+    hoisted, planned = _plan(ticker_defs)
+    per_ticker = [_stored(e, d) for e, d in zip(planned, ticker_defs, strict=True)]
+    per_date = [_stored(d.expr.over(DATE), d).alias(d.name) for d in defs if d.partition == "date"]
     out = frame.sort(TICKER, DATE).with_columns(pl.int_range(pl.len()).over(TICKER).alias(_POS))
     for stage in hoisted.stages(TICKER):
         out = out.with_columns(stage)

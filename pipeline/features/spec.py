@@ -9,7 +9,7 @@ weight is below ``RECURSIVE_TOLERANCE``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Literal
 
 import polars as pl
@@ -23,6 +23,7 @@ Window = Annotated[int, Field(ge=1, le=2520)]
 Windows = Annotated[tuple[Window, ...], Field(min_length=1)]
 C, H, L, V = pl.col("close"), pl.col("high"), pl.col("low"), pl.col("volume")
 BENCH_CLOSE = "bench_close"
+FeatureDtype = Literal["float64", "float32"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class FeatureDef:
     expr: pl.Expr
     warmup: int
     partition: Literal["ticker", "date"] = "ticker"
+    dtype: FeatureDtype = "float64"
 
 
 def source(name: Source) -> tuple[pl.Expr, int]:
@@ -247,7 +249,15 @@ class CrossSection(_Family):
 
 
 class FeaturesConfig(_Family):
-    """The feature families a model computes. Unknown families are rejected by name."""
+    """The feature families a model computes. Unknown families are rejected by name.
+
+    ``dtype: float32`` stores every feature as Float32 (computed in Float64, then rounded
+    once): half the memory of the feature frame (2.5M rows x 40 features: 381 MiB instead of
+    763) at ~6e-8 relative error, which LightGBM's float32 histogram bins never see. Off by
+    default: the oracle tests hold Float64 features to 1e-12.
+    """
+
+    dtype: FeatureDtype = "float64"
 
     log_return: Returns | None = Returns(windows=(1, 5, 20))
     simple_return: Returns | None = None
@@ -289,7 +299,7 @@ def build_feature_defs(cfg: FeaturesConfig) -> list[FeatureDef]:
     defs: list[FeatureDef] = []
     for kind in type(cfg).model_fields:
         family = getattr(cfg, kind)
-        if family is None or isinstance(family, CrossSection):
+        if kind == "dtype" or family is None or isinstance(family, CrossSection):
             continue
         defs += family.defs(kind)
     for d in defs:
@@ -309,7 +319,7 @@ def build_feature_defs(cfg: FeaturesConfig) -> list[FeatureDef]:
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise ValueError(f"duplicate feature names: {sorted(duplicates)}")
-    return defs
+    return [replace(d, dtype=cfg.dtype) for d in defs]
 
 
 def total_warmup(defs: list[FeatureDef]) -> int:

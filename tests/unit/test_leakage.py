@@ -34,7 +34,11 @@ OTHER_SOURCES = FeaturesConfig(
     rolling_std=Rolling(of="close", windows=(2, 40)),
     rolling_zscore=Rolling(of="ret_1", windows=(10, 126)),
 )
-CONFIGS = [pytest.param(ALL_FAMILIES, id="all_families"), pytest.param(OTHER_SOURCES, id="other")]
+CONFIGS = [
+    pytest.param(ALL_FAMILIES, id="all_families"),
+    pytest.param(OTHER_SOURCES, id="other"),
+    pytest.param(ALL_FAMILIES.model_copy(update={"dtype": "float32"}), id="all_families_float32"),
+]
 CUTS = (0, 3, 20, 1500, 6000, 6959)  # row positions in NVDA (6962 rows)
 
 
