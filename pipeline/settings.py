@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -278,7 +279,15 @@ class TuningConfig(_Frozen):
     )
     study_name: str | None = None
     n_jobs: int = Field(1, ge=1)
+    fold_jobs: int | None = Field(
+        None, ge=1, description="folds fitted at once per trial; None = cores / n_jobs"
+    )
     wait_for_workers_seconds: float = Field(600.0, ge=0)
+
+    def fold_workers(self, n_folds: int) -> int:
+        """Threads fitting one trial's folds (results do not depend on it, only speed)."""
+        jobs = self.fold_jobs or max(1, (os.cpu_count() or 1) // self.n_jobs)
+        return max(1, min(jobs, n_folds))
 
     @property
     def resolved_direction(self) -> Literal["minimize", "maximize"]:

@@ -7,6 +7,7 @@ early. Where studies live and how they sample and prune is ``studies.py``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,7 @@ from pipeline.settings import (
     TuningConfig,
 )
 from pipeline.training.dataset import TrainingSet
+from pipeline.training.ordered import in_order
 from pipeline.training.studies import make_pruner, make_storage, param_sampler, wait_for_running
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -77,22 +79,37 @@ def evaluate_params(
     strategy: StrategyConfig,
     on_fold: Callable[[int, list[Metrics]], None] | None = None,
     into: FoldEvaluation | None = None,
+    *,
+    fold_jobs: int = 1,
 ) -> FoldEvaluation:
     """Fit the pipeline tail on each fold's train rows and score its test rows, filling ``into``
-    fold by fold (so a trial that ``on_fold`` prunes leaves its caller the folds that ran)."""
+    fold by fold (so a trial that ``on_fold`` prunes leaves its caller the folds that ran).
+
+    ``fold_jobs`` > 1 fits that many folds at once in threads (the estimators release the
+    GIL). Each fit is the same single-threaded computation whatever runs beside it, and the
+    folds are scored and reported in order, so results, pruning decisions and the folds a
+    pruned trial keeps are the same bits as with one job.
+    """
     result = FoldEvaluation(per_fold=[]) if into is None else into
     horizon = model_cfg.target.horizon
-    for fold in folds:
+
+    def fit(fold: Fold) -> tuple[np.ndarray, list[str]]:
         train, test = data.masks(fold)
         tail = Pipeline(build_tail(model_cfg, kind, params, seed, len(data.columns)))
         tail.fit(data.X[train], data.y[train])
         pred = np.asarray(tail.predict(data.X[test]), dtype=float)
-        oos = data.out_of_sample([fold], [pred])
-        result.per_fold.append(evaluate(oos, strategy, horizon))
-        result.predictions.append(pred)
-        result.selected.append(kept_features(tail.named_steps.get("select"), data.columns))
-        if on_fold is not None:
-            on_fold(fold.fold, result.per_fold)
+        return pred, kept_features(tail.named_steps.get("select"), data.columns)
+
+    # closing(): a pruned trial's exception would keep the generator (and its running fits)
+    # alive in the traceback; closing it waits for them before the next trial starts.
+    with contextlib.closing(in_order(fit, folds, fold_jobs)) as fitted:
+        for fold, (pred, kept) in zip(folds, fitted, strict=True):
+            oos = data.out_of_sample([fold], [pred])
+            result.per_fold.append(evaluate(oos, strategy, horizon))
+            result.predictions.append(pred)
+            result.selected.append(kept)
+            if on_fold is not None:
+                on_fold(fold.fold, result.per_fold)
     return result
 
 
@@ -135,6 +152,11 @@ class TuningContext:
     strategy: StrategyConfig
     tuning: TuningConfig
     storage: optuna.storages.BaseStorage | None
+
+    @property
+    def fold_jobs(self) -> int:
+        """Folds fitted at once: ``tuning.fold_jobs``, or the cores each trial has."""
+        return self.tuning.fold_workers(len(self.folds))
 
     @classmethod
     def from_config(
@@ -194,7 +216,9 @@ def _objective(
             keep(trial.study.study_name, trial.number, ev)
         shared = (ctx.data, ctx.folds, ctx.seed, ctx.strategy)
         try:
-            evaluate_params(ctx.model_cfg, cand.estimator, params, *shared, report, ev)
+            evaluate_params(
+                ctx.model_cfg, cand.estimator, params, *shared, report, ev, fold_jobs=ctx.fold_jobs
+            )
         except (ValueError, ArithmeticError) as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
             raise
@@ -277,7 +301,14 @@ def tune_candidate(
     best = _best_trial(cand, study)
     best_params = {**cand.params, **best.params}
     evaluation = evaluate_params(
-        ctx.model_cfg, cand.estimator, best_params, ctx.data, ctx.folds, ctx.seed, ctx.strategy
+        ctx.model_cfg,
+        cand.estimator,
+        best_params,
+        ctx.data,
+        ctx.folds,
+        ctx.seed,
+        ctx.strategy,
+        fold_jobs=ctx.fold_jobs,
     )
     states = [t.state for t in study.trials]
     finished = sum(s in FINISHED for s in states)
