@@ -25,7 +25,8 @@ on these window queries and independent of the thread count in the last bits.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
 from functools import cache
 from typing import Literal, TypeVar
 
@@ -164,15 +165,50 @@ def add_features(frame: FrameT, defs: list[FeatureDef]) -> FrameT:
 
     Cross-sectional defs are then computed ``.over(date)`` from the per-ticker columns.
     """
-    ticker_defs = [d for d in defs if d.partition == "ticker"]
-    hoisted, planned = _plan(ticker_defs)
-    per_ticker = [_stored(e, d) for e, d in zip(planned, ticker_defs, strict=True)]
-    per_date = [_stored(d.expr.over(DATE), d).alias(d.name) for d in defs if d.partition == "date"]
+    plan = _compiled(defs)
     out = frame.sort(TICKER, DATE).with_columns(pl.int_range(pl.len()).over(TICKER).alias(_POS))
-    for stage in hoisted.stages(TICKER):
+    for stage in plan.stages:
         out = out.with_columns(stage)
-    out = out.with_columns(per_ticker).drop(_POS, *hoisted.levels)
-    return out.with_columns(per_date) if per_date else out
+    out = out.with_columns(plan.per_ticker).drop(_POS, *plan.temporary)
+    return out.with_columns(plan.per_date) if plan.per_date else out
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """The expressions ``add_features`` runs for one list of defs."""
+
+    stages: list[list[pl.Expr]]  # hoisted kernels, level by level
+    per_ticker: list[pl.Expr]
+    per_date: list[pl.Expr]
+    temporary: tuple[str, ...]  # the hoisted columns, dropped at the end
+
+
+# Planning serialises and rewrites every def (~6 ms for the shipped set): more than the
+# features themselves on one request's few hundred bars. A model's transformer passes the
+# same def objects on every call, so plans are kept by the defs' identities; each entry holds
+# its defs, so no id is reused while it is cached.
+_PLANS: OrderedDict[tuple[int, ...], tuple[tuple[FeatureDef, ...], _Compiled]] = OrderedDict()
+_PLANS_KEPT = 64
+
+
+def _compiled(defs: list[FeatureDef]) -> _Compiled:
+    key = tuple(map(id, defs))
+    hit = _PLANS.get(key)
+    if hit is not None:
+        return hit[1]
+    ticker_defs = [d for d in defs if d.partition == "ticker"]
+    date_defs = [d for d in defs if d.partition == "date"]
+    hoisted, planned = _plan(ticker_defs)
+    plan = _Compiled(
+        stages=hoisted.stages(TICKER),
+        per_ticker=[_stored(e, d) for e, d in zip(planned, ticker_defs, strict=True)],
+        per_date=[_stored(d.expr.over(DATE), d).alias(d.name) for d in date_defs],
+        temporary=tuple(hoisted.levels),
+    )
+    _PLANS[key] = (tuple(defs), plan)
+    while len(_PLANS) > _PLANS_KEPT:  # racing threads may both add: trim, never fail
+        _PLANS.popitem(last=False)
+    return plan
 
 
 def add_target(frame: FrameT, horizon: int) -> FrameT:

@@ -115,3 +115,15 @@ def test_macd_smoothers_are_computed_once() -> None:
     for d in macd:
         assert hoisted.rewrite(serialize(d.expr)) is not None
     assert sorted(hoisted.levels.values()) == [1, 1, 2]
+
+
+def test_a_plan_is_reused_for_the_same_defs_and_only_for_them() -> None:
+    from pipeline.features import engine
+
+    defs = build_feature_defs(FeaturesConfig())
+    assert engine._compiled(defs) is engine._compiled(list(defs))  # same def objects
+    other = build_feature_defs(FeaturesConfig())  # equal content, new objects
+    assert engine._compiled(other) is not engine._compiled(defs)
+    for _ in range(engine._PLANS_KEPT + 5):
+        engine._compiled(build_feature_defs(FeaturesConfig()))
+    assert len(engine._PLANS) <= engine._PLANS_KEPT

@@ -20,6 +20,7 @@ import pytest
 from pipeline.data.contract import PriceSchema, broken_rules, pandera_broken_rules
 from pipeline.data.contract import report as contract_report
 from pipeline.data.price_rules import COLUMNS, keeps_every_rule
+from pipeline.data.validation import check_contract
 
 Frame = Callable[[pl.DataFrame], pl.DataFrame]
 NAN, INF = math.nan, math.inf
@@ -219,3 +220,18 @@ def test_pandera_settings_cannot_switch_the_contract_off() -> None:
     with pa.config.config_context(validation_enabled=False, validation_depth="SCHEMA_ONLY"):
         assert PriceSchema.validate(frame, lazy=True) is frame  # pandera's own switch
         assert found(broken_rules(frame)) == {("high", "high must be >= max(open, close)"): [1]}
+
+
+def test_passing_price_schema_explicitly_still_skips_pandera_on_a_clean_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The service passes PriceSchema by name; a clean request must not pay pandera (~30 ms)."""
+    import pipeline.data.contract as contract
+
+    def pandera_called(*args: Any) -> None:
+        raise AssertionError("pandera ran on a frame the screen passed")
+
+    monkeypatch.setattr(contract, "pandera_broken_rules", pandera_called)
+    assert check_contract(bars(), "request", schema=PriceSchema).errors == []
+    with pytest.raises(AssertionError, match="pandera ran"):
+        check_contract(put("high", {1: 10.5})(bars()), "request", schema=PriceSchema)
