@@ -313,10 +313,8 @@ def pandas_features(
         raise NotImplementedError("cross_section is not part of the pandas reference")
     p = _Panel(prices)
     out: dict[str, pd.Series] = {}
-    for kind in type(cfg).model_fields:
-        family = getattr(cfg, kind)
-        if family is not None:
-            out.update(_FAMILIES[type(family)](p, family, kind))
+    for kind, family in cfg.families():
+        out.update(_FAMILIES[type(family)](p, family, kind))
     if columns is not None:
         out = {name: out[name] for name in columns}
     return p.df.assign(**out)

@@ -41,17 +41,16 @@ def median_seconds(fn: Callable[[], Any], repeat: int) -> float:
 def family_of(cfg: FeaturesConfig) -> dict[str, str]:
     """Feature name -> the config key of the family that declares it."""
     out = {}
-    for kind in type(cfg).model_fields:
-        family = getattr(cfg, kind)
-        if family is not None and hasattr(family, "defs"):
+    for kind, family in cfg.families():
+        if hasattr(family, "defs"):
             out.update({d.name: kind for d in family.defs(kind)})
     return out
 
 
 def only(cfg: FeaturesConfig, kind: str) -> FeaturesConfig:
     """``cfg`` with every family but ``kind`` switched off."""
-    off = {k: None for k in type(cfg).model_fields}
-    return FeaturesConfig(**{**off, kind: getattr(cfg, kind)})
+    off = {k: None for k, _ in cfg.families()}
+    return cfg.model_copy(update={**off, kind: getattr(cfg, kind)})
 
 
 def main(argv: list[str] | None = None) -> None:

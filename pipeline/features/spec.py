@@ -10,7 +10,7 @@ weight is below ``RECURSIVE_TOLERANCE``).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -285,6 +285,11 @@ class FeaturesConfig(_Family):
     market: Market | None = None
     cross_section: CrossSection | None = None
 
+    def families(self) -> list[tuple[str, Any]]:
+        """(config key, family) of every family switched on, in declaration order."""
+        kinds = (k for k in type(self).model_fields if k != "dtype")
+        return [(k, getattr(self, k)) for k in kinds if getattr(self, k) is not None]
+
     @property
     def benchmark(self) -> str | None:
         """Ticker whose close the market family needs, if any."""
@@ -297,11 +302,9 @@ def build_feature_defs(cfg: FeaturesConfig) -> list[FeatureDef]:
     Every per-ticker expression passes the static causality guard.
     """
     defs: list[FeatureDef] = []
-    for kind in type(cfg).model_fields:
-        family = getattr(cfg, kind)
-        if kind == "dtype" or family is None or isinstance(family, CrossSection):
-            continue
-        defs += family.defs(kind)
+    for kind, family in cfg.families():
+        if not isinstance(family, CrossSection):
+            defs += family.defs(kind)
     for d in defs:
         assert_causal(d.expr, d.name)
     if cfg.cross_section is not None:
