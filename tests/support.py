@@ -6,10 +6,12 @@ path (``pythonpath = ["tests"]``).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from pipeline.features.spec import (
     CrossSection,
     Ewm,
     FeaturesConfig,
+    Lags,
     Macd,
     Market,
     Returns,
@@ -46,6 +49,31 @@ SAMPLE = REPO / "data" / "sample"
 TICKERS = ("NVDA", "SPY", "QQQ")  # the sample panel
 # The installed console script (`python -m pipeline.cli` does not work: no __main__).
 STOCKPIPE = Path(sys.executable).with_name("stockpipe")
+
+# Every per-ticker family and every engine path (point, shift, whole-column window, hoisted
+# kernel, .over), plus the shipped std/skew: test_engine.py and test_engine_paths.py.
+EVERY_PATH = FeaturesConfig(
+    simple_return=Returns(windows=(1, 3)),
+    lag=Lags(of="volume", lags=(1, 7)),
+    rolling_std=Rolling(windows=(5, 60)),
+    rolling_min=Rolling(windows=(5,)),
+    rolling_max=Rolling(of="close", windows=(10,)),
+    rolling_sum=Rolling(windows=(3,)),
+    rolling_skew=Rolling(windows=(20,)),
+    ewm_mean=Ewm(of="close", spans=(5,)),
+    ewm_vol=Ewm(spans=(10,)),
+    rsi=Windowed(windows=(14,)),
+    macd=Macd(),
+    bollinger=Bollinger(),
+    natr=Windowed(windows=(14,)),
+    stochastic=Stochastic(),
+    obv_ratio=Windowed(windows=(20,)),
+    dist_max=Rolling(of="close", windows=(60,)),
+    dist_min=Rolling(of="close", windows=(60,)),
+    volume_ratio=Windowed(windows=(5,)),
+    calendar=Calendar(),
+    market=Market(windows=(20,)),
+)
 
 
 # A small, fast competition for tests: two candidates, tiny models.
@@ -277,3 +305,34 @@ def fitted_model(name: str = "M", version: str = "1") -> LoadedModel:
     pipe.fit(labelled.drop("target").to_pandas(), labelled["target"].to_numpy())
     warmup = pipe.named_steps["features"].warmup_
     return LoadedModel(predictor=pipe, name=name, version=version, warmup=warmup, horizon=1)
+
+
+def request_bars(n: int = 6, ticker: str = "ACME", **extra: Any) -> list[dict[str, Any]]:
+    """``n`` daily bars of one ticker as a ``POST /predict`` body lists them (flat prices)."""
+    start = dt.date(2024, 1, 2)
+    return [
+        {
+            "ticker": ticker,
+            "date": str(start + dt.timedelta(days=i)),
+            "open": 10.0,
+            "high": 11.0,
+            "low": 9.0,
+            "close": 10.5,
+            "volume": 100.0,
+            **extra,
+        }
+        for i in range(n)
+    ]
+
+
+def wait_until_ready(client: Any, deadline_seconds: float = 30.0) -> None:
+    """Poll ``GET /ready`` on a test client until it is 200 (its last answer if it never is)."""
+    deadline = time.monotonic() + deadline_seconds
+    while client.get("/ready").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/ready").text
+        time.sleep(0.01)
+
+
+def interleaved_with_bench(panel: pl.DataFrame) -> pl.DataFrame:
+    """``panel`` with the benchmark's close, rows in (date, ticker) order so sorting is tested."""
+    return with_bench(panel).sort("date", "ticker")

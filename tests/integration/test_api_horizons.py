@@ -11,7 +11,6 @@ is exercised by tests/e2e/test_serve_horizons.py.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import logging
 import threading
@@ -24,7 +23,8 @@ import numpy as np
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
-from support import write_yaml
+from support import request_bars as bars
+from support import wait_until_ready, write_yaml
 
 from pipeline import bootstrap
 from pipeline.config import load_config
@@ -129,29 +129,6 @@ def followers_of(registries: dict[int, Horizon]) -> dict[int, ModelFollower]:
     return {h: ModelFollower(r, r, r.uri, interval=3600) for h, r in registries.items()}
 
 
-def bars(n: int = 5, ticker: str = "ACME") -> list[dict[str, Any]]:
-    start = dt.date(2024, 1, 2)
-    return [
-        {
-            "ticker": ticker,
-            "date": str(start + dt.timedelta(days=i)),
-            "open": 10.0,
-            "high": 11.0,
-            "low": 9.0,
-            "close": 10.5,
-            "volume": 100.0,
-        }
-        for i in range(n)
-    ]
-
-
-def wait_until_ready(client: TestClient) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while client.get("/ready").status_code != 200:
-        assert time.monotonic() < deadline, client.get("/ready").text
-        time.sleep(0.01)
-
-
 def labels(horizon: int) -> str:
     """The labels of horizon ``horizon``'s model in /metrics (Prometheus sorts them by name)."""
     name = NAME if horizon == HORIZONS[0] else f"{NAME}_h{horizon}"
@@ -186,7 +163,7 @@ def service(registries: dict[int, Horizon]) -> Iterator[Service]:
 def test_one_prediction_per_ticker_and_horizon_each_from_its_own_model(
     service: Service,
 ) -> None:
-    sent = bars(ticker="BETA") + bars()  # BETA first: the answer is sorted all the same
+    sent = bars(5, ticker="BETA") + bars(5)  # BETA first: the answer is sorted all the same
     response = service.client.post("/predict", json={"bars": sent})
     assert rows(response) == [
         (ticker, h, expected(h, "1"), "1") for ticker in ("ACME", "BETA") for h in HORIZONS
@@ -213,7 +190,7 @@ def test_a_version_without_a_horizon_tag_predicts_the_horizon_it_was_configured_
     registries[5].tagged = False
     with TestClient(create_app(followers_of(registries))) as client:
         wait_until_ready(client)
-        answer = rows(client.post("/predict", json={"bars": bars()}))
+        answer = rows(client.post("/predict", json={"bars": bars(5)}))
         assert [h for _, h, _, _ in answer] == list(HORIZONS)
         assert [d["horizon"] for d in client.get("/model").json()["horizons"]] == list(HORIZONS)
 
@@ -224,7 +201,7 @@ def test_every_horizon_is_logged_in_one_batch_or_nothing_is_served(
     store = DuckDBStore(tmp_path / "warehouse.duckdb")
     with TestClient(create_app(followers_of(registries), record=store)) as client:
         wait_until_ready(client)
-        assert client.post("/predict", json={"bars": bars()}).status_code == 200
+        assert client.post("/predict", json={"bars": bars(5)}).status_code == 200
     logged = store.outcomes().sort("horizon")
     assert logged["horizon"].to_list() == list(HORIZONS)
     assert logged["model_name"].to_list() == [registries[h].name for h in HORIZONS]
@@ -240,7 +217,7 @@ def test_every_horizon_is_logged_in_one_batch_or_nothing_is_served(
 
     with TestClient(create_app(followers_of(registries), record=Broken())) as client:
         wait_until_ready(client)
-        refused = client.post("/predict", json={"bars": bars()})
+        refused = client.post("/predict", json={"bars": bars(5)})
     assert refused.status_code == 503 and "prediction log unavailable" in refused.text
     assert Broken.calls == 1
 
@@ -253,7 +230,7 @@ def test_interval_bounds_come_through_and_a_model_without_them_gets_nulls(
     )
     with TestClient(create_app(followers_of(registries))) as client:
         wait_until_ready(client)
-        h1, h5, _ = client.post("/predict", json={"bars": bars()}).json()
+        h1, h5, _ = client.post("/predict", json={"bars": bars(5)}).json()
     assert [h1[k] for k in BOUNDS] == [100.5, 101.5, 100.0, 102.0]
     assert h1["lower_99"] is None and h1["upper_99"] is None  # too few residuals: no band
     assert set(h5) == set(h1) and all(h5[k] is None for k in [*BOUNDS, "lower_99"])
@@ -279,7 +256,7 @@ def test_ready_is_503_naming_the_horizons_loading_and_a_prediction_waits_for_all
         assert health["ready"] is False and health["version"] == "h1=1,h5=1"
         answer: dict[str, Any] = {}
         post = threading.Thread(
-            target=lambda: answer.update(r=client.post("/predict", json={"bars": bars()}))
+            target=lambda: answer.update(r=client.post("/predict", json={"bars": bars(5)}))
         )
         post.start()
         post.join(0.3)
@@ -303,7 +280,7 @@ def test_a_horizon_that_never_loads_keeps_the_service_unready_with_the_reason(
         detail = client.get("/ready").json()["detail"]
         assert detail.startswith("models not loaded yet for horizon(s) 5; ")
         assert f"h5 ({NAME}_h5) last attempt failed: TrackingError" in detail
-        refused = client.post("/predict", json={"bars": bars()})
+        refused = client.post("/predict", json={"bars": bars(5)})
         assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
         assert "horizon(s) 5" in refused.json()["detail"]
 
@@ -343,7 +320,7 @@ def test_promoting_one_horizon_swaps_only_that_horizons_model(service: Service) 
     listed = client.get("/model").json()["horizons"]
     assert [d["version"] for d in listed] == ["1", "2", "1"]
     assert [d["loaded_at"] == before[d["horizon"]] for d in listed] == [True, False, True]
-    assert rows(client.post("/predict", json={"bars": bars()})) == [
+    assert rows(client.post("/predict", json={"bars": bars(5)})) == [
         ("ACME", 1, 101.0, "1"),
         ("ACME", 5, 502.0, "2"),
         ("ACME", 20, 2001.0, "1"),
@@ -367,7 +344,7 @@ def test_a_failed_load_of_one_horizon_keeps_its_old_model_and_the_others_serving
     service.registries[20].champion = "2"
     assert followers[20].poll() is False and followers[20].holder.failures == 1
     assert client.get("/ready").status_code == 200  # it still has a model: its old one
-    answer = rows(client.post("/predict", json={"bars": bars()}))
+    answer = rows(client.post("/predict", json={"bars": bars(5)}))
     assert [v for _, _, _, v in answer] == ["1"] * 3
     text = client.get("/metrics").text
     assert f"stockpipe_model_reload_failures_total{{{labels(20)}}} 1.0" in text
@@ -388,14 +365,14 @@ def test_a_request_in_flight_keeps_every_horizons_model_it_started_with(
         wait_until_ready(client)
         first: dict[str, Any] = {}
         post = threading.Thread(
-            target=lambda: first.update(r=client.post("/predict", json={"bars": bars()}))
+            target=lambda: first.update(r=client.post("/predict", json={"bars": bars(5)}))
         )
         post.start()
         assert slow.started.wait(DEADLINE)  # inside h5's predict; h20 has not predicted yet
         for h in (5, 20):
             registries[h].champion = "2"
             assert followers[h].poll() is True  # swapped while that request runs
-        second = rows(client.post("/predict", json={"bars": bars()}))
+        second = rows(client.post("/predict", json={"bars": bars(5)}))
         assert [v for _, _, _, v in second] == ["1", "2", "2"]
         gate.set()
         post.join(DEADLINE)
@@ -416,7 +393,7 @@ def test_predictions_are_counted_per_model_and_the_request_log_names_every_versi
     service.registries[20].champion = "3"
     assert service.followers[20].poll() is True
     with caplog.at_level(logging.INFO, logger="pipeline.serving.requests"):
-        response = client.post("/predict", json={"bars": bars() + bars(ticker="BETA")})
+        response = client.post("/predict", json={"bars": bars(5) + bars(5, ticker="BETA")})
     assert response.status_code == 200
     text = client.get("/metrics").text
     for h, version in ((1, "1"), (5, "1"), (20, "3")):

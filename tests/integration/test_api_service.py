@@ -9,7 +9,6 @@ driven by hand, so reload behaviour is tested without threads racing a clock.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import logging
 import threading
@@ -24,7 +23,8 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
-from support import nvda_rows
+from support import nvda_rows, wait_until_ready
+from support import request_bars as bars
 
 from pipeline.cli import main
 from pipeline.data.warehouse import DuckDBStore
@@ -106,30 +106,6 @@ class FakeRegistry:
 def follower(registry: FakeRegistry, uri: str = URI) -> ModelFollower:
     # A long interval: tests call poll() themselves; the thread only does the first load.
     return ModelFollower(registry, registry, uri, interval=3600)
-
-
-def bars(n: int = 6, ticker: str = "ACME", **extra: Any) -> list[dict[str, Any]]:
-    start = dt.date(2024, 1, 2)
-    return [
-        {
-            "ticker": ticker,
-            "date": str(start + dt.timedelta(days=i)),
-            "open": 10.0,
-            "high": 11.0,
-            "low": 9.0,
-            "close": 10.5,
-            "volume": 100.0,
-            **extra,
-        }
-        for i in range(n)
-    ]
-
-
-def wait_until_ready(client: TestClient) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while client.get("/ready").status_code != 200:
-        assert time.monotonic() < deadline, "the model never loaded"
-        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -4,56 +4,20 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from support import with_bench
+from support import EVERY_PATH, interleaved_with_bench
 
 from pipeline.features.engine import TICKER, add_features, collect, expression_kind
-from pipeline.features.spec import (
-    Bollinger,
-    Calendar,
-    Ewm,
-    FeatureDef,
-    FeaturesConfig,
-    Lags,
-    Macd,
-    Market,
-    Returns,
-    Rolling,
-    Stochastic,
-    Windowed,
-    build_feature_defs,
-)
-
-EVERY = FeaturesConfig(
-    simple_return=Returns(windows=(1, 3)),
-    lag=Lags(of="volume", lags=(1, 7)),
-    rolling_min=Rolling(windows=(5,)),
-    rolling_max=Rolling(of="close", windows=(10,)),
-    rolling_sum=Rolling(windows=(3,)),
-    rolling_skew=Rolling(windows=(20,)),
-    ewm_mean=Ewm(of="close", spans=(5,)),
-    ewm_vol=Ewm(spans=(10,)),
-    rsi=Windowed(windows=(14,)),
-    macd=Macd(),
-    bollinger=Bollinger(),
-    natr=Windowed(windows=(14,)),
-    stochastic=Stochastic(),
-    obv_ratio=Windowed(windows=(20,)),
-    dist_max=Rolling(of="close", windows=(60,)),
-    dist_min=Rolling(of="close", windows=(60,)),
-    volume_ratio=Windowed(windows=(5,)),
-    calendar=Calendar(),
-    market=Market(windows=(20,)),
-)
+from pipeline.features.spec import FeatureDef, build_feature_defs
 
 
 @pytest.fixture(scope="module")
 def panel(panel: pl.DataFrame) -> pl.DataFrame:
-    """The sample panel with the benchmark's close; rows interleaved so that sorting is tested."""
-    return with_bench(panel).sort("date", "ticker")
+    """The sample panel with the benchmark's close, rows interleaved so sorting is tested."""
+    return interleaved_with_bench(panel)
 
 
 def test_fast_paths_equal_over_ticker_bit_for_bit(panel: pl.DataFrame) -> None:
-    defs = build_feature_defs(EVERY)
+    defs = build_feature_defs(EVERY_PATH)
     kinds = {expression_kind(d.expr) for d in defs}
     assert kinds == {"point", "shift", "window"}  # every path is exercised
     fast = collect(add_features(panel.lazy(), defs))
@@ -81,7 +45,7 @@ SHIPPED_POINT = {"hl_range", "cal_day_of_week", "cal_month", "cal_days_to_month_
 
 
 def test_every_family_keeps_its_path() -> None:
-    kinds = {d.name: expression_kind(d.expr) for d in build_feature_defs(EVERY)}
+    kinds = {d.name: expression_kind(d.expr) for d in build_feature_defs(EVERY_PATH)}
     assert {n for n, k in kinds.items() if k == "point"} == SHIPPED_POINT
     assert {n for n, k in kinds.items() if k == "shift"} == SHIPPED_SHIFT
     assert all(k == "window" for n, k in kinds.items() if n not in SHIPPED_POINT | SHIPPED_SHIFT)

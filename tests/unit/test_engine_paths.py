@@ -11,58 +11,26 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from support import with_bench
+from support import EVERY_PATH, interleaved_with_bench
 
 from pipeline.features.engine import TICKER, add_features, collect
 from pipeline.features.hoist import Hoisted
 from pipeline.features.reach import rows_back
 from pipeline.features.spec import (
-    Bollinger,
-    Calendar,
-    Ewm,
     FeatureDef,
     FeaturesConfig,
-    Lags,
-    Macd,
-    Market,
-    Returns,
-    Rolling,
-    Stochastic,
-    Windowed,
     build_feature_defs,
 )
 from pipeline.features.walker import serialize
-
-C = pl.col("close")
-# Every family, every engine path (as in test_engine.py), plus the shipped std/skew/z-score.
-EVERY = FeaturesConfig(
-    simple_return=Returns(windows=(1, 3)),
-    lag=Lags(of="volume", lags=(1, 7)),
-    rolling_std=Rolling(windows=(5, 60)),
-    rolling_min=Rolling(windows=(5,)),
-    rolling_max=Rolling(of="close", windows=(10,)),
-    rolling_sum=Rolling(windows=(3,)),
-    rolling_skew=Rolling(windows=(20,)),
-    ewm_mean=Ewm(of="close", spans=(5,)),
-    ewm_vol=Ewm(spans=(10,)),
-    rsi=Windowed(windows=(14,)),
-    macd=Macd(),
-    bollinger=Bollinger(),
-    natr=Windowed(windows=(14,)),
-    stochastic=Stochastic(),
-    obv_ratio=Windowed(windows=(20,)),
-    dist_max=Rolling(of="close", windows=(60,)),
-    dist_min=Rolling(of="close", windows=(60,)),
-    volume_ratio=Windowed(windows=(5,)),
-    calendar=Calendar(),
-    market=Market(windows=(20,)),
-)
 
 
 @pytest.fixture(scope="module")
 def panel(panel: pl.DataFrame) -> pl.DataFrame:
     """The sample panel with the benchmark's close, rows interleaved so sorting is tested."""
-    return with_bench(panel).sort("date", "ticker")
+    return interleaved_with_bench(panel)
+
+
+C = pl.col("close")
 
 
 def _over(frame: pl.DataFrame, defs: list[FeatureDef]) -> pl.DataFrame:
@@ -72,7 +40,7 @@ def _over(frame: pl.DataFrame, defs: list[FeatureDef]) -> pl.DataFrame:
 
 
 def test_every_family_matches_over_ticker_to_1e_12(panel: pl.DataFrame) -> None:
-    defs = build_feature_defs(EVERY)
+    defs = build_feature_defs(EVERY_PATH)
     fast, slow = collect(add_features(panel.lazy(), defs)), _over(panel, defs)
     for d in defs:
         ours, ref = fast[d.name].cast(pl.Float64), slow[d.name].cast(pl.Float64)
@@ -84,7 +52,7 @@ def test_every_family_matches_over_ticker_to_1e_12(panel: pl.DataFrame) -> None:
 
 
 def test_bit_identical_run_to_run_whatever_the_chunking(panel: pl.DataFrame) -> None:
-    defs = build_feature_defs(EVERY)
+    defs = build_feature_defs(EVERY_PATH)
     once = collect(add_features(panel.lazy(), defs))
     half = panel.height // 2
     chunked = pl.concat([panel[:half], panel[half:]], rechunk=False)
@@ -111,7 +79,7 @@ def test_a_warmup_shorter_than_the_reach_keeps_over(panel: pl.DataFrame) -> None
 def test_macd_smoothers_are_computed_once() -> None:
     """Three MACD columns, three distinct smoothers (EMA fast, EMA slow, the signal)."""
     hoisted = Hoisted()
-    macd = [d for d in build_feature_defs(EVERY) if d.name.startswith("macd_")]
+    macd = [d for d in build_feature_defs(EVERY_PATH) if d.name.startswith("macd_")]
     for d in macd:
         assert hoisted.rewrite(serialize(d.expr)) is not None
     assert sorted(hoisted.levels.values()) == [1, 1, 2]
