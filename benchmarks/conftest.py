@@ -23,6 +23,7 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.features.columns import feature_columns
+from pipeline.features.engine import add_target, collect
 from pipeline.features.spec import FeatureDef, FeaturesConfig, build_feature_defs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -140,6 +141,32 @@ def shipped_feature_set(config_dir: Path = REPO / "conf") -> FeatureSet:
     columns = feature_columns(model)
     by_name = {d.name: d for d in build_feature_defs(model.features)}
     return FeatureSet(model.features, columns, [by_name[c] for c in columns])
+
+
+def fit_champion(bars: pl.DataFrame, impute: str = "mean") -> Any:
+    """The registered pipeline's shape on the shipped features: features -> imputer (``impute``
+    strategy) -> scaler -> Ridge, fitted on ``bars`` (a second or so: the benchmarks time
+    loading and applying a model, not training one)."""
+    # Imported here: the peak-memory probes import this module, and their pre-call RSS
+    # should not carry scikit-learn.
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from pipeline.model.transformer import PolarsFeatures
+
+    features = shipped_feature_set()
+    labelled = collect(add_target(bars.lazy(), 1)).drop_nulls("target")
+    pipe = Pipeline(
+        [
+            ("features", PolarsFeatures(features.config.model_dump_json(), features.columns)),
+            ("impute", SimpleImputer(strategy=impute)),
+            ("scale", StandardScaler()),
+            ("model", Ridge()),
+        ]
+    )
+    return pipe.fit(labelled.drop("target").to_pandas(), labelled["target"].to_numpy())
 
 
 @dataclass

@@ -26,17 +26,11 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import make_panel, shipped_feature_set
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import Ridge
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from conftest import fit_champion, make_panel
 from support import make_project, run_stockpipe
 
 from pipeline import bootstrap
 from pipeline.config import load_config
-from pipeline.features.engine import add_target, collect
-from pipeline.model.transformer import PolarsFeatures
 from pipeline.serving.replay import replay
 from pipeline.serving.score import score
 from pipeline.serving.sinks import ParquetSink
@@ -47,21 +41,6 @@ DATES = 430  # trading dates replayed (about 20 months)
 SIZES = (1, 100)  # tickers
 SUBPROCESS = os.environ.get("STOCKPIPE_BENCH_SUBPROCESS", "1").strip() != "0"
 SCORE_ROUNDS = 3  # in-process `score` calls timed (median), after one warm-up call
-
-
-def fit_champion(bars: pl.DataFrame) -> Pipeline:
-    """The shipped features -> imputer -> scaler -> Ridge, fitted on ``bars``."""
-    features = shipped_feature_set()
-    labelled = collect(add_target(bars.lazy(), 1)).drop_nulls("target")
-    pipe = Pipeline(
-        [
-            ("features", PolarsFeatures(features.config.model_dump_json(), features.columns)),
-            ("impute", SimpleImputer()),
-            ("scale", StandardScaler()),
-            ("model", Ridge()),
-        ]
-    )
-    return pipe.fit(labelled.drop("target").to_pandas(), labelled["target"].to_numpy())
 
 
 @pytest.fixture(scope="module")

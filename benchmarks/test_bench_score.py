@@ -29,16 +29,10 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import env_int, make_panel, shipped_feature_set
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import Ridge
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from conftest import env_int, fit_champion, make_panel
 from support import STOCKPIPE, make_project
 
 from pipeline.config import load_config
-from pipeline.features.engine import add_target, collect
-from pipeline.model.transformer import PolarsFeatures
 
 GROUP = "score"
 FLOOR = "import polars, duckdb, sklearn, lightgbm"
@@ -49,22 +43,6 @@ MANY = env_int("STOCKPIPE_BENCH_SCORE_TICKERS", 500)
 DAYS = env_int("STOCKPIPE_BENCH_SCORE_DAYS", 1_000)
 # CI runs the one-ticker case only: the 500-ticker panel adds a minute of data and runs.
 WITH_MANY = os.environ.get("STOCKPIPE_BENCH_SCORE_MANY", "1").strip() != "0"
-
-
-def fit_champion(bars: pl.DataFrame) -> Pipeline:
-    """The shipped features -> imputer -> scaler -> Ridge, fitted on ``bars`` (a second or so:
-    the benchmark times loading and applying a model, not training one)."""
-    features = shipped_feature_set()
-    labelled = collect(add_target(bars.lazy(), 1)).drop_nulls("target")
-    pipe = Pipeline(
-        [
-            ("features", PolarsFeatures(features.config.model_dump_json(), features.columns)),
-            ("impute", SimpleImputer()),
-            ("scale", StandardScaler()),
-            ("model", Ridge()),
-        ]
-    )
-    return pipe.fit(labelled.drop("target").to_pandas(), labelled["target"].to_numpy())
 
 
 @pytest.fixture(scope="module")

@@ -53,17 +53,11 @@ import numpy as np
 import polars as pl
 import pytest
 import uvicorn
-from conftest import env_int, make_panel, shipped_feature_set
+from conftest import env_int, fit_champion, make_panel
 from fastapi import FastAPI
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import Ridge
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.domain import LoadedModel
-from pipeline.features.engine import add_target, collect
-from pipeline.model.transformer import PolarsFeatures
 from pipeline.serving.api import create_app
 from pipeline.settings import ServingConfig
 
@@ -85,18 +79,7 @@ CURVE: dict[tuple[int, bool, int], list[dict[str, float]]] = {}  # (workers, log
 @pytest.fixture(scope="module")
 def model() -> LoadedModel:
     """features (shipped set) -> imputer -> scaler -> Ridge, fitted on 20 x 1,500 days."""
-    features = shipped_feature_set()
-    panel = make_panel(20, 1500)
-    labelled = collect(add_target(panel.lazy(), 1)).drop_nulls("target")
-    pipe = Pipeline(
-        [
-            ("features", PolarsFeatures(features.config.model_dump_json(), features.columns)),
-            ("impute", SimpleImputer(strategy="median")),
-            ("scale", StandardScaler()),
-            ("model", Ridge()),
-        ]
-    )
-    pipe.fit(labelled.drop("target").to_pandas(), labelled["target"].to_numpy())
+    pipe = fit_champion(make_panel(20, 1500), impute="median")
     warmup = int(pipe.named_steps["features"].warmup_)
     return LoadedModel(pipe, "bench", "1", warmup=warmup, horizon=1, benchmark="SPY")
 

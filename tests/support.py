@@ -6,13 +6,15 @@ path (``pythonpath = ["tests"]``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -336,3 +338,44 @@ def wait_until_ready(client: Any, deadline_seconds: float = 30.0) -> None:
 def interleaved_with_bench(panel: pl.DataFrame) -> pl.DataFrame:
     """``panel`` with the benchmark's close, rows in (date, ticker) order so sorting is tested."""
     return with_bench(panel).sort("date", "ticker")
+
+
+def postgres_problem() -> str | None:
+    """Why the PostgreSQL the server tests need is unusable, or None."""
+    from pipeline.tracking.server import PG_CONNINFO
+
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed: pip install -e '.[test]'"
+    try:
+        with psycopg.connect(PG_CONNINFO) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return f"PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) unreachable: {exc}"
+    return None
+
+
+@contextlib.contextmanager
+def fresh_databases(kind: str) -> Iterator[dict[str, str]]:
+    """A fresh MLflow and a fresh Optuna PostgreSQL database (``mlflow``, ``optuna`` keys),
+    dropped afterwards; skips the test when PostgreSQL is unusable."""
+    import pytest
+
+    from pipeline.tracking.server import create_database, drop_database
+
+    problem = postgres_problem()
+    if problem:
+        pytest.skip(problem)
+    tag = uuid.uuid4().hex[:10]
+    stem = f"stockpipe_test_{kind}"
+    names = {"mlflow": f"{stem}_{tag}", "optuna": f"{stem}_optuna_{tag}"}
+    created: list[str] = []
+    try:
+        for name in names.values():
+            create_database(name)
+            created.append(name)
+        yield names
+    finally:
+        for name in created:
+            drop_database(name)

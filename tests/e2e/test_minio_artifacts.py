@@ -32,7 +32,6 @@ import re
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,13 +40,10 @@ from typing import Any
 import polars as pl
 import pytest
 import yaml
-from support import FAST_CANDIDATES, REPO, STOCKPIPE, make_project
+from support import FAST_CANDIDATES, REPO, STOCKPIPE, fresh_databases, make_project
 
 from pipeline.tracking.server import (
-    PG_CONNINFO,
     ServerHandle,
-    create_database,
-    drop_database,
     free_port,
     s3_environment,
     start_tracking_server,
@@ -132,20 +128,6 @@ def client_env(proxy: str, blocked: Path) -> dict[str, str]:
     return {**env, "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
-def _postgres_problem() -> str | None:
-    """Why the PostgreSQL this test needs is unusable, or None."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed: pip install -e '.[test]'"
-    try:
-        with psycopg.connect(PG_CONNINFO) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        return f"PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) unreachable: {exc}"
-    return None
-
-
 # --------------------------------------------------------------------------- fixtures
 
 
@@ -210,20 +192,8 @@ def refusing_proxy() -> Iterator[tuple[str, list[str]]]:
 @pytest.fixture(scope="module")
 def databases() -> Iterator[dict[str, str]]:
     """A fresh MLflow database and a fresh Optuna database, dropped afterwards."""
-    problem = _postgres_problem()
-    if problem:
-        pytest.skip(problem)
-    tag = uuid.uuid4().hex[:10]
-    names = {"mlflow": f"stockpipe_test_s3_{tag}", "optuna": f"stockpipe_test_s3_optuna_{tag}"}
-    created: list[str] = []
-    try:
-        for name in names.values():
-            create_database(name)
-            created.append(name)
+    with fresh_databases("s3") as names:
         yield names
-    finally:
-        for name in created:
-            drop_database(name)
 
 
 @pytest.fixture(scope="module")

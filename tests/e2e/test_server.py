@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from support import (
     REPO,
     STUDY_LIGHTGBM,
     STUDY_RIDGE,
+    fresh_databases,
     make_project,
     run_stockpipe,
     shared_study_trials,
@@ -42,11 +42,8 @@ from support import (
 
 from pipeline.config import load_config
 from pipeline.tracking.server import (
-    PG_CONNINFO,
     SERVER_ENV,
     ServerHandle,
-    create_database,
-    drop_database,
     free_port,
     server_command,
     start_tracking_server,
@@ -64,20 +61,6 @@ SERVER_STORAGE = yaml.safe_load((SERVER_CONF / "training.yaml").read_text())["tu
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _postgres_problem() -> str | None:
-    """Why the PostgreSQL these tests need is unusable, or None."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed: pip install -e '.[test]'"
-    try:
-        with psycopg.connect(PG_CONNINFO) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        return f"PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) unreachable: {exc}"
-    return None
 
 
 def _storage_url(database: str) -> str:
@@ -129,20 +112,8 @@ def _client(uri: str) -> mlflow.MlflowClient:
 @pytest.fixture(scope="module")
 def databases() -> Iterator[dict[str, str]]:
     """A fresh MLflow database and a fresh Optuna database, dropped afterwards."""
-    problem = _postgres_problem()
-    if problem:
-        pytest.skip(problem)
-    tag = uuid.uuid4().hex[:10]
-    names = {"mlflow": f"stockpipe_test_mlflow_{tag}", "optuna": f"stockpipe_test_optuna_{tag}"}
-    created: list[str] = []
-    try:
-        for name in names.values():
-            create_database(name)
-            created.append(name)
+    with fresh_databases("mlflow") as names:
         yield names
-    finally:
-        for name in created:
-            drop_database(name)
 
 
 @pytest.fixture(scope="module")

@@ -27,10 +27,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
+from compose_support import COMPOSE, Compose, load_compose, services, set_at
 from support import REPO
 
-COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "docker" / "mlflow" / "Dockerfile"
 WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
@@ -41,7 +40,6 @@ BACKEND_ENV = "MLFLOW_BACKEND_STORE_URI"
 # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3, the driver the image installs.
 PSYCOPG3_SCHEMES = {"postgresql", "postgresql+psycopg"}
 
-Compose = dict[str, Any]
 Check = Callable[[Compose, str], list[str]]
 
 
@@ -83,16 +81,6 @@ def test_schema_check_rejects_unknown_key(schema: str, path: Path, tmp_path: Pat
 
 
 # --------------------------------------------------------------------------- parsing helpers
-
-
-def load_compose() -> Compose:
-    data = yaml.safe_load(COMPOSE.read_text())
-    assert isinstance(data, dict), "docker-compose.yml is not a mapping"
-    return data
-
-
-def services(compose: Compose) -> dict[str, Any]:
-    return compose.get("services") or {}
 
 
 def environment(service: dict[str, Any]) -> dict[str, str]:
@@ -306,24 +294,6 @@ def test_check_passes(check: Check, compose: Compose, dockerfile: str) -> None:
 # --------------------------------------------------------------------------- each check can fail
 
 
-def _set(path: str, value: Any) -> Callable[[Compose], None]:
-    """Mutation that sets compose[path] (dot-separated keys, numeric list indices)."""
-
-    def mutate(c: Compose) -> None:
-        *parents, last = path.split(".")
-        node: Any = c
-        for key in parents:
-            node = node[int(key)] if isinstance(node, list) else node[key]
-        if isinstance(node, list):
-            node[int(last)] = value
-        elif value is None:
-            del node[last]
-        else:
-            node[last] = value
-
-    return mutate
-
-
 def _swap(old: str, new: str) -> Callable[[str], str]:
     def mutate(text: str) -> str:
         assert old in text, f"{old!r} not in Dockerfile: update this mutation"
@@ -344,37 +314,37 @@ MUTATIONS = [
     # (check, compose mutation, dockerfile mutation)
     pytest.param(
         check_depends_on,
-        _set("services.mlflow.depends_on", {"postgres": {"condition": "service_healthy"}}),
+        set_at("services.mlflow.depends_on", {"postgres": {"condition": "service_healthy"}}),
         _same,
         id="depends_on-missing-target",
     ),
     pytest.param(
         check_depends_on,
-        _set("services.mlflow-db.healthcheck", None),
+        set_at("services.mlflow-db.healthcheck", None),
         _same,
         id="depends_on-healthy-without-healthcheck",
     ),
     pytest.param(
         check_depends_on,
-        _set("services.mlflow.depends_on", None),
+        set_at("services.mlflow.depends_on", None),
         _same,
         id="depends_on-removed",
     ),
     pytest.param(
         check_bind_mounts,
-        _set("services.mlflow-db.volumes.0", "./pgdata:/var/lib/postgresql/data"),
+        set_at("services.mlflow-db.volumes.0", "./pgdata:/var/lib/postgresql/data"),
         _same,
         id="bind-outside-docker",
     ),
     pytest.param(
         check_bind_mounts,
-        _set("services.mlflow.volumes.0", "./docker/../mlruns:/mlflow/artifacts"),
+        set_at("services.mlflow.volumes.0", "./docker/../mlruns:/mlflow/artifacts"),
         _same,
         id="bind-escapes-docker",
     ),
     pytest.param(
         check_mlflow_port,
-        _set("services.mlflow.ports", ["8889:5000"]),
+        set_at("services.mlflow.ports", ["8889:5000"]),
         _same,
         id="port-not-8888",
     ),
@@ -398,7 +368,7 @@ MUTATIONS = [
     ),
     pytest.param(
         check_backend_uri,
-        _set(
+        set_at(
             f"services.mlflow.environment.{BACKEND_ENV}",
             "postgresql://mlflow:mlflow@db:5432/mlflow",
         ),
@@ -407,7 +377,7 @@ MUTATIONS = [
     ),
     pytest.param(
         check_backend_uri,
-        _set(
+        set_at(
             f"services.mlflow.environment.{BACKEND_ENV}",
             "postgresql+psycopg2://mlflow:mlflow@mlflow-db:5432/mlflow",
         ),
@@ -416,7 +386,7 @@ MUTATIONS = [
     ),
     pytest.param(
         check_backend_uri,
-        _set("services.mlflow-db.environment.POSTGRES_DB", "other"),
+        set_at("services.mlflow-db.environment.POSTGRES_DB", "other"),
         _same,
         id="backend-db-name-mismatch",
     ),

@@ -34,12 +34,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from compose_support import Compose, load_compose, services, set_at
 from support import REPO
 
 from pipeline.config import load_config
 from pipeline.tracking.server import is_store_uri, server_command
 
-COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "docker" / "mlflow" / "Dockerfile"
 MINIO_CONF = REPO / "conf" / "minio"
 SERVER_CONF = REPO / "conf" / "server"
@@ -56,7 +56,6 @@ OVERRIDES = {
 }
 S3_KEYS = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
-Compose = dict[str, Any]
 Check = Callable[[Compose], list[str]]
 
 # ${VAR}, ${VAR:-default} and ${VAR-default}, as compose interpolates them.
@@ -76,16 +75,6 @@ def interpolate(node: Any, env: Mapping[str, str]) -> Any:
     if isinstance(node, str):
         return _VARIABLE.sub(lambda m: env.get(m[1]) or m[2] or "", node)
     return node
-
-
-def load_compose() -> Compose:
-    data = yaml.safe_load(COMPOSE.read_text())
-    assert isinstance(data, dict), "docker-compose.yml is not a mapping"
-    return data
-
-
-def services(compose: Compose) -> dict[str, Any]:
-    return compose.get("services") or {}
 
 
 def service(compose: Compose, name: str) -> dict[str, Any]:
@@ -291,24 +280,6 @@ def test_check_passes(check: Check, compose: Compose) -> None:
 # --------------------------------------------------------------------------- each check can fail
 
 
-def _set(path: str, value: Any) -> Callable[[Compose], None]:
-    """Mutation that sets compose[path] (dot-separated keys, numeric list indices; None deletes)."""
-
-    def mutate(c: Compose) -> None:
-        *parents, last = path.split(".")
-        node: Any = c
-        for key in parents:
-            node = node[int(key)] if isinstance(node, list) else node[key]
-        if isinstance(node, list):
-            node[int(last)] = value
-        elif value is None:
-            del node[last]
-        else:
-            node[last] = value
-
-    return mutate
-
-
 def _command_arg(name: str, value: str) -> Callable[[Compose], None]:
     """Mutation that sets the value of ``name`` in mlflow-minio's command."""
 
@@ -321,14 +292,16 @@ def _command_arg(name: str, value: str) -> Callable[[Compose], None]:
 
 MUTATIONS = [
     pytest.param(
-        check_profile_membership, _set(f"services.{SERVER}.profiles", None), id="unprofiled"
+        check_profile_membership, set_at(f"services.{SERVER}.profiles", None), id="unprofiled"
     ),
     pytest.param(
-        check_profile_membership, _set("services.mlflow.profiles", [PROFILE]), id="mlflow-profiled"
+        check_profile_membership,
+        set_at("services.mlflow.profiles", [PROFILE]),
+        id="mlflow-profiled",
     ),
     pytest.param(
         check_plain_server_keeps_its_folder,
-        _set("services.mlflow.environment.MLFLOW_ARTIFACTS_DESTINATION", "s3://mlflow"),
+        set_at("services.mlflow.environment.MLFLOW_ARTIFACTS_DESTINATION", "s3://mlflow"),
         id="plain-server-on-s3",
     ),
     pytest.param(
@@ -338,21 +311,21 @@ MUTATIONS = [
     ),
     pytest.param(
         check_s3_wiring,
-        _set(
+        set_at(
             f"services.{SERVER}.environment.MLFLOW_S3_ENDPOINT_URL", "${X:-http://localhost:9000}"
         ),
         id="endpoint-not-minio",
     ),
     pytest.param(
         check_s3_wiring,
-        _set(
+        set_at(
             f"services.{SERVER}.environment.AWS_SECRET_ACCESS_KEY", "${MINIO_SECRET:-minio-secret}"
         ),
         id="secret-from-another-variable",
     ),
     pytest.param(
         check_credentials_are_overridable_defaults,
-        _set("services.minio.environment.MINIO_ROOT_PASSWORD", "minio-secret"),
+        set_at("services.minio.environment.MINIO_ROOT_PASSWORD", "minio-secret"),
         id="hard-coded-password",
     ),
     pytest.param(
@@ -362,7 +335,7 @@ MUTATIONS = [
     ),
     pytest.param(check_server_command, _command_arg("--workers", "4"), id="workers-differ"),
     pytest.param(
-        check_server_command, _set(f"services.{SERVER}.ports", ["8890:5001"]), id="unpublished"
+        check_server_command, set_at(f"services.{SERVER}.ports", ["8890:5001"]), id="unpublished"
     ),
     pytest.param(
         check_own_database,
@@ -371,11 +344,11 @@ MUTATIONS = [
     ),
     pytest.param(
         check_own_database,
-        _set(f"services.{SERVER}.depends_on.minio-init", None),
+        set_at(f"services.{SERVER}.depends_on.minio-init", None),
         id="does-not-wait-for-the-bucket",
     ),
     pytest.param(
-        check_client_overlay, _set(f"services.{SERVER}.ports", ["8890:5000"]), id="port-moved"
+        check_client_overlay, set_at(f"services.{SERVER}.ports", ["8890:5000"]), id="port-moved"
     ),
 ]
 
