@@ -33,6 +33,7 @@ def _load_engine(path: Path) -> Any:
     spec = importlib.util.spec_from_file_location("baseline_engine", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
     spec.loader.exec_module(module)
     return module
 

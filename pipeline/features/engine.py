@@ -101,6 +101,17 @@ def _bounded_window(serialized: str, warmup: int) -> bool:
     return reach is not None and reach <= warmup
 
 
+def per_ticker(expr: pl.Expr) -> pl.Expr:
+    """``expr`` over each ticker's rows, for a frame sorted by (ticker, date).
+
+    ``mapping_strategy="explode"`` concatenates the groups' results in group order instead of
+    scattering each row back to its position: the same values in the same places when every
+    ticker's rows are contiguous and in ticker order, which ``add_features`` sorts for first
+    (the engine tests compare it with plain ``.over`` bit for bit on interleaved input).
+    """
+    return expr.over(TICKER, mapping_strategy="explode")
+
+
 def _masked(expr: pl.Expr, d: FeatureDef) -> pl.Expr:
     # Whole sorted column, then each ticker's first `warmup` rows nulled: no per-group
     # scatter, and what is left (shifts, rolling min/max) reads exact values, never sums.
@@ -124,7 +135,7 @@ def _per_ticker(d: FeatureDef, hoisted: Hoisted) -> pl.Expr:
     if expr is not None:
         return expr
     hoisted.names, hoisted.levels = snapshot  # nothing of this def is hoisted after all
-    return d.expr.over(TICKER).alias(d.name)
+    return per_ticker(d.expr).alias(d.name)
 
 
 def _rewritten(d: FeatureDef, rest: str | None) -> pl.Expr | None:
@@ -150,7 +161,7 @@ def _plan(defs: list[FeatureDef]) -> tuple[Hoisted, list[pl.Expr]]:
     solo = [d for d in defs if reads[d.name] and all(uses[c] == 1 for c in reads[d.name])]
     hoisted.discard(set().union(*(reads[d.name] for d in solo)))
     for d in solo:
-        exprs[d.name] = d.expr.over(TICKER).alias(d.name)
+        exprs[d.name] = per_ticker(d.expr).alias(d.name)
     return hoisted, list(exprs.values())
 
 

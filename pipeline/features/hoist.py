@@ -77,7 +77,7 @@ class Hoisted:
         """Per dependency level, that level's kernels, each computed per ticker."""
         by_level: dict[int, list[pl.Expr]] = {}
         for text, name in self.names.items():
-            expr = deserialize(text).over(ticker).alias(name)
+            expr = deserialize(text).over(ticker, mapping_strategy="explode").alias(name)
             by_level.setdefault(self.levels[name], []).append(expr)
         return [exprs for _, exprs in sorted(by_level.items())]
 
