@@ -177,7 +177,7 @@ def add_features(frame: FrameT, defs: list[FeatureDef]) -> FrameT:
     Cross-sectional defs are then computed ``.over(date)`` from the per-ticker columns.
     """
     plan = _compiled(defs)
-    out = frame.sort(TICKER, DATE).with_columns(pl.int_range(pl.len()).over(TICKER).alias(_POS))
+    out = frame.sort(TICKER, DATE).with_columns(per_ticker(pl.int_range(pl.len())).alias(_POS))
     for stage in plan.stages:
         out = out.with_columns(stage)
     out = out.with_columns(plan.per_ticker).drop(_POS, *plan.temporary)
@@ -224,7 +224,7 @@ def _compiled(defs: list[FeatureDef]) -> _Compiled:
 
 def add_target(frame: FrameT, horizon: int) -> FrameT:
     """Append the forward log return over ``horizon`` rows, per ticker (null at the tail)."""
-    expr = forward_log_return(pl.col("close"), horizon=horizon).over(TICKER).alias(TARGET)
+    expr = per_ticker(forward_log_return(pl.col("close"), horizon=horizon)).alias(TARGET)
     return frame.sort(TICKER, DATE).with_columns(expr)
 
 
