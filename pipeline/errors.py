@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+# Exit codes of the CLI, each with one meaning, so that cron and CI can act on them.
+EXIT_INPUT = 2  # bad input, configuration or usage: fix it and run again
+EXIT_ALERT = 3  # `monitor` found drift or decay that crosses an alert threshold
+EXIT_TRACKING = 4  # the tracking store or model registry is unreachable or failed mid-run
+
 
 class StockpipeError(Exception):
     """Base class; the CLI prints the message and exits non-zero without a traceback."""
 
-    exit_code = 2
+    exit_code = EXIT_INPUT
 
 
 class ConfigError(StockpipeError):
@@ -19,6 +24,8 @@ class DataError(StockpipeError):
 
 class TrackingError(StockpipeError):
     """The tracking server or model registry cannot be used."""
+
+    exit_code = EXIT_TRACKING
 
 
 class ModelError(StockpipeError):

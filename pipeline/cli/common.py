@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from pipeline.cli.interrupts import exit_interrupted
-from pipeline.errors import StockpipeError
+from pipeline.errors import EXIT_TRACKING, StockpipeError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -141,7 +141,7 @@ def handle_errors(func: F) -> F:
                 "the study.",
                 err=True,
             )
-            sys.exit(3)
+            sys.exit(EXIT_TRACKING)
         except BaseException as exc:
             # A Rust panic inside polars (a BaseException) on a damaged file we did not
             # guard: name it plainly instead of a traceback. Everything else goes on.

@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING
 import click
 
 from pipeline.cli.common import model_uri_option, num, with_config
+from pipeline.errors import EXIT_ALERT
 
 if TYPE_CHECKING:
     from pipeline.monitoring.report import MonitorReport
     from pipeline.settings import StockpipeConfig
-
-EXIT_ALERT = 3  # distinct from bad input (2), so cron or CI can page on it
 
 
 @click.command()
