@@ -42,7 +42,7 @@ PORT ?= 8000
 serve:
 	$(STOCKPIPE) serve --config $(CONFIG) --host $(HOST) --port $(PORT)
 
-# Drift, live performance and service health; exit code 3 on alert (for cron or CI).
+# Drift, live performance and service health; exit code 3 on alert, 4 if tracking fails.
 monitor:
 	$(STOCKPIPE) monitor --config $(CONFIG) --output-dir outputs/monitor
 

@@ -7,7 +7,6 @@ Other tools and CI read ``outputs/train_summary.json``; its JSON schema is publi
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from pydantic import model_validator
 from typing_extensions import TypedDict  # pydantic needs it, not typing's, before 3.12
 
+from pipeline import schemas
 from pipeline.evaluation.results import (
     FoldReport,
     ForecastMetrics,
@@ -24,7 +24,7 @@ from pipeline.evaluation.results import (
     WalkForwardReport,
 )
 
-SCHEMA_PATH = Path("docs/schemas/train_summary.schema.json")
+SCHEMA_PATH = schemas.SCHEMA_DIR / "train_summary.schema.json"
 
 
 class CandidateSummary(Record):
@@ -150,19 +150,12 @@ class TrainSummary(Record):
 
 def schema_text() -> str:
     """The published JSON schema of :class:`TrainSummary` (what ``--summary`` writes)."""
-    schema = TrainSummary.model_json_schema(mode="serialization")
-    if "$ref" in schema:  # by_horizon nests the summary: pydantic moves the root into $defs
-        root = schema["$defs"].pop(TrainSummary.__name__)
-        schema = {**root, "$defs": schema["$defs"]}
-    text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
-    return text.replace(f'"#/$defs/{TrainSummary.__name__}"', '"#"')
+    return schemas.schema_text(TrainSummary)
 
 
 def write_schema(path: Path = SCHEMA_PATH) -> Path:
     """Regenerate the schema file (run from the repository root)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(schema_text(), encoding="utf-8")
-    return path
+    return schemas.write_schema(TrainSummary, path)
 
 
 if __name__ == "__main__":  # python -m pipeline.training.summary [PATH]

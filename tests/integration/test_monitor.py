@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 from click.testing import CliRunner, Result
-from support import SAMPLE, fitted_model, make_project, sample_prices
+from support import REPO, SAMPLE, fitted_model, make_project, sample_prices
 
 from pipeline import bootstrap
 from pipeline.cli import main
@@ -28,6 +28,7 @@ from pipeline.monitoring.profile import (
     PROFILE_TAG,
     build_profile,
 )
+from pipeline.schemas import SCHEMA_DIR
 from pipeline.settings import StockpipeConfig
 
 NAME = "StocksPredictionModel"
@@ -122,6 +123,8 @@ def test_every_section_with_live_numbers_from_the_price_file(project: dict[str, 
     out = project["root"] / "out"
     report = monitor(cfg, bootstrap.monitor_ports(cfg), out, f"models:/{NAME}/{version}")
     doc = json.loads((out / "monitor.json").read_text())
+    published = json.loads((REPO / SCHEMA_DIR / "monitor.schema.json").read_text())
+    pytest.importorskip("jsonschema").validate(doc, published)  # what cron and CI read
     assert doc["model"] == {
         "name": NAME,
         "version": version,

@@ -11,16 +11,10 @@ from pydantic import ValidationError
 from support import REPO
 
 from pipeline.config import load_config
-from pipeline.training.summary import SCHEMA_PATH, TrainSummary, schema_text, write_schema
+from pipeline.training.summary import SCHEMA_PATH, TrainSummary, write_schema
 from pipeline.training.train import train
 
 PUBLISHED = REPO / SCHEMA_PATH
-
-
-def test_published_schema_is_current() -> None:
-    assert PUBLISHED.read_text(encoding="utf-8") == schema_text(), (
-        f"{SCHEMA_PATH} is stale: regenerate it with `python -m pipeline.training.summary`"
-    )
 
 
 def test_generator_writes_the_schema(tmp_path: Path) -> None:
