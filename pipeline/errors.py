@@ -5,7 +5,7 @@ from __future__ import annotations
 # Exit codes of the CLI, each with one meaning, so that cron and CI can act on them.
 EXIT_INPUT = 2  # bad input, configuration or usage: fix it and run again
 EXIT_ALERT = 3  # `monitor` found drift or decay that crosses an alert threshold
-EXIT_TRACKING = 4  # the tracking store or model registry is unreachable or failed mid-run
+EXIT_TRACKING = 4  # the tracking store is unreachable, or failed mid-run
 
 
 class StockpipeError(Exception):
@@ -23,7 +23,12 @@ class DataError(StockpipeError):
 
 
 class TrackingError(StockpipeError):
-    """The tracking server or model registry cannot be used."""
+    """The tracking server or model registry cannot be used for what was asked (an unknown
+    model, alias or version: the request is at fault, exit 2)."""
+
+
+class TrackingUnavailableError(TrackingError):
+    """The tracking store itself cannot be reached, created or opened (exit 4)."""
 
     exit_code = EXIT_TRACKING
 

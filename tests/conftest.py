@@ -7,6 +7,8 @@ prices and the fitted model are built once per session: tests only read them.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,21 @@ from support import SAMPLE, fitted_model, make_project, sample_prices  # noqa: E
 from pipeline.domain import LoadedModel  # noqa: E402
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+RELOAD_THREAD = "stockpipe-reload"  # pipeline.serving.reload names its threads so
+LEAK_GRACE_SECONDS = 5.0
+
+
+@pytest.fixture(autouse=True)
+def no_model_follower_outlives_its_test() -> Iterator[None]:
+    """A model follower left polling keeps logging into later tests' output (it made an
+    unrelated test flaky once): every test must stop the followers it starts."""
+    before = {t for t in threading.enumerate() if t.name.startswith(RELOAD_THREAD)}
+    yield
+    deadline = time.monotonic() + LEAK_GRACE_SECONDS
+    for thread in threading.enumerate():
+        if thread.name.startswith(RELOAD_THREAD) and thread not in before:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            assert not thread.is_alive(), f"{thread.name} still polls after the test"
 
 
 @pytest.fixture

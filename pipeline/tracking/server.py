@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import LiteralString
 
-from pipeline.errors import TrackingError
+from pipeline.errors import TrackingUnavailableError
 
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
 PG_CONNINFO = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
@@ -164,7 +164,7 @@ def wait_until_ready(handle: ServerHandle, timeout: float) -> None:
         time.sleep(0.5)
     code = handle.process.returncode
     state = f"exited with code {code}" if code is not None else f"not ready after {timeout:.0f}s"
-    raise TrackingError(
+    raise TrackingUnavailableError(
         f"mlflow server at {handle.uri} {state} ({last}); "
         f"log {handle.log_path}:\n{handle.log_tail()}"
     )
@@ -189,7 +189,7 @@ def start_tracking_server(
     another process binding it first shows as a start-up failure). The log goes to
     ``log_path``, a temporary file by default. ``extra_hosts`` adds ``--allowed-hosts``
     entries. On any failure, timeout included, the process group is stopped before
-    TrackingError is raised.
+    TrackingUnavailableError is raised.
     """
     port = port or free_port(host)
     artifacts: str | Path

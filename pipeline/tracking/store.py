@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from pipeline.atomic import file_lock
-from pipeline.errors import TrackingError
+from pipeline.errors import TrackingUnavailableError
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # MLflow's defaults (7 retries with exponential backoff, 120 s timeouts) make a dead server
@@ -51,7 +51,8 @@ _ready_guard = threading.Lock()
 
 def ensure_store(uri: str) -> None:
     """Make the store at ``uri`` usable, once per process: probe an http(s) server, or
-    create/migrate a sqlite file under a file lock. Raises TrackingError with a clear message."""
+    create/migrate a sqlite file under a file lock. Raises TrackingUnavailableError with a
+    clear message."""
     if uri in _ready:
         return
     with _ready_guard:
@@ -67,17 +68,18 @@ def ensure_store(uri: str) -> None:
 
 
 def probe_server(uri: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> None:
-    """GET ``<uri>/health`` once, without MLflow's retries; TrackingError unless it answers 200."""
+    """GET ``<uri>/health`` once, without MLflow's retries; TrackingUnavailableError unless it
+    answers 200."""
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as r:
             status = r.status
     except (urllib.error.URLError, OSError) as exc:
-        raise TrackingError(
+        raise TrackingUnavailableError(
             f"tracking server {uri} is unreachable ({exc}); start it or pass "
             "--tracking-uri sqlite:///mlruns/mlflow.db for the embedded store"
         ) from exc
     if status != 200:
-        raise TrackingError(f"tracking server {uri} answered {status} on /health")
+        raise TrackingUnavailableError(f"tracking server {uri} answered {status} on /health")
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -102,7 +104,7 @@ def _init_sqlite(uri: str, path: Path) -> None:
             client.search_experiments(max_results=1)
             client.search_registered_models(max_results=1)
     except OSError as exc:
-        raise TrackingError(f"tracking store {uri} cannot be created: {exc}") from exc
+        raise TrackingUnavailableError(f"tracking store {uri} cannot be created: {exc}") from exc
     except (MlflowException, SQLAlchemyError) as exc:
         message = getattr(exc, "message", None) or str(exc).splitlines()[0]
-        raise TrackingError(f"tracking store {uri} cannot be opened: {message}") from exc
+        raise TrackingUnavailableError(f"tracking store {uri} cannot be opened: {message}") from exc

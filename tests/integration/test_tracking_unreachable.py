@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.errors import TrackingError
+from pipeline.errors import TrackingError, TrackingUnavailableError
 from pipeline.tracking.mlflow_adapter import MlflowModelLoader, MlflowRegistry, MlflowTracker
 from pipeline.tracking.server import free_port
 
@@ -43,7 +43,7 @@ def test_command_fails_fast_with_one_line(
     if command[0] == "backtest":
         args += ["--output-dir", str(tmp_path / "out")]
     result = CliRunner().invoke(main, args)
-    assert result.exit_code == TrackingError.exit_code, result.output
+    assert result.exit_code == TrackingUnavailableError.exit_code == 4, result.output
     assert isinstance(result.exception, SystemExit)
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith(f"error: tracking server {dead_uri} is unreachable")

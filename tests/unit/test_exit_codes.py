@@ -14,6 +14,7 @@ from pipeline.errors import (
     DataError,
     ModelError,
     TrackingError,
+    TrackingUnavailableError,
 )
 
 
@@ -32,13 +33,15 @@ def test_the_codes_are_distinct() -> None:
     assert (EXIT_INPUT, EXIT_ALERT, EXIT_TRACKING) == (2, 3, 4)  # documented in the README
 
 
-@pytest.mark.parametrize("exc", [DataError("x"), ConfigError("x"), ModelError("x")])
+@pytest.mark.parametrize(
+    "exc", [DataError("x"), ConfigError("x"), ModelError("x"), TrackingError("no model named M")]
+)
 def test_bad_input_is_2(exc: Exception) -> None:
     assert exit_code_of(exc) == EXIT_INPUT
 
 
-def test_tracking_unusable_and_mlflow_failing_mid_run_are_4_not_the_alert_code() -> None:
-    assert exit_code_of(TrackingError("unreachable")) == EXIT_TRACKING
+def test_tracking_unreachable_and_mlflow_failing_mid_run_are_4_not_the_alert_code() -> None:
+    assert exit_code_of(TrackingUnavailableError("unreachable")) == EXIT_TRACKING
     assert exit_code_of(MlflowException("server died")) == EXIT_TRACKING
 
 
