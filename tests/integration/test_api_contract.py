@@ -6,7 +6,6 @@ and expects the same messages, each located its own way: bars[i], line i+2, row 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import re
@@ -17,6 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
+from support import request_bars
 
 from pipeline.data.readers import read_file
 from pipeline.domain import LoadedModel
@@ -51,20 +51,7 @@ def client_for(predictor: Any = None, benchmark: str | None = None) -> TestClien
 
 
 def bars(n: int = 8, **extra: Any) -> list[dict[str, Any]]:
-    start = dt.date(2024, 1, 2)
-    return [
-        {
-            "ticker": "ACME",
-            "date": str(start + dt.timedelta(days=i)),
-            "open": 10.0,
-            "high": 11.0,
-            "low": 9.0,
-            "close": 10.5,
-            "volume": 100.0,
-            **extra,
-        }
-        for i in range(n)
-    ]
+    return request_bars(n, **extra)
 
 
 def post(client: TestClient, payload: Any, **headers: str) -> Any:
