@@ -38,6 +38,12 @@ def strictly_ordered(frame: pl.DataFrame) -> bool:
     return bool(frame.select(later.slice(1).fill_null(False).all()).item())
 
 
+def unique_keys(frame: pl.DataFrame) -> bool:
+    """True if no (ticker, date) is there twice: one pass when the frame is already in
+    order (every source sorts its batch), a sort first otherwise (then repeats are adjacent)."""
+    return strictly_ordered(frame) or strictly_ordered(by_ticker_date(frame))
+
+
 def ordered(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` in (ticker, date) order, sorting only when it is not already."""
     return frame if strictly_ordered(frame) else by_ticker_date(frame)

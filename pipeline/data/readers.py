@@ -34,7 +34,7 @@ from pipeline.data.validation import (
 )
 from pipeline.domain import PRICE_COLUMNS, PriceBatch
 from pipeline.errors import DataError
-from pipeline.ordering import by_ticker_date, ordered, strictly_ordered
+from pipeline.ordering import by_ticker_date, ordered, unique_keys
 
 NUMERIC = ("open", "high", "low", "close", "volume")
 WANTED = ("date", *NUMERIC)  # every canonical column but the optional ticker
@@ -250,7 +250,7 @@ class FileSource:
             hashes.append(file_sha256(path))
         # One file is sorted and checked for duplicates already: only several can overlap.
         frame = frames[0] if len(frames) == 1 else by_ticker_date(pl.concat(frames))
-        if not strictly_ordered(frame):  # sorted, so only a key twice breaks the order
+        if not unique_keys(frame):
             raise DataError(f"{self.path}: the files overlap: duplicate (ticker, date) rows")
         digest = (
             hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()

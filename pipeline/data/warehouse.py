@@ -24,7 +24,7 @@ from pipeline.data.warehouse_errors import (
 )
 from pipeline.domain import LOG_COLUMNS, PRICE_COLUMNS, Fold, FoldSpec, PriceBatch
 from pipeline.errors import DataError
-from pipeline.ordering import ordered, strictly_ordered
+from pipeline.ordering import unique_keys
 
 
 def sql_dir() -> Path:
@@ -158,7 +158,7 @@ class DuckDBStore:
         DataError if the batch holds a (ticker, date) twice: the table has no key index to
         refuse it (every source checks this already; this keeps the table sound anyway).
         """
-        if not strictly_ordered(ordered(batch.frame)):
+        if not unique_keys(batch.frame):
             raise DataError(f"{batch.source}: duplicate (ticker, date) rows; nothing written")
         frame = batch.frame.select(PRICE_COLUMNS).with_columns(
             pl.lit(batch.source).alias("source"),

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline.ordering import by_ticker_date, ordered, strictly_ordered
+from pipeline.ordering import by_ticker_date, ordered, strictly_ordered, unique_keys
 
 
 def shuffled_panel(seed: int, n: int = 2_000) -> pl.DataFrame:
@@ -56,3 +56,10 @@ def test_ordered_sorts_only_when_needed() -> None:
     done = ordered(frame)
     assert done.equals(frame.sort("ticker", "date"))
     assert ordered(done) is done
+
+
+def test_unique_keys_finds_a_key_twice_in_or_out_of_order() -> None:
+    frame = shuffled_panel(5)
+    assert unique_keys(frame) and unique_keys(frame.sort("ticker", "date"))
+    twice = pl.concat([frame, frame.slice(7, 1)])
+    assert not unique_keys(twice) and not unique_keys(twice.sort("ticker", "date"))
