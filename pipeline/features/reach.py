@@ -37,10 +37,20 @@ def is_fixed_trailing_window(node: Node) -> bool:
         and str(opts.get("function")) in EXACT_ROLLING
         and isinstance(size, int)
         and size >= 1
-        and opts.get("min_periods") == size
+        and min_samples(opts) == size
         and opts.get("center") is False
         and opts.get("weights") is None
     )
+
+
+# Polars renamed the option in its serialised form (2.1: min_periods, 2.2: min_samples). The
+# format is private: tests/unit/test_polars_format.py fails by name when it moves again.
+MIN_SAMPLES_KEYS = ("min_samples", "min_periods")
+
+
+def min_samples(options: dict[str, Any]) -> object:
+    """A rolling window's minimum sample count, under whichever key this Polars writes."""
+    return next((options[key] for key in MIN_SAMPLES_KEYS if key in options), None)
 
 
 @cache

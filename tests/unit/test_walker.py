@@ -16,6 +16,7 @@ from support import REPO
 
 from pipeline.config import load_config
 from pipeline.features.engine import Kind, expression_kind
+from pipeline.features.reach import min_samples
 from pipeline.features.spec import build_feature_defs
 from pipeline.features.walker import Node, literal_int, serialize, walk
 
@@ -93,7 +94,7 @@ def test_literal_int_reads_plain_integers_only() -> None:
 def test_window_specs_and_flags_are_options() -> None:
     rolling = only(X.rolling_mean(5, center=True), "RollingExpr")
     assert rolling.options["window_size"] == 5
-    assert rolling.options["min_periods"] == 5
+    assert min_samples(rolling.options) == 5
     assert rolling.options["center"] is True
     assert only(X.ewm_mean(alpha=0.5), "EwmMean").options["alpha"] == 0.5
     assert only(X.cum_sum(reverse=True), "CumSum").options == {"reverse": True}
