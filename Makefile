@@ -5,16 +5,16 @@ PYTHON ?= $(if $(VENV_BIN),.venv/bin/python,python)
 STOCKPIPE ?= $(if $(VENV_BIN),.venv/bin/stockpipe,stockpipe)
 CONFIG ?= conf/
 
-.PHONY: help install install-test train tune score backtest serve monitor fetch validate test bench lint format clean compose-validate compose-up compose-down
+.PHONY: help install install-test train tune score backtest serve monitor fetch validate test bench lint format clean lock compose-validate compose-up compose-down
 
 help:
-	@echo "targets: install install-test train tune score backtest serve monitor fetch validate test bench lint format clean compose-validate compose-up compose-down"
+	@echo "targets: install install-test train tune score backtest serve monitor fetch validate test bench lint format clean lock compose-validate compose-up compose-down"
 
 install:
-	$(PYTHON) -m pip install -e .
+	$(PYTHON) -m pip install -c constraints.txt -e .
 
 install-test:
-	$(PYTHON) -m pip install -e ".[test]"
+	$(PYTHON) -m pip install -c constraints.txt -e ".[test]"
 
 train:
 	$(STOCKPIPE) train --config $(CONFIG)
@@ -57,6 +57,11 @@ lint:
 
 format:
 	$(PYTHON) -m ruff format . && $(PYTHON) -m ruff check --fix .
+
+# Re-resolve the newest versions pyproject allows into constraints.txt (the lock every install,
+# CI and the Dockerfile use). Run the whole test suite against it before committing the lock.
+lock:
+	./.ci/lock
 
 # Removes local runs, outputs and the DuckDB warehouse (all rebuilt on the next train).
 # Does not touch docker/postgres/data or docker/mlflow/artifacts (the compose server's data).

@@ -256,14 +256,30 @@ def check_backend_uri(compose: Compose, dockerfile: str) -> list[str]:
     return problems
 
 
-def check_mlflow_pin(_compose: Compose, dockerfile: str) -> list[str]:
-    pins = re.findall(r"\bmlflow==([0-9][\w.+!-]*)", dockerfile)
-    installed = importlib.metadata.version("mlflow")
-    if len(pins) != 1:
-        return [f"expected exactly one mlflow==X pin in the Dockerfile, found {pins}"]
-    if pins[0] != installed:
-        return [f"Dockerfile pins mlflow=={pins[0]}, the environment has {installed}: bump both"]
-    return []
+LOCK = REPO / "constraints.txt"
+
+
+def _lock_pins() -> dict[str, str]:
+    pins = (line.split("==", 1) for line in LOCK.read_text().splitlines() if "==" in line)
+    return {name.strip().lower(): version.strip() for name, version in pins}
+
+
+def check_mlflow_pin(compose: Compose, dockerfile: str) -> list[str]:
+    """The image installs from the lock (no pins of its own), built from the repo root."""
+    problems = [f"Dockerfile pins {pin}: versions come from constraints.txt" for pin in
+                re.findall(r"[\w.\-\[\]]+==[0-9][\w.+!-]*", dockerfile)]
+    copied = re.search(r"^COPY\s+constraints\.txt\s+(\S+)", dockerfile, re.MULTILINE)
+    if copied is None or f"-c {copied.group(1)}" not in dockerfile:
+        problems.append("Dockerfile does not COPY constraints.txt and pip install -c it")
+    for name, svc in services(compose).items():
+        build = svc.get("build")
+        if build is not None and (not isinstance(build, dict) or build.get("context") != "."):
+            problems.append(f"{name} builds from {build!r}, not the repo root (the lock is there)")
+    installed, locked = importlib.metadata.version("mlflow"), _lock_pins().get("mlflow")
+    if installed != locked:
+        problems.append(f"constraints.txt locks mlflow {locked}, this environment has "
+                        f"{installed}: regenerate the lock (make lock) and test it")
+    return problems
 
 
 CHECKS: list[Check] = [
@@ -399,8 +415,14 @@ MUTATIONS = [
     pytest.param(
         check_mlflow_pin,
         _keep,
-        lambda text: re.sub(r"\bmlflow==[0-9][\w.+!-]*", "mlflow==0.0.1", text),
-        id="mlflow-pin-bumped",
+        lambda text: text.replace("install -c /tmp/constraints.txt mlflow", "install mlflow==0.0.1"),
+        id="mlflow-pinned-in-dockerfile",
+    ),
+    pytest.param(
+        check_mlflow_pin,
+        set_at("services.mlflow.build", "docker/mlflow"),
+        _same,
+        id="build-context-without-lock",
     ),
 ]
 
