@@ -14,7 +14,10 @@ over the horizon ``h`` (the timing of :mod:`pipeline.evaluation.strategy`: a pos
   with ``bottom_k = 0``); the long book sums to +1 and the short book to -1 (dollar neutral,
   gross 2). ``equal`` weights, or ``score``: proportional to the prediction's distance from
   the date's mean (its positive part for the long book, negative part for the short book;
-  equal if that is zero everywhere). Ties are broken by ticker order. With fewer than
+  equal if that is zero everywhere). **Ties share:** tickers tied at a book's boundary share
+  its last places equally (two tied for one place are each half a member), so no metric
+  depends on how tickers are named or ordered; ``tied_rebalances`` counts the rebalances where
+  that happened. A ticker tied into both books holds their difference. With fewer than
   ``top_k + bottom_k`` tickers on a rebalance date each side gets at most half of them
   (rounded down; all of them for a long-only book), and the date counts as clamped.
 - **Returns and costs.** Each ticker earns ``expm1(realised)``: a portfolio's simple return is
@@ -79,30 +82,55 @@ def book_sizes(n: int, top_k: int, bottom_k: int) -> tuple[int, int]:
     return min(top_k, half), min(bottom_k, half)
 
 
-def _book(score: NDArray[np.float64], weighting: str) -> NDArray[np.float64]:
-    """One book's weights, summing to 1."""
-    positive = np.maximum(score, 0.0)
+def membership(pred: NDArray[np.float64], places: int) -> tuple[NDArray[np.float64], bool]:
+    """How much of a member of the ``places`` highest predictions each ticker is (0..1).
+
+    Tickers strictly above the boundary value are whole members; the ``m`` tickers equal to
+    it share the places left equally. The flag says whether a tie crossed the boundary.
+    """
+    if places <= 0 or pred.size == 0:
+        return np.zeros(pred.size), False
+    boundary = np.sort(pred)[::-1][places - 1]
+    above, tied = pred > boundary, pred == boundary
+    share = (places - int(above.sum())) / int(tied.sum())
+    return np.where(above, 1.0, np.where(tied, share, 0.0)), bool(share < 1.0)
+
+
+def _book(
+    score: NDArray[np.float64], member: NDArray[np.float64], weighting: str
+) -> NDArray[np.float64]:
+    """One book's weights over its (fractional) members, summing to 1."""
+    positive = np.maximum(score, 0.0) * member
     if weighting == "equal" or positive.sum() <= 0:
-        return np.full(score.size, 1.0 / score.size)
+        return member / member.sum()
     return positive / positive.sum()
+
+
+class Rebalance(NamedTuple):
+    """One rebalance's target weights over every ticker (0 where absent), and what it met."""
+
+    weights: NDArray[np.float64]
+    clamped: bool
+    tied: bool
 
 
 def target_weights(
     pred: NDArray[np.float64], present: NDArray[np.bool_], cfg: PortfolioConfig
-) -> tuple[NDArray[np.float64], bool]:
-    """One rebalance: weights over every ticker (0 where absent) and whether it was clamped."""
+) -> Rebalance:
+    """Long the top, short the bottom, tied boundary names sharing their places."""
     w = np.zeros(pred.size)
     names = np.flatnonzero(present)
     n_long, n_short = book_sizes(names.size, cfg.top_k, cfg.bottom_k)
-    order = names[np.argsort(pred[names], kind="stable")]  # ascending prediction
-    score = pred - (pred[names].mean() if names.size else 0.0)
+    p = pred[names]
+    score = p - (p.mean() if names.size else 0.0)
+    long_member, long_tied = membership(p, n_long)
+    short_member, short_tied = membership(-p, n_short)
     if n_long:
-        top = order[-n_long:]
-        w[top] = _book(score[top], cfg.weighting)
+        w[names] += _book(score, long_member, cfg.weighting)
     if n_short:
-        bottom = order[:n_short]
-        w[bottom] = -_book(-score[bottom], cfg.weighting)
-    return w, (n_long, n_short) != (cfg.top_k, cfg.bottom_k)
+        w[names] -= _book(-score, short_member, cfg.weighting)
+    clamped = (n_long, n_short) != (cfg.top_k, cfg.bottom_k)
+    return Rebalance(w, clamped, long_tied or short_tied)
 
 
 class PortfolioSeries(NamedTuple):
@@ -115,23 +143,26 @@ class PortfolioSeries(NamedTuple):
     weights: NDArray[np.float64]  # (periods, tickers)
     rebalances: int
     clamped: int
+    tied: int
 
 
 def portfolio_series(g: Grid, cfg: PortfolioConfig, horizon: int) -> PortfolioSeries:
     """Rebalance, hold in between, and charge costs on turnover (module docstring)."""
     every = -(-cfg.rebalance_days // horizon)
     w = np.zeros_like(g.pred)
-    target, rebalances, clamped = np.zeros(g.pred.shape[1]), 0, 0
+    target = np.zeros(g.pred.shape[1])
+    rebalances: list[Rebalance] = []
     for t in range(len(g.dates)):
         if t % every == 0:
-            target, was_clamped = target_weights(g.pred[t], g.present[t], cfg)
-            rebalances, clamped = rebalances + 1, clamped + int(was_clamped)
+            rebalances.append(target_weights(g.pred[t], g.present[t], cfg))
+            target = rebalances[-1].weights
         w[t] = np.where(g.present[t], target, 0.0)
     long = (np.maximum(w, 0.0) * g.simple).sum(axis=1)
     short = (np.minimum(w, 0.0) * g.simple).sum(axis=1)
     turnover = np.abs(np.diff(w, axis=0, prepend=0.0)).sum(axis=1)
     net = long + short - cfg.cost_bps / 1e4 * turnover
-    return PortfolioSeries(g.dates, net, long, short, w, rebalances, clamped)
+    clamped, tied = (sum(int(getattr(r, k)) for r in rebalances) for k in ("clamped", "tied"))
+    return PortfolioSeries(g.dates, net, long, short, w, len(rebalances), clamped, tied)
 
 
 def long_short_spread(s: PortfolioSeries) -> float:
@@ -207,6 +238,7 @@ def portfolio_report(
         periods=len(g.dates),
         rebalances=s.rebalances,
         clamped_rebalances=s.clamped,
+        tied_rebalances=s.tied,
         **{k: m[k] for k in ("sharpe", "annual_return", "annual_volatility", "max_drawdown")},
         turnover=m["turnover"],
         hit_rate=m["hit_rate"],

@@ -138,6 +138,8 @@ class PortfolioReport(Record):
     rebalances: int
     clamped_rebalances: int
     """Rebalances with fewer than top_k + bottom_k tickers: each side then got at most half."""
+    tied_rebalances: int = 0
+    """Rebalances where tied predictions straddled a book's boundary and shared its places."""
     sharpe: Score
     annual_return: Score
     annual_volatility: Score

@@ -140,11 +140,54 @@ def test_score_weighting_by_distance_from_the_dates_mean() -> None:
     assert s.weights.clip(max=0).sum(axis=1) == pytest.approx(-np.ones(5))
 
 
-def test_score_weighting_falls_back_to_equal_when_scores_are_flat() -> None:
+def test_a_constant_model_holds_nothing_and_counts_its_ties() -> None:
+    # Every ticker is tied in both books: each is half a long and half a short member.
     pred = np.zeros((3, 4))
-    cfg = PortfolioConfig(top_k=2, bottom_k=2, weighting="score")
-    s = portfolio_series(grid(*_rows(pred, SIMPLE[:3]), 1), cfg, 1)
-    np.testing.assert_allclose(s.weights[0], [-0.5, -0.5, 0.5, 0.5])  # ties by ticker order
+    for weighting in ("score", "equal"):
+        cfg = PortfolioConfig(top_k=2, bottom_k=2, weighting=weighting)
+        s = portfolio_series(grid(*_rows(pred, SIMPLE[:3]), 1), cfg, 1)
+        np.testing.assert_allclose(s.weights, 0.0, atol=1e-15)
+        assert (s.rebalances, s.tied) == (3, 3)
+
+
+def test_tied_names_share_the_boundary_places() -> None:
+    # Worked by hand: B and C tie for the long book's second place; D is the short book.
+    pred = np.array([[3.0, 2.0, 2.0, 1.0]])
+    cfg = PortfolioConfig(top_k=2, bottom_k=1, weighting="equal")
+    s = portfolio_series(grid(*_rows(pred, SIMPLE[:1], TICKERS), 1), cfg, 1)
+    np.testing.assert_allclose(s.weights[0], [0.5, 0.25, 0.25, -1.0])
+    assert s.tied == 1
+    untied = portfolio_series(grid(*_rows(PRED, SIMPLE, TICKERS), 1), cfg, 1)
+    assert untied.tied == 0
+
+
+@pytest.mark.parametrize("weighting", ["equal", "score"])
+def test_renaming_tickers_changes_no_metric(weighting: str) -> None:
+    # A tree model's predictions: few distinct values, many ties at the book boundaries.
+    rng = np.random.default_rng(7)
+    pred = np.round(rng.normal(size=(120, 9)), 0) / 10
+    simple = rng.normal(0, 0.02, size=(120, 9))
+    cfg = PortfolioConfig(top_k=3, bottom_k=3, weighting=weighting, cost_bps=5)
+    names = [f"T{i}" for i in range(9)]
+    base = portfolio_report(*_rows(pred, simple, names), cfg, 1, 252.0)
+    assert base is not None and base.tied_rebalances > 60
+    for perm in (names[::-1], [names[i] for i in rng.permutation(9)]):
+        renamed = portfolio_report(*_rows(pred, simple, [f"Z{n}" for n in perm]), cfg, 1, 252.0)
+        # The same columns under other names, in another order: every number must hold.
+        order = np.argsort(perm)
+        shuffled = portfolio_report(
+            *_rows(pred[:, order], simple[:, order], sorted(perm)), cfg, 1, 252.0
+        )
+        assert renamed is not None and shuffled is not None
+        for other in (renamed, shuffled):
+            a, b = base.model_dump(), other.model_dump()
+            for key, value in a.items():
+                expected = (
+                    value
+                    if isinstance(value, str)
+                    else pytest.approx(value, rel=1e-12, abs=1e-15, nan_ok=True)
+                )
+                assert b[key] == expected, key
 
 
 def test_rebalance_days_hold_positions_in_between() -> None:
