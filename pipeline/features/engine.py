@@ -31,6 +31,7 @@ from functools import cache
 from typing import Literal, TypeVar
 
 import polars as pl
+import polars.selectors as cs
 
 from pipeline.features.hoist import Hoisted, InexactError, deserialize
 from pipeline.features.library import forward_log_return
@@ -181,7 +182,22 @@ def add_features(frame: FrameT, defs: list[FeatureDef]) -> FrameT:
     for stage in plan.stages:
         out = out.with_columns(stage)
     out = out.with_columns(plan.per_ticker).drop(_POS, *plan.temporary)
-    return out.with_columns(plan.per_date) if plan.per_date else out
+    if plan.per_date:
+        out = out.with_columns(plan.per_date)
+    return out.with_columns(finite_or_null([d.name for d in defs]))
+
+
+def finite_or_null(names: list[str]) -> pl.Expr:
+    """Each named float column with +-inf and NaN made null: the one place features become
+    finite (integer and other columns cannot hold either).
+
+    A flat stretch of prices gives a zero rolling std or range, and a ratio over it is
+    +-inf or NaN whatever the family; a Float64 beyond Float32's range becomes inf when
+    stored as float32. Null is what the imputer, the contract and the drift monitor already
+    treat as "not defined here", so every feature leaves the engine finite or null.
+    """
+    floats = cs.by_name(*names, require_all=False) & cs.float()
+    return pl.when(floats.is_finite()).then(floats).name.keep()
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,11 @@ def build_tail(
         for k, v in params.items()
         if k.startswith(SELECTOR_PARAM_PREFIX)
     }
-    steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy=cfg.imputer))]
+    # keep_empty_features: a column entirely null in a fold's training rows (a market feature
+    # on a calendar the benchmark does not share) stays, as a constant, so that the kept-feature
+    # bookkeeping still lines up with the feature names.
+    imputer = SimpleImputer(strategy=cfg.imputer, keep_empty_features=True)
+    steps: list[tuple[str, Any]] = [("impute", imputer)]
     if cfg.scaler == "standard":
         steps.append(("scale", StandardScaler()))
     selector = make_selector(cfg.selection, sel_params, n_features, seed)

@@ -54,3 +54,19 @@ def test_selector_k_is_tunable_and_clamped() -> None:
     assert steps["select"].k == 4
     steps = dict(build_tail(cfg, "ridge", {}, 0, len(NAMES)))
     assert steps["select"].k == len(NAMES)  # never more than there are features
+
+
+@pytest.mark.parametrize("selector", ["none", "variance", "kbest", "from_model", "rfecv"])
+@pytest.mark.parametrize("kind", ["ridge", "lightgbm"])
+def test_an_empty_or_constant_column_keeps_the_bookkeeping(selector: str, kind: str) -> None:
+    # A market feature on a calendar the benchmark does not share is null in every training
+    # row of a fold; a stale price makes another constant. Neither may break a trial.
+    degenerate = X.copy()
+    degenerate[:, 0] = np.nan
+    degenerate[:, 1] = 3.0
+    cfg = ModelConfig(selection=SelectionConfig(selector=selector))  # type: ignore[arg-type]
+    tail = Pipeline(build_tail(cfg, kind, {}, 0, len(NAMES)))
+    tail.fit(degenerate, y)
+    kept = kept_features(tail.named_steps.get("select"), NAMES)
+    assert set(kept) <= set(NAMES) and {"f2", "f5"} <= set(kept)
+    assert np.isfinite(tail.predict(degenerate[:5])).all()
