@@ -1,5 +1,8 @@
--- Price history of the requested (ticker, first_date, last_date) ranges, with a benchmark's
--- close joined by date (NULL where the benchmark did not trade).
+-- Price history of the requested (ticker, first_date, last_date) ranges, with the benchmark's
+-- last close known at or before each date (an ASOF join: never a later one). A ticker that
+-- trades on a day the benchmark does not (another exchange's calendar, a business-day fund)
+-- sees the benchmark unchanged that day instead of a NULL that would void every market
+-- window holding it; before the benchmark's first date it is NULL.
 -- Both arguments are bound by Python: `bench` (NULL = none) and `ranges`, a list of
 -- STRUCT(ticker, first_date, last_date): a job reads back exactly its input's date range even
 -- when earlier loads left longer histories in the warehouse.
@@ -22,4 +25,4 @@ SELECT
     p.volume,
     b.close AS bench_close
 FROM p
-LEFT JOIN v_prices AS b ON b.date = p.date AND b.ticker = bench;
+ASOF LEFT JOIN (SELECT date, close FROM v_prices WHERE ticker = bench) AS b ON p.date >= b.date;

@@ -260,10 +260,12 @@ def sample_prices(*tickers: str) -> pl.DataFrame:
 
 
 def with_bench(prices: pl.DataFrame, bench: pl.DataFrame | None = None) -> pl.DataFrame:
-    """What the warehouse macro does: LEFT JOIN the benchmark's close (SPY) by date."""
+    """What the warehouse macro does: the benchmark's (SPY's) last close at or before each date."""
     bench = sample_prices("SPY") if bench is None else bench
-    closes = bench.select("date", pl.col("close").alias(BENCH_CLOSE))
-    return prices.join(closes, on="date", how="left", maintain_order="left")
+    closes = bench.select("date", pl.col("close").alias(BENCH_CLOSE)).sort("date")
+    order = pl.int_range(pl.len()).alias("__row")
+    joined = prices.with_columns(order).sort("date").join_asof(closes, on="date")
+    return joined.sort("__row").drop("__row")
 
 
 def nvda_rows(rows: int | None = None, ticker: str = "NVDA") -> pl.DataFrame:

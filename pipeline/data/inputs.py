@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 
@@ -13,6 +13,13 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.ordering import by_ticker_date, ordered
 
 log = logging.getLogger(__name__)
+
+
+def _from_last_close(bench: pl.DataFrame, since: Any) -> pl.DataFrame:
+    """The benchmark's rows from its last date at or before ``since`` on: the close that the
+    warehouse's as-of join gives the window's first date (``sql/020``)."""
+    before = bench.filter(pl.col("date") <= since).get_column("date").max()
+    return bench.filter(pl.col("date") >= (since if before is None else before))
 
 
 @dataclass(frozen=True)
@@ -32,9 +39,9 @@ class Inputs:
         return store.history(self.tickers, self.benchmark, rows, self.batch.ranges)
 
     def window(self, rows: int) -> Inputs:
-        """These inputs cut to each ticker's last ``rows`` rows, plus the benchmark's rows on
-        and after the earliest date kept: everything a latest-date ``history(rows=rows)``
-        returns, and nothing more.
+        """These inputs cut to each ticker's last ``rows`` rows, plus the benchmark's rows from
+        its last close at or before the earliest date kept: everything a latest-date
+        ``history(rows=rows)`` returns, and nothing more.
 
         `score` computes in a scratch warehouse before writing anything; filling it with
         every row of a 500-ticker file only to read back the last few hundred per ticker
@@ -49,13 +56,11 @@ class Inputs:
         since = kept.get_column("date").min()
         if self.benchmark is not None and self.benchmark_batch is None:
             own = pl.col("ticker") == self.benchmark
-            bench = frame.filter(own & (pl.col("date") >= since))
+            bench = _from_last_close(frame.filter(own), since)
             kept = by_ticker_date(pl.concat([kept.filter(~own), bench]))
         bench_batch = self.benchmark_batch
         if bench_batch is not None:
-            bench_batch = replace(
-                bench_batch, frame=bench_batch.frame.filter(pl.col("date") >= since)
-            )
+            bench_batch = replace(bench_batch, frame=_from_last_close(bench_batch.frame, since))
         return replace(self, batch=replace(self.batch, frame=kept), benchmark_batch=bench_batch)
 
     def require_history(
