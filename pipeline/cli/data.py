@@ -33,8 +33,12 @@ def fetch(
     from pipeline import bootstrap
     from pipeline.config import apply_overrides
     from pipeline.data.ingest import ingest
+    from pipeline.data.tickers import normalise_tickers
 
-    names = tuple(t.strip().upper() for t in tickers.split(",") if t.strip())
+    try:  # the one ticker rule of files, data.yaml and the API; exit 2 naming the flag
+        names = normalise_tickers(t for t in tickers.split(",") if t.strip())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--tickers'") from None
     dates = {"start": start.date() if start else None, "end": end.date() if end else None}
     cfg = apply_overrides(cfg, **{k: v for k, v in dates.items() if v}, interval=interval)
     src = bootstrap.yfinance_source(cfg, names)
@@ -78,7 +82,7 @@ def validate(cfg: StockpipeConfig, contract_only: bool) -> None:
         lines = readiness(cfg, batch, bootstrap.benchmark_source(cfg))
     except StockpipeError as exc:
         click.echo(f"cannot train with this config:\n{exc}", err=True)
-        sys.exit(2)
+        sys.exit(exc.exit_code)  # what `train` exits with: 4 for an unreachable tracker
     click.echo("\n".join(lines))
 
 
@@ -132,13 +136,17 @@ def import_file(cfg: StockpipeConfig, path: Path) -> None:
 @data.command("rebuild")
 @with_config()
 def rebuild_warehouse(cfg: StockpipeConfig) -> None:
-    """Rebuild the warehouse from every raw snapshot; the old file is kept, renamed."""
+    """Rebuild the warehouse from every raw snapshot, copying the prediction log over from
+    the old file, which is kept, renamed."""
     from pipeline import bootstrap
     from pipeline.data.rebuild import rebuild
 
     result = rebuild(bootstrap.snapshots(cfg), cfg.resolve(cfg.data.warehouse))
     click.echo(
-        f"rebuilt {result.warehouse} from {result.snapshots} snapshot(s), {result.rows} rows"
+        f"rebuilt {result.warehouse} from {result.snapshots} snapshot(s), {result.rows} rows, "
+        f"{result.predictions} logged prediction(s) copied from the old file"
     )
+    if result.log_problem is not None:  # the rows that were lost live only in the kept file
+        click.echo(f"warning: old prediction log not read in full: {result.log_problem}", err=True)
     if result.kept_as is not None:
-        click.echo(f"the previous file is kept as {result.kept_as} (delete it when done)")
+        click.echo(f"the previous file is kept as {result.kept_as}")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.cli.common import model_uri_option, num, with_config
+from pipeline.cli.common import data_given, model_uri_option, num, with_config
 from pipeline.errors import EXIT_ALERT
 
 if TYPE_CHECKING:
@@ -28,22 +28,48 @@ if TYPE_CHECKING:
 @click.option(
     "--window", type=int, default=None, help="Recent trading days [default: monitoring.window]."
 )
+@click.option(
+    "--sources",
+    default="score,cycle,replay",
+    show_default=True,
+    help="Prediction-log sources whose rows performance grades, comma-separated, preferred "
+    "first where several logged one prediction; add 'api' to grade POST /predict rows too.",
+)
+@click.option(
+    "--allow-other-data",
+    is_flag=True,
+    help="Monitor --data/--snapshot even if its tickers are not the ones the model was "
+    "trained on (refused otherwise: drift against its training profile would be wrong).",
+)
 def monitor(
-    cfg: StockpipeConfig, model_uri: str | None, output_dir: Path | None, window: int | None
+    cfg: StockpipeConfig,
+    model_uri: str | None,
+    output_dir: Path | None,
+    window: int | None,
+    sources: str,
+    allow_other_data: bool,
 ) -> None:
     """Report drift, live performance and API health of a registered model.
 
     Exits 0 when the status is ok, warn, insufficient or unavailable, 3 on alert and 2 on
-    bad input.
+    bad input. Without --data/--snapshot: the source the model was trained from, as it is
+    now (its file re-read, or the newest snapshots of its tickers); other tickers than the
+    model's are refused (exit 2) unless --allow-other-data.
     """
     from pipeline import bootstrap
-    from pipeline.monitoring.monitor import monitor_horizons
+    from pipeline.monitoring.monitor import check_sources, monitor_horizons
 
     cfg = bootstrap.apply_overrides(cfg, window=window)  # validated like monitoring.yaml
     folder = (
         output_dir.expanduser().resolve() if output_dir else cfg.resolve(cfg.monitoring.output_dir)
     )
-    reports = monitor_horizons(cfg, bootstrap.monitor_ports(cfg), folder, model_uri)
+    graded = check_sources(tuple(s.strip().lower() for s in sources.split(",") if s.strip()))
+    data = bootstrap.model_data(
+        cfg, model_uri, given=data_given(), replay=False, refuse_other_tickers=not allow_other_data
+    )
+    click.echo(data.note)
+    ports = bootstrap.monitor_ports(cfg, data)
+    reports = monitor_horizons(cfg, ports, folder, model_uri, graded)
     several = len(reports) > 1
     for report in reports:
         _echo(report, folder / f"h{report.model.horizon}" if several else folder)
@@ -63,7 +89,8 @@ def _echo(report: MonitorReport, folder: Path) -> None:
     if drift.reason:
         click.echo(f"    {drift.reason}")
     click.echo(
-        f"  performance: {perf.status}, n={perf.n}, directional accuracy "
+        f"  performance ({','.join(perf.sources)}): {perf.status}, n={perf.n}, "
+        "directional accuracy "
         f"{num(perf.directional_accuracy)}, ic {num(perf.ic)}"
         + (f" ({perf.reason})" if perf.reason else "")
     )

@@ -1,13 +1,15 @@
 """`stockpipe data rebuild`: recreate the warehouse from the raw snapshots it caches.
 
-Every fetch and import keeps its validated rows as an immutable snapshot, so the warehouse
-can always be rebuilt from them. The rebuild reads and checks every snapshot first and
-refuses, changing nothing, if one is missing, unreadable or does not match its manifest
-sha256. It then loads them oldest first (so, through the upsert, newer snapshots win on
-(ticker, date)) into a new file next to the warehouse, keeps the old file under
-``<name>.corrupt-<UTC stamp>`` (``.previous-`` when it was still readable) and renames the
-new one into place. Nothing is deleted. Rows that reached the warehouse without a snapshot
-are written again by the next command that reads their file.
+Every fetch and import keeps its validated rows as an immutable snapshot, so the prices can
+always be rebuilt from them. The rebuild reads and checks every snapshot first and refuses,
+changing nothing, if one is missing, unreadable or does not match its manifest sha256. It
+then loads them oldest first (so, through the upsert, newer snapshots win on (ticker, date))
+into a new file next to the warehouse, copies the prediction log from the old file (the only
+copy of it: no snapshot holds it), keeps the old file under ``<name>.corrupt-<UTC stamp>``
+(``.previous-`` when it was still readable) and renames the new one into place. From a
+damaged file the log is salvaged chunk by chunk and the result says how many rows were lost.
+Nothing is deleted. Price rows that reached the warehouse without a snapshot are written
+again by the next command that reads their file.
 
 Rebuilds into one folder run one at a time (a lock on the folder), so a work folder found
 while holding that lock was left by a rebuild that was killed, and is removed.
@@ -36,6 +38,8 @@ class RebuildResult:
     kept_as: Path | None
     snapshots: int
     rows: int
+    predictions: int = 0  # logged predictions copied from the old file into the new one
+    log_problem: str | None = None  # what of the old file's log could not be read
 
 
 def _batches(snapshots: SnapshotStore) -> list[PriceBatch]:
@@ -54,6 +58,19 @@ def _state(warehouse: Path, lock_timeout: float) -> str:
     except WarehouseCorruptError:
         return "corrupt"
     return "previous"
+
+
+def _copy_log(
+    warehouse: Path, state: str, fresh: DuckDBStore, lock_timeout: float
+) -> tuple[int, str | None]:
+    """The old file's prediction log (what can be read of it) written into ``fresh`` in one
+    transaction: (rows copied, what could not be read, or None)."""
+    if state == "missing":
+        return 0, None
+    log = DuckDBStore(warehouse, lock_timeout).read_log()
+    if log.rows.height:
+        fresh.record(log.rows)
+    return log.rows.height, log.problem
 
 
 def _wal(path: Path) -> Path:
@@ -110,9 +127,11 @@ def rebuild(snapshots: SnapshotStore, warehouse: Path, lock_timeout: float = 60.
             for batch in batches:
                 store.upsert(batch)
             rows = store.verify()  # distinct (ticker, date) rows, read back from the new file
+            # Last before the swap, so predictions logged meanwhile are in the copy.
+            copied, problem = _copy_log(warehouse, state, store, lock_timeout)
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
             kept = _keep_aside(warehouse, state, stamp)
             fresh.replace(warehouse)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    return RebuildResult(warehouse, kept, len(batches), rows)
+    return RebuildResult(warehouse, kept, len(batches), rows, copied, problem)

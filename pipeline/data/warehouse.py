@@ -8,6 +8,7 @@ import functools
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -50,8 +51,41 @@ UPSERTS = {
     ),
     "predictions": ("INSERT OR REPLACE INTO predictions BY NAME SELECT * FROM incoming",),
 }
+# Prediction logs made before `source` joined the key (sql/050_predictions.sql) let an API
+# call replace a `score` row. Such a table is renamed, the scripts create the new one, and
+# every row is copied over, in one transaction (the counts must match, or nothing changes).
+OLD_LOG_KEY = (
+    "SELECT count(*) FROM duckdb_constraints() WHERE database_name = current_database() "
+    "AND schema_name = 'main' AND table_name = 'predictions' AND ("
+    "(constraint_type = 'PRIMARY KEY' AND NOT list_contains(constraint_column_names, 'source'))"
+    " OR (constraint_type = 'CHECK' AND constraint_text NOT LIKE '%''cycle''%'))"
+)
+MIGRATE_LOG = (
+    "ALTER TABLE predictions RENAME TO predictions_before_source_key",
+    "INSERT INTO predictions BY NAME SELECT * FROM predictions_before_source_key",
+)
+MIGRATED_COUNTS = (
+    "SELECT (SELECT count(*) FROM predictions_before_source_key), "
+    "(SELECT count(*) FROM predictions)"
+)
+DROP_OLD_LOG = "DROP TABLE predictions_before_source_key"
+# A rebuild copies the prediction log out of the old file; when a damaged block stops that, by
+# rowid ranges, so the block loses only the rows of the chunks stored in it (8192 rows: four
+# DuckDB vectors; chunks cost ~6x a whole read, so they are only the fallback).
+LOG_EXTENT = "SELECT count(*), coalesce(max(rowid) + 1, 0) FROM predictions"
+LOG_ALL = "SELECT * FROM predictions"
+LOG_CHUNK = "SELECT * FROM predictions WHERE rowid >= ? AND rowid < ?"
+SALVAGE_CHUNK = 8192
 HISTORY = "SELECT * FROM prices_with_benchmark(?, ?) ORDER BY ticker, date"
 LATEST = "SELECT * FROM latest_prices_with_benchmark(?, ?, ?) ORDER BY ticker, date"
+
+
+@dataclass(frozen=True)
+class LogCopy:
+    """The prediction-log rows read from a warehouse file, and what could not be read."""
+
+    rows: pl.DataFrame  # LOG_COLUMNS
+    problem: str | None = None  # None when every row was read
 
 
 class DuckDBStore:
@@ -100,6 +134,8 @@ class DuckDBStore:
         if not fresh:
             return con
         try:
+            if con.execute(OLD_LOG_KEY).fetchall()[0][0]:
+                _migrate_log(con)
             for script in schema_scripts():
                 con.execute(script)
         except BaseException:
@@ -147,6 +183,37 @@ class DuckDBStore:
             raise_for(self.path, exc)
         return int(row[0]) if row else 0
 
+    def read_log(self) -> LogCopy:
+        """Every prediction-log row this file still gives, read without writing anything, so
+        that a rebuild keeps them: chunk by chunk, so a damaged block loses only its own
+        rows, with ``problem`` saying what was lost. DataError if the file is locked."""
+        try:
+            con = self._open(read_only=True)
+        except WarehouseCorruptError as exc:  # DuckDB's own words, not our rebuild advice
+            why = first_line(exc.__cause__ if exc.__cause__ is not None else exc)
+            return LogCopy(_empty_log(), f"no prediction could be read: {why}")
+        try:
+            try:
+                count, end = con.execute(LOG_EXTENT).fetchall()[0]
+            except duckdb.CatalogException:  # a file made before the log existed
+                return LogCopy(_empty_log())
+            except duckdb.Error as exc:
+                return LogCopy(_empty_log(), f"no prediction could be read: {first_line(exc)}")
+            try:
+                parts, failed = [_log_frame(con.sql(LOG_ALL).to_arrow_table())], 0
+            except duckdb.Error:  # a checksum failure: read around the damaged block
+                parts, failed = _log_chunks(con, end)
+        finally:
+            con.close()
+        rows = pl.concat([_empty_log(), *parts], how="vertical_relaxed")
+        if failed == 0:
+            return LogCopy(rows)
+        return LogCopy(
+            rows,
+            f"{count - rows.height} of {count} logged predictions were "
+            f"unreadable ({failed} damaged chunk(s) of {SALVAGE_CHUNK} rows)",
+        )
+
     def close(self) -> None:
         if self._memory is not None:
             self._memory.close()
@@ -167,7 +234,8 @@ class DuckDBStore:
         return self._insert_or_replace("prices", frame)
 
     def record(self, frame: pl.DataFrame) -> int:
-        """Append predictions to the log in one transaction (idempotent on its key)."""
+        """Append predictions to the log in one transaction (idempotent on its key, which
+        holds the source: a source replaces only its own rows)."""
         return self._insert_or_replace("predictions", frame.select(LOG_COLUMNS))
 
     def _insert_or_replace(
@@ -249,7 +317,8 @@ class DuckDBStore:
                 con.execute("DELETE FROM fold_params")
                 con.execute(
                     "INSERT INTO fold_params (scheme, n_folds, test_size, step, purge, embargo, "
-                    "min_train_size, max_train_size, horizon) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "min_train_size, max_train_size, horizon, warmup) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     values,
                 )
                 # The calendar is the panel's, not the whole warehouse's.
@@ -270,6 +339,62 @@ class DuckDBStore:
         return _to_folds(manifest, spec)
 
 
+def _empty_log() -> pl.DataFrame:
+    """No prediction-log rows, with the log's column types (what polars reads from DuckDB)."""
+    return pl.DataFrame(
+        schema={
+            "ticker": pl.String,
+            "as_of_date": pl.Date,
+            "horizon": pl.Int32,
+            "prediction": pl.Float64,
+            "model_name": pl.String,
+            "model_version": pl.String,
+            "run_id": pl.String,
+            "scored_at": pl.Datetime("us"),
+            "source": pl.String,
+        }
+    ).select(LOG_COLUMNS)
+
+
+def _log_chunks(con: duckdb.DuckDBPyConnection, end: int) -> tuple[list[pl.DataFrame], int]:
+    """The log's rows by rowid ranges up to ``end``, and how many ranges failed to read."""
+    parts: list[pl.DataFrame] = []
+    failed = 0
+    for start in range(0, end, SALVAGE_CHUNK):
+        try:
+            arrow = con.sql(LOG_CHUNK, params=[start, start + SALVAGE_CHUNK]).to_arrow_table()
+        except duckdb.Error:  # a checksum failure: the connection stays usable
+            failed += 1
+            continue
+        parts.append(_log_frame(arrow))
+    return parts, failed
+
+
+def _log_frame(arrow: Any) -> pl.DataFrame:
+    return pl.from_arrow(arrow).select(LOG_COLUMNS)  # type: ignore[union-attr]
+
+
+def _migrate_log(con: duckdb.DuckDBPyConnection) -> None:
+    """Give an old prediction log the key with ``source`` (see ``OLD_LOG_KEY``), keeping
+    every row, in one transaction: a failure leaves the old table as it was."""
+    rename, copy = MIGRATE_LOG
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(rename)
+        for script in schema_scripts():  # idempotent; creates the new predictions table
+            con.execute(script)
+        con.execute(copy)
+        before, after = con.execute(MIGRATED_COUNTS).fetchall()[0]
+        if before != after:
+            raise DataError(f"prediction log migration copied {after} of {before} rows")
+        con.execute(DROP_OLD_LOG)
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
+
+
 def _bounds(
     tickers: tuple[str, ...], ranges: Mapping[str, tuple[dt.date, dt.date]] | None
 ) -> list[dict[str, Any]]:
@@ -284,14 +409,15 @@ def _bounds(
 def _to_folds(manifest: list[dict[str, Any]], spec: FoldSpec) -> list[Fold]:
     folds = []
     for row in manifest:
-        if row["train_end"] is None or row["test_start"] is None:
+        if row["train_end"] is None or row["test_start"] is None or row["train_start"] is None:
             raise DataError(
                 f"not enough history for {spec.n_folds} folds of {spec.test_size} "
                 "test days; lower training.folds.n_folds or test_size"
             )
         if row["train_days"] < spec.min_train_size:
             raise DataError(
-                f"fold {row['fold']} has {row['train_days']} training days, fewer than "
+                f"fold {row['fold']} has {row['train_days']} training days past the feature "
+                f"warm-up ({spec.warmup} rows per ticker), fewer than "
                 f"training.folds.min_train_size={spec.min_train_size}"
             )
         folds.append(

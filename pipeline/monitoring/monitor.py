@@ -20,12 +20,17 @@ import polars as pl
 from pipeline.atomic import atomic_write_text, ensure_writable_dir
 from pipeline.data.inputs import load_inputs, store_inputs
 from pipeline.domain import DataPorts, LoadedModel, ModelLoader, Run, Tracker
-from pipeline.errors import TrackingError
+from pipeline.errors import ConfigError, TrackingError
 from pipeline.horizons import per_horizon
 from pipeline.monitoring.dashboard import write_dashboard
 from pipeline.monitoring.datadrift import drift_section
 from pipeline.monitoring.health import health_section
-from pipeline.monitoring.performance import performance_section
+from pipeline.monitoring.performance import (
+    LOG_SOURCES,
+    TRACK_RECORD,
+    graded,
+    performance_section,
+)
 from pipeline.monitoring.profile import ReferenceProfile
 from pipeline.monitoring.recent import RecentWindow, recent_window
 from pipeline.monitoring.references import References
@@ -54,18 +59,41 @@ class MonitorPorts(DataPorts):
 
 
 def monitor_horizons(
-    cfg: StockpipeConfig, ports: MonitorPorts, output_dir: Path, model_uri: str | None = None
+    cfg: StockpipeConfig,
+    ports: MonitorPorts,
+    output_dir: Path,
+    model_uri: str | None = None,
+    sources: tuple[str, ...] = TRACK_RECORD,
 ) -> list[MonitorReport]:
     """`monitor` of the model asked for, or of every configured horizon's champion
     (:func:`pipeline.horizons.per_horizon` decides which, and where the files go)."""
-    return [monitor(c, ports, out, uri) for c, out, uri in per_horizon(cfg, output_dir, model_uri)]
+    jobs = per_horizon(cfg, output_dir, model_uri)
+    return [monitor(c, ports, out, uri, sources) for c, out, uri in jobs]
+
+
+def check_sources(sources: tuple[str, ...]) -> tuple[str, ...]:
+    """``sources`` if they are prediction-log sources (at least one, none twice), else
+    ConfigError naming the ones there are."""
+    unknown = [s for s in sources if s not in LOG_SOURCES]
+    if unknown or not sources or len(set(sources)) != len(sources):
+        raise ConfigError(
+            f"--sources {','.join(sources)}: give one or more distinct sources of "
+            f"{', '.join(LOG_SOURCES)} (default {','.join(TRACK_RECORD)})"
+        )
+    return sources
 
 
 def monitor(
-    cfg: StockpipeConfig, ports: MonitorPorts, output_dir: Path, model_uri: str | None = None
+    cfg: StockpipeConfig,
+    ports: MonitorPorts,
+    output_dir: Path,
+    model_uri: str | None = None,
+    sources: tuple[str, ...] = TRACK_RECORD,
 ) -> MonitorReport:
     """Write ``monitor.json`` and ``dashboard.png`` into ``output_dir``, log both on a
-    monitoring run tagged with the model's name and version, and return the report."""
+    monitoring run tagged with the model's name and version, and return the report.
+    Performance grades the log rows of ``sources`` (the track record by default)."""
+    check_sources(sources)
     uri = model_uri or cfg.tracking.champion_uri
     model = ports.loader.load(uri)
     ports.tracker.check()
@@ -84,7 +112,7 @@ def monitor(
         dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         recent.info(),
         drift_section(profile, recent, cfg.monitoring, profile_problem),
-        _performance(cfg, ports.references, model, rows),
+        _performance(cfg, ports.references, model, rows, sources),
         health_section(rows),
     )
     with ports.tracker.start_run("monitor") as run:
@@ -127,7 +155,8 @@ def _profile(references: References, model: LoadedModel) -> tuple[ReferenceProfi
 
 
 def _version_rows(outcomes: pl.DataFrame, model: LoadedModel) -> pl.DataFrame:
-    """This version's logged predictions (every source), with their realised returns."""
+    """This version's logged predictions (every source: health reads the API's), with their
+    realised returns."""
     return outcomes.filter(
         (pl.col("model_name") == (model.name or ""))
         & (pl.col("model_version") == (model.version or ""))
@@ -135,11 +164,18 @@ def _version_rows(outcomes: pl.DataFrame, model: LoadedModel) -> pl.DataFrame:
 
 
 def _performance(
-    cfg: StockpipeConfig, references: References, model: LoadedModel, rows: pl.DataFrame
+    cfg: StockpipeConfig,
+    references: References,
+    model: LoadedModel,
+    rows: pl.DataFrame,
+    sources: tuple[str, ...],
 ) -> PerformanceSection:
-    """Live performance on the rows of the model's horizon whose outcome is known."""
+    """Live performance on the rows of ``sources`` of the model's horizon whose outcome is
+    known (one per prediction key)."""
     horizon = model.horizon if model.horizon is not None else cfg.model.target.horizon
-    realised = rows.filter(pl.col("realised").is_not_null() & (pl.col("horizon") == horizon))
+    realised = graded(rows, sources).filter(
+        pl.col("realised").is_not_null() & (pl.col("horizon") == horizon)
+    )
     missing = f"version {model.version} has no backtest predictions on record"
     backtest = None
     if realised.height >= cfg.monitoring.min_rows:  # read only when they will be used
@@ -155,6 +191,7 @@ def _performance(
         horizon,
         cfg.training.seed,
         missing,
+        sources,
     )
 
 

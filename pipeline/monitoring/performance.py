@@ -26,10 +26,29 @@ from pipeline.monitoring.report import (
 )
 from pipeline.settings import MonitoringConfig, StrategyConfig
 
+# The track record: rows logged by our own jobs, graded by default. `api` rows come from any
+# client of POST /predict (a track record anyone could write), so they are graded only when
+# asked for. The order is the preference when one prediction key was logged by several
+# sources: the evening's own score before a later replay of that date.
+TRACK_RECORD: tuple[str, ...] = ("score", "cycle", "replay")
+LOG_SOURCES: tuple[str, ...] = (*TRACK_RECORD, "api")
+KEY = ("model_name", "model_version", "ticker", "as_of_date", "horizon")
+
 BAND_METHOD = (
     "stationary bootstrap over the dates of the backtest's out-of-sample predictions, "
     "resamples as long as the live track record (mean block n^(1/3))"
 )
+
+
+def graded(rows: pl.DataFrame, sources: tuple[str, ...] = TRACK_RECORD) -> pl.DataFrame:
+    """The logged rows of ``sources``, one per prediction key (the first of ``sources`` that
+    logged it wins), so a date logged by score and replay counts once."""
+    rank = {source: i for i, source in enumerate(sources)}
+    return (
+        rows.filter(pl.col("source").is_in(list(sources)))
+        .sort(pl.col("source").replace_strict(rank, return_dtype=pl.Int32), maintain_order=True)
+        .unique(subset=list(KEY), keep="first", maintain_order=True)
+    )
 
 
 def out_of_sample(rows: pl.DataFrame, date: str, pred: str, real: str) -> OutOfSample:
@@ -129,19 +148,25 @@ def performance_section(
     horizon: int,
     seed: int,
     missing: str = "no backtest predictions to compare with",
+    sources: tuple[str, ...] = TRACK_RECORD,
 ) -> PerformanceSection:
     """Live metrics of ``rows`` (this version's logged predictions with a known realised
-    return) and their status against the band of ``backtest`` (date, ticker, prediction,
-    realised); ``insufficient`` below ``cfg.min_rows`` rows, ``unavailable`` without a
-    backtest (``missing`` says why)."""
+    return, of ``sources``: see :func:`graded`) and their status against the band of
+    ``backtest`` (date, ticker, prediction, realised); ``insufficient`` below
+    ``cfg.min_rows`` rows, ``unavailable`` without a backtest (``missing`` says why)."""
     n = rows.height
     span = {
         "first_date": str(rows["as_of_date"].min()) if n else None,
         "last_date": str(rows["as_of_date"].max()) if n else None,
     }
     if n < cfg.min_rows:
-        why = f"{n} realised prediction(s) of this version, fewer than min_rows={cfg.min_rows}"
-        return PerformanceSection(status="insufficient", n=n, reason=why, **span)
+        why = (
+            f"{n} realised prediction(s) of this version from {', '.join(sources)}, "
+            f"fewer than min_rows={cfg.min_rows}"
+        )
+        return PerformanceSection(
+            status="insufficient", n=n, sources=list(sources), reason=why, **span
+        )
     live = out_of_sample(rows.sort("as_of_date", "ticker"), "as_of_date", "prediction", "realised")
     m = evaluate(live, strategy, horizon)
     base = baselines(live, strategy, horizon)
@@ -152,6 +177,7 @@ def performance_section(
     return PerformanceSection(
         status=_status(_nan(m.directional_accuracy), _nan(m.ic), band),
         n=n,
+        sources=list(sources),
         directional_accuracy=m.directional_accuracy,
         ic=m.ic,
         rank_ic=m.rank_ic,

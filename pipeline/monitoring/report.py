@@ -86,6 +86,9 @@ class Rolling(_Result):
 class PerformanceSection(_Result):
     status: Status
     n: int  # logged predictions whose realised return is known
+    # The prediction-log sources graded (score, cycle, replay unless asked otherwise): one
+    # row per prediction key, the first source listed winning where several logged it.
+    sources: list[str]
     first_date: str | None = None
     last_date: str | None = None
     directional_accuracy: Score = None

@@ -29,9 +29,10 @@ from pipeline.domain import PredictionLog
 
 log = logging.getLogger(__name__)
 
-# The prediction log's primary key: two requests of one batch predicting the same key would
-# make the batch's single INSERT OR REPLACE touch one row twice, which DuckDB refuses.
-KEY = ("model_name", "model_version", "ticker", "as_of_date", "horizon")
+# The prediction log's primary key (sql/050_predictions.sql): two requests of one batch
+# predicting the same key would make the batch's single INSERT OR REPLACE touch one row twice,
+# which DuckDB refuses. The source is in it, so the API's rows never replace `score` rows.
+KEY = ("model_name", "model_version", "ticker", "as_of_date", "horizon", "source")
 STOP_JOIN_SECONDS = 10.0
 IDLE = 0.25  # seconds without a prediction before the log releases the warehouse
 

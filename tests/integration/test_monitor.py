@@ -104,7 +104,9 @@ def _log_rows(dates: list[dt.date], preds: np.ndarray, version: str, source: str
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """v1 without a profile (registered before profiles existed), v2 with one; v2's last
-    LIVE_DAYS predictions replayed into the log, the last 3 of them served by the API."""
+    LIVE_DAYS predictions in the log: replayed, the last 3 scored on their evening; a client
+    of the API asked for those 3 too and was told other numbers (the API logs them beside
+    the score rows: they must not be graded)."""
     root = tmp_path_factory.mktemp("monitor")
     cfg = load_config(make_project(root))
     old, _ = _register(cfg, with_profile=False)
@@ -113,7 +115,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     live = slice(len(dates) - LIVE_DAYS, len(dates))
     warehouse = bootstrap.store(cfg)
     warehouse.record(_log_rows(dates[live][:-3], preds[live][:-3], version, "replay"))
-    warehouse.record(_log_rows(dates[live][-3:], preds[live][-3:], version, "api"))
+    warehouse.record(_log_rows(dates[live][-3:], preds[live][-3:], version, "score"))
+    warehouse.record(_log_rows(dates[live][-3:], -preds[live][-3:], version, "api"))
     return {"root": root, "cfg": cfg, "old": old, "version": version, "preds": preds}
 
 
@@ -140,6 +143,7 @@ def test_every_section_with_live_numbers_from_the_price_file(project: dict[str, 
         assert {"psi", "ks_pvalue", "status"} <= set(f) and f["status"] in {"ok", "warn", "alert"}
     assert {"psi", "status"} <= set(doc["drift"]["predictions"])
     _check_live_numbers(doc["performance"], project["preds"])
+    assert doc["performance"]["sources"] == ["score", "cycle", "replay"]
     assert doc["health"]["requests"] == 3 and doc["health"]["prediction_rows"] == 3
     assert (out / "dashboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     _check_run(cfg, doc["run_id"], version, doc["status"])
@@ -220,11 +224,33 @@ def test_cli_empty_log_is_insufficient_and_exits_0(project: dict[str, Any]) -> N
     assert "insufficient" in result.output
 
 
+@pytest.mark.slow
+def test_cli_grades_the_sources_asked_for(project: dict[str, Any]) -> None:
+    """`--sources api`: only the API's 3 rows (2 with a realised return), too few to judge."""
+    out = project["root"] / "api_out"
+    result = _invoke(
+        "monitor",
+        "--config",
+        str(project["root"] / "conf"),
+        "--model-uri",
+        f"models:/{NAME}/{project['version']}",
+        "--output-dir",
+        str(out),
+        "--sources",
+        "api",
+    )
+    assert result.exit_code == 0, result.output
+    perf = json.loads((out / "monitor.json").read_text())["performance"]
+    assert perf["sources"] == ["api"] and perf["n"] == 2 and perf["status"] == "insufficient"
+    assert "performance (api): insufficient, n=2" in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (("--model-uri", f"models:/{NAME}/9"), f"no registered model named '{NAME}'"),
         (("--window", "1"), "--window: Input should be greater than or equal to 2"),
+        (("--sources", "score,apii"), "--sources score,apii: give one or more distinct"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(

@@ -15,9 +15,10 @@ from fastapi.testclient import TestClient
 from support import SAMPLE
 
 from pipeline.data.readers import FileSource
-from pipeline.data.warehouse import DuckDBStore
+from pipeline.data.warehouse import DuckDBStore, sql_dir
 from pipeline.domain import LOG_COLUMNS, LoadedModel
 from pipeline.serving.api import create_app
+from pipeline.serving.logsession import HeldWarehouse, writer_lock
 
 
 def rows(
@@ -74,6 +75,17 @@ def test_the_log_is_idempotent_on_its_key(store: DuckDBStore) -> None:
     store.record(rows(day, 1, version="2"))  # another version: its own row
     log = store.outcomes().sort("model_version")
     assert log.height == 2 and log["prediction"].to_list() == [0.02, 0.01]
+
+
+def test_each_source_replaces_only_its_own_row(store: DuckDBStore) -> None:
+    day = [dt.date(2024, 1, 2)]
+    store.record(rows(day, 1, pred=0.01))
+    store.record(rows(day, 1, pred=0.03, source="replay"))  # a replay does not rewrite it
+    store.record(rows(day, 1, pred=0.04, source="cycle"))
+    store.record(rows(day, 1, pred=0.02))  # the same evening scored again: replaced
+    log = store.outcomes()
+    by_source = dict(zip(log["source"], log["prediction"], strict=True))
+    assert by_source == {"score": 0.02, "replay": 0.03, "cycle": 0.04}
 
 
 def test_a_failed_write_leaves_no_rows(store: DuckDBStore) -> None:
@@ -144,3 +156,87 @@ def test_score_logs_what_it_writes_and_a_refused_score_logs_nothing(
     (row,) = warehouse.outcomes().to_dicts()
     assert row["source"] == "score" and row["prediction"] == out["prediction"][0]
     assert row["as_of_date"] == out["as_of_date"][0] and row["realised"] is None
+
+
+def test_an_api_call_never_rewrites_the_track_record(store: DuckDBStore) -> None:
+    """Issue 21 item 2: POST /predict for the key of a `score` row, through the write path
+    `serve` uses (GroupWriter over HeldWarehouse), leaves the score row as it was."""
+    day = dt.date(2026, 9, 25)  # the as-of date of the request's last bar
+    store.record(rows([day], 1, version="4", pred=0.01))
+    model = LoadedModel(Fixed(), "M", "4", warmup=10, horizon=1, run_id="run-4")
+    log = HeldWarehouse(store, writer_lock(store.path))
+    with TestClient(create_app(model, record=log)) as client:  # closing writes the log
+        for _ in range(2):
+            assert client.post("/predict", json={"bars": _bars()}).status_code == 200
+    logged = store.outcomes().filter(pl.col("as_of_date") == day)
+    by_source = dict(zip(logged["source"], logged["prediction"], strict=True))
+    assert by_source == {"score": 0.01, "api": 0.5}
+    store.record(rows([day], 1, version="4", pred=0.02))  # re-scoring still replaces its own
+    again = store.outcomes().filter(pl.col("source") == "score")["prediction"].to_list()
+    assert again == [0.02]
+
+
+# The prediction log as warehouses made before issue 21 created it: no source in the key.
+OLD_LOG = """
+CREATE TABLE predictions (
+    ticker        VARCHAR   NOT NULL,
+    as_of_date    DATE      NOT NULL,
+    horizon       INTEGER   NOT NULL,
+    prediction    DOUBLE    NOT NULL,
+    model_name    VARCHAR   NOT NULL,
+    model_version VARCHAR   NOT NULL,
+    run_id        VARCHAR,
+    scored_at     TIMESTAMP NOT NULL,
+    source        VARCHAR   NOT NULL CHECK (source IN ('score', 'api', 'replay')),
+    PRIMARY KEY (model_name, model_version, ticker, as_of_date, horizon)
+);
+"""
+
+
+def _old_warehouse(path: Path, logged: pl.DataFrame) -> None:
+    with duckdb.connect(str(path)) as con:
+        con.execute((sql_dir() / "000_tables.sql").read_text())
+        con.execute(OLD_LOG)
+        con.execute((sql_dir() / "055_v_prediction_outcomes.sql").read_text())
+        con.register("incoming", logged.to_arrow())
+        con.execute("INSERT INTO predictions BY NAME SELECT * FROM incoming")
+
+
+def _key(con: duckdb.DuckDBPyConnection) -> list[str]:
+    found = con.sql(
+        "SELECT constraint_column_names FROM duckdb_constraints() "
+        "WHERE table_name = 'predictions' AND constraint_type = 'PRIMARY KEY'"
+    ).fetchall()
+    return list(found[0][0])
+
+
+def test_an_old_warehouse_is_migrated_on_open_without_losing_a_row(tmp_path: Path) -> None:
+    days = [dt.date(2024, 1, 2) + dt.timedelta(days=i) for i in range(300)]
+    logged = pl.concat(
+        [
+            rows(days[:100], 1, pred=0.01),
+            rows(days[100:200], 1, pred=0.02, source="api"),
+            rows(days[200:], 5, pred=0.03, source="replay"),
+        ]
+    )
+    path = tmp_path / "old.duckdb"
+    _old_warehouse(path, logged)
+    with duckdb.connect(str(path)) as con:
+        assert "source" not in _key(con)
+    store = DuckDBStore(path)
+    got = store.outcomes().select(LOG_COLUMNS).sort("as_of_date")
+    assert got.equals(logged.sort("as_of_date"))
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert _key(con)[-1] == "source"
+        tables = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert tables == {"prices", "predictions", "fold_params", "panel"}
+    # The new key and CHECK: an API row beside a score row, a `cycle` row accepted.
+    store.record(rows(days[:1], 1, pred=0.9, source="api"))
+    store.record(rows(days[:1], 1, pred=0.8, source="cycle"))
+    first = DuckDBStore(path).outcomes().filter(pl.col("as_of_date") == days[0])
+    assert dict(zip(first["source"], first["prediction"], strict=True)) == {
+        "score": 0.01,
+        "api": 0.9,
+        "cycle": 0.8,
+    }
+    assert DuckDBStore(path).outcomes().height == 302  # opened again: nothing migrated twice

@@ -7,12 +7,14 @@ nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 from click.testing import CliRunner, Result
 from damage import held_open, real_warehouse
@@ -21,6 +23,8 @@ from support import SAMPLE
 from pipeline.cli import main
 from pipeline.data.rebuild import rebuild
 from pipeline.data.snapshots import SnapshotStore
+from pipeline.data.warehouse import DuckDBStore
+from pipeline.domain import LOG_COLUMNS
 from pipeline.errors import DataError
 
 HEADER, *ROWS = (SAMPLE / "NVDA.csv").read_text().splitlines()
@@ -88,6 +92,9 @@ def test_rebuild_moves_the_corrupt_file_aside_and_newer_snapshots_win(
     assert re.fullmatch(r"warehouse\.duckdb\.corrupt-\d{8}T\d{6}Z", kept.name)
     assert kept.read_bytes() == garbage and str(kept) in result.output
     assert f"rebuilt {warehouse} from 2 snapshot(s), 400 rows" in result.output
+    assert "warning: old prediction log not read in full: no prediction could be read" in (
+        result.output
+    )
     rows = _rows(warehouse)
     assert len(rows) == 400 and len({r[0] for r in rows}) == 400
     first_close = float(ROWS[0].split(",")[4])
@@ -188,3 +195,100 @@ def test_an_import_into_a_corrupt_warehouse_is_kept_and_the_rebuild_loads_it(
     result = _invoke("data", "rebuild", "--config", str(conf_dir))
     assert result.exit_code == 0, result.output
     assert len(_rows(warehouse)) == 250
+
+
+def _log(n: int, source: str, pred: float = 0.01) -> pl.DataFrame:
+    """``n`` logged predictions of one source on distinct (version, date) keys."""
+    return pl.DataFrame(
+        {
+            "ticker": "NVDA",
+            "as_of_date": [dt.date(2000, 1, 1) + dt.timedelta(days=i % 9000) for i in range(n)],
+            "horizon": 1,
+            "prediction": [pred + i * 1e-6 for i in range(n)],
+            "model_name": "M",
+            "model_version": [str(i // 9000) for i in range(n)],
+            "run_id": "r",
+            "scored_at": dt.datetime(2026, 1, 2, 3, 4, 5),
+            "source": source,
+        },
+        schema_overrides={"horizon": pl.Int32},
+    ).select(LOG_COLUMNS)
+
+
+def _logged(path: Path) -> pl.DataFrame:
+    with duckdb.connect(str(path), read_only=True) as con:
+        frame = pl.from_arrow(con.sql("SELECT * FROM predictions").to_arrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame.sort(LOG_COLUMNS)
+
+
+def test_rebuild_of_a_healthy_warehouse_keeps_every_logged_prediction(
+    conf_dir: Path, tmp_path: Path, two_snapshots: tuple[dict[str, str], dict[str, str]]
+) -> None:
+    """Issue 21 item 3: the log is in no snapshot, so the rebuild copies it over."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    store = DuckDBStore(warehouse)
+    # Score and API rows on the same keys, and a cycle row: every one is its own row.
+    for frame in (_log(50, "score"), _log(50, "api", pred=0.5), _log(3, "cycle")):
+        store.record(frame)
+    before = _logged(warehouse)
+    assert before.height == 103
+    result = _invoke("data", "rebuild", "--config", str(conf_dir))
+    assert result.exit_code == 0, result.output
+    assert _logged(warehouse).equals(before) and len(_rows(warehouse)) == 400
+    assert "400 rows, 103 logged prediction(s) copied from the old file" in result.output
+    (kept,) = tmp_path.glob("warehouse.duckdb.previous-*")
+    assert _logged(kept).equals(before)  # the old file still holds them too
+    assert "delete" not in result.output.lower() and "warning" not in result.output
+
+
+def _blocks(path: Path, table: str) -> set[int]:
+    """The data blocks holding ``table``'s column segments."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        found = con.execute(
+            "SELECT DISTINCT block_id FROM pragma_storage_info(?) WHERE block_id >= 0", [table]
+        ).fetchall()
+    return {b for (b,) in found}
+
+
+def _damage_block(path: Path, block: int) -> None:
+    """Overwrite the start of one data block (after the 3 header blocks of 4 KiB; 256 KiB
+    each, led by an 8-byte checksum), so it fails its checksum while the rest reads."""
+    with path.open("r+b") as f:
+        f.seek(3 * 4096 + block * 262144 + 8)
+        f.write(b"\xab" * 4096)
+
+
+@pytest.mark.parametrize("damaged", ["prices", "predictions"])
+def test_rebuild_of_a_damaged_warehouse_salvages_what_of_the_log_it_can_read(
+    conf_dir: Path,
+    tmp_path: Path,
+    two_snapshots: tuple[dict[str, str], dict[str, str]],
+    damaged: str,
+) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    DuckDBStore(warehouse).record(_log(300_000, "score"))  # several row groups
+    DuckDBStore(warehouse).record(_log(20, "api", pred=0.5))
+    before = _logged(warehouse)
+    prices, log = _blocks(warehouse, "prices"), _blocks(warehouse, "predictions")
+    target = prices - log if damaged == "prices" else log - prices
+    assert len(target) >= (1 if damaged == "prices" else 2)
+    _damage_block(warehouse, max(target))  # not the first: some of the log stays readable
+    result = _invoke("data", "rebuild", "--config", str(conf_dir))
+    assert result.exit_code == 0, result.output
+    after = _logged(warehouse)
+    assert len(_rows(warehouse)) == 400
+    # Every salvaged row is a logged row, unchanged.
+    assert after.join(before, on=LOG_COLUMNS, how="anti").height == 0
+    if damaged == "prices":  # the file is corrupt, the log intact: all of it is kept
+        assert after.equals(before) and "warning" not in result.output
+        assert list(tmp_path.glob("warehouse.duckdb.corrupt-*"))
+        return
+    lost = before.height - after.height
+    assert 0 < lost < before.height
+    assert f"warning: old prediction log not read in full: {lost} of {before.height}" in (
+        result.output
+    )
+    assert f"{after.height} logged prediction(s) copied" in result.output
+    (kept,) = tmp_path.glob("warehouse.duckdb.previous-*")
+    assert str(kept) in result.output
