@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.config import apply_overrides
 from pipeline.data.readers import FileOptions, FileSource
 from pipeline.data.validation import ContractPolicy
 from pipeline.data.warehouse import DuckDBStore
-from pipeline.domain import DataPorts, PriceSource, scratch_warehouse
+from pipeline.domain import DataPorts, PriceBatch, PriceSource, scratch_warehouse
+from pipeline.errors import DataError
 from pipeline.serving.score import ScorePorts, model_uris
 from pipeline.settings import StockpipeConfig
-from pipeline.tracking.loader import MlflowModelLoader, MlflowVersionResolver
+from pipeline.tracking.loader import MlflowModelLoader, MlflowVersionResolver, TrainedOn
 
 if TYPE_CHECKING:
     # Imported where used, so each command pays only for its own adapters: `score` must not
@@ -29,6 +33,8 @@ if TYPE_CHECKING:
     from pipeline.training.job import TrainPorts
 
 __all__ = ["apply_overrides"]  # re-exported: the CLI applies flags through the config edge
+
+log = logging.getLogger(__name__)
 
 
 def tracker(cfg: StockpipeConfig) -> MlflowTracker:
@@ -140,12 +146,13 @@ def progress(quiet: bool) -> Iterator[Progress]:
         yield bars
 
 
-def score_ports(cfg: StockpipeConfig) -> ScorePorts:
+def score_ports(cfg: StockpipeConfig, data: ModelData | None = None) -> ScorePorts:
+    """`score`: ``data`` (see :func:`model_data`), or the configured data."""
     warehouse = store(cfg)
     return ScorePorts(
-        source=source(cfg),
+        source=data.source if data else source(cfg),
         store=warehouse,
-        benchmark=benchmark_source(cfg),
+        benchmark=data.benchmark if data else benchmark_source(cfg),
         loader=loader(cfg),
         log=warehouse,  # the prediction log is a table of the warehouse
     )
@@ -160,15 +167,16 @@ def data_ports(cfg: StockpipeConfig, in_memory: bool = False) -> DataPorts:
     )
 
 
-def backtest_ports(cfg: StockpipeConfig) -> BacktestPorts:
+def backtest_ports(cfg: StockpipeConfig, data: ModelData | None = None) -> BacktestPorts:
+    """`backtest`: ``data`` (see :func:`model_data`), or the configured data."""
     # A backtest is an analysis of its input: it computes in memory and leaves the warehouse
     # as it was (a failed backtest leaves no trace there).
     from pipeline.training.backtest import BacktestPorts
 
     return BacktestPorts(
-        source=source(cfg),
+        source=data.source if data else source(cfg),
         store=scratch_warehouse(),
-        benchmark=benchmark_source(cfg),
+        benchmark=data.benchmark if data else benchmark_source(cfg),
         loader=loader(cfg),
         tracker=tracker(cfg),
     )
@@ -206,19 +214,211 @@ def model_followers(
     return {h: model_follower(cfg, uri, interval) for h, uri in zip(horizons, uris, strict=True)}
 
 
-def monitor_ports(cfg: StockpipeConfig) -> MonitorPorts:
-    """`monitor`: the data and warehouse (whose prediction log it reads), the model and its
-    references in MLflow, and the tracker its monitoring run is logged to."""
+def monitor_ports(cfg: StockpipeConfig, data: ModelData | None = None) -> MonitorPorts:
+    """`monitor`: the data (``data``, see :func:`model_data`, or the configured data) and
+    warehouse (whose prediction log it reads), the model and its references in MLflow, and
+    the tracker its monitoring run is logged to."""
     from pipeline.monitoring.monitor import MonitorPorts
     from pipeline.monitoring.references import MlflowReferences
 
     warehouse = store(cfg)
     return MonitorPorts(
-        source=source(cfg),
+        source=data.source if data else source(cfg),
         store=warehouse,
-        benchmark=benchmark_source(cfg),
+        benchmark=data.benchmark if data else benchmark_source(cfg),
         loader=loader(cfg),
         tracker=tracker(cfg),
         references=MlflowReferences(cfg.tracking_uri),
         outcomes=warehouse,  # the prediction log is a table of the warehouse
     )
+
+
+# --------------------------------------------------------------------------- the model's data
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """The prices a command that applies a model reads, and the line that says which."""
+
+    source: PriceSource
+    benchmark: PriceSource | None
+    note: str  # "data: ...": printed by the command, so no run leaves its input unnamed
+
+
+def model_data(
+    cfg: StockpipeConfig,
+    model_uri: str | None,
+    *,
+    given: bool,
+    replay: bool,
+    refuse_other_tickers: bool = False,
+) -> ModelData:
+    """The data `backtest`, `monitor` and `score` read for the model behind ``model_uri``.
+
+    Without ``given`` data (``--data``/``--snapshot``), the model's own, from its lineage
+    (:class:`TrainedOn`). With ``replay`` (`backtest`): the very snapshots it was trained on,
+    panel and benchmark, so the backtest re-measures what training measured. Otherwise
+    (`score`, `monitor`, which look at *new* data): the same source as it is now, the file
+    it was trained from (re-read, its tickers only), or the newest raw snapshots of its
+    tickers when it was trained from snapshots or that file is gone. Its training snapshot
+    would score stale dates, and monitor the model against its own training window.
+
+    data.yaml says what `train` reads: here it is the fallback when the lineage names no
+    data or its snapshots are gone, with a warning saying why. Given data is used as asked,
+    with a warning when it is not the model's. Configured or given data whose tickers are
+    not the model's is warned about, or refused (DataError, exit 2) with
+    ``refuse_other_tickers`` (`monitor`: drift against another panel's profile is wrong).
+    """
+    trained = loader(cfg).trained_on(model_uri or cfg.tracking.champion_uri)
+    refuse = refuse_other_tickers
+    if given:
+        if trained.recorded and not _is_origin(cfg, trained):
+            log.warning(
+                "%s is not the data %s was trained on (%s): using it as asked",
+                _configured_label(cfg, given),
+                trained.model,
+                _trained_label(trained, snapshots(cfg)),
+            )
+        return _configured(cfg, trained, given, refuse, "given")
+    try:
+        return _replayed(cfg, trained) if replay else _current(cfg, trained)
+    except DataError as why:
+        log.warning("%s: using the configured data instead", why)
+        return _configured(cfg, trained, given, refuse, f"configured, as {why}")
+
+
+def _configured(
+    cfg: StockpipeConfig, trained: TrainedOn, given: bool, refuse: bool, why: str
+) -> ModelData:
+    label, src = _configured_label(cfg, given), source(cfg)
+    if trained.tickers:
+        # Refusing: say what gives the model its own data (gone, when not given).
+        hint = "run without --data/--snapshot" if given else "pass --data with its data"
+        src = _ModelTickers(src, trained, label, hint if refuse else None)
+    return ModelData(src, benchmark_source(cfg), f"data: {label} ({why})")
+
+
+def _replayed(cfg: StockpipeConfig, trained: TrainedOn) -> ModelData:
+    """The snapshots the model was trained on, panel and benchmark."""
+    from pipeline.data.snapshots import SnapshotSource
+
+    if not trained.recorded:
+        raise DataError(f"{trained.model} records no training data (no snapshot_ids tag)")
+    store = snapshots(cfg)
+    _require(store, trained.snapshot_ids, trained.model)
+    _require(store, trained.benchmark_snapshot_ids, trained.model)
+    bench_ids = ",".join(trained.benchmark_snapshot_ids)
+    return ModelData(
+        SnapshotSource(store, None, ",".join(trained.snapshot_ids)),
+        SnapshotSource(store, None, bench_ids) if bench_ids else benchmark_source(cfg),
+        f"data: {trained.model}'s training data, {_trained_label(trained, store)}"
+        + _unused(cfg, _origin(store, trained)),
+    )
+
+
+def _current(cfg: StockpipeConfig, trained: TrainedOn) -> ModelData:
+    """The source the model was trained from, as it is now: its file, or its newest
+    snapshots (a model trained from snapshots, or whose file is gone)."""
+    from pipeline.data.snapshots import SnapshotSource
+
+    if not trained.tickers:
+        raise DataError(f"{trained.model} records no training data (no tickers tag)")
+    store, tickers = snapshots(cfg), trained.tickers
+    origin, named = _origin(store, trained), ", ".join(tickers)
+    what = f"{trained.model} was trained on ({_trained_label(trained, store)})"
+    if origin and all(p.is_file() for p in FileSource(Path(origin), tickers).paths()):
+        note = f"data: {origin} as it is now, {named}: the file {what}"
+        source_ = FileSource(Path(origin), tickers, file_options(cfg))
+        return ModelData(source_, benchmark_source(cfg), note + _unused(cfg, origin))
+    if origin:
+        log.warning("%s is gone: using the newest snapshots of %s instead", origin, named)
+    newest = ", ".join(s.id for s in store.latest(tickers))  # DataError if a ticker has none
+    note = f"data: the newest snapshots of {named} ({newest}); {what}"
+    return ModelData(SnapshotSource(store, tickers), benchmark_source(cfg), note + _unused(cfg))
+
+
+def _require(store: SnapshotStore, ids: tuple[str, ...], model: str) -> None:
+    """DataError naming the first of ``ids`` whose manifest entry or file is gone."""
+    known = {s.id: s for s in store.entries()}
+    for snap_id in ids:
+        if snap_id not in known:
+            raise DataError(f"snapshot {snap_id} of {model} is not in {store.manifest}")
+        if not (store.root / known[snap_id].path).is_file():
+            path = store.root / known[snap_id].path
+            raise DataError(f"snapshot {snap_id} of {model} is gone ({path} is missing)")
+
+
+def _origin(store: SnapshotStore, trained: TrainedOn) -> str | None:
+    """The file (or pattern) the model was trained from; None when it was snapshots.
+
+    Models older than the ``data_source`` tag: the path their snapshots were imported from,
+    when the manifest still says (one path for them all)."""
+    if trained.source is not None:
+        return trained.source or None
+    known = {s.id: s for s in store.entries()}
+    paths = {str(known[i].params.get("path", "")) for i in trained.snapshot_ids if i in known}
+    return paths.pop() if len(paths) == 1 and "" not in paths else None
+
+
+def _trained_label(trained: TrainedOn, store: SnapshotStore) -> str:
+    ids = list(trained.snapshot_ids)
+    shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+    origin = _origin(store, trained) or "raw snapshots"
+    return f"{', '.join(trained.tickers)} from {origin}, snapshot(s) {shown or 'unrecorded'}"
+
+
+def _configured_label(cfg: StockpipeConfig, given: bool) -> str:
+    d = cfg.data
+    if d.snapshot:
+        return f"{'--snapshot' if given else 'data.yaml snapshot'} {d.snapshot}"
+    if d.source == "snapshots":
+        return f"data.yaml's newest snapshots of {', '.join(d.tickers or ())}"
+    return f"{'--data ' if given else ''}{cfg.resolve(d.path)}"
+
+
+def _configured_file(cfg: StockpipeConfig) -> str | None:
+    """The file (or pattern) the configuration reads; None when it reads snapshots."""
+    d = cfg.data
+    return str(cfg.resolve(d.path)) if d.source == "file" and not d.snapshot else None
+
+
+def _is_origin(cfg: StockpipeConfig, trained: TrainedOn) -> bool:
+    """Whether the configured (or given) data names what the model was trained on."""
+    if cfg.data.snapshot:
+        return {s.strip() for s in cfg.data.snapshot.split(",")} == set(trained.snapshot_ids)
+    origin = _origin(snapshots(cfg), trained)
+    return origin is not None and _configured_file(cfg) == origin
+
+
+def _unused(cfg: StockpipeConfig, origin: str | None = None) -> str:
+    """What the note adds when data.yaml names other data: that it was left alone."""
+    if origin is not None and _configured_file(cfg) == origin:
+        return ""
+    return f"; not the configured {_configured_label(cfg, False)} (pass --data to read that)"
+
+
+class _ModelTickers:
+    """A PriceSource that checks the tickers it reads are the model's: warns, or refuses
+    (DataError) when given ``refuse``, the hint saying how to monitor the model's own data."""
+
+    def __init__(
+        self, inner: PriceSource, trained: TrainedOn, label: str, refuse: str | None
+    ) -> None:
+        self.inner, self.trained, self.label, self.refuse = inner, trained, label, refuse
+
+    def load(self) -> PriceBatch:
+        batch = self.inner.load()
+        if set(batch.tickers) == set(self.trained.tickers):
+            return batch
+        problem = (
+            f"{self.label} holds {', '.join(batch.tickers)} but {self.trained.model} was "
+            f"trained on {', '.join(self.trained.tickers)}"
+        )
+        if self.refuse:
+            raise DataError(
+                f"{problem}: drift against its training profile would be wrong. To monitor "
+                f"the model's own data {self.refuse}; to monitor this data anyway pass "
+                "--allow-other-data"
+            )
+        log.warning("%s", problem)
+        return batch

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from pipeline.cli.interrupts import exit_interrupted
-from pipeline.errors import EXIT_TRACKING, StockpipeError
+from pipeline.errors import StockpipeError, exit_code_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,6 +61,17 @@ def data_options(func: F) -> F:
             ),
         ],
     )
+
+
+def data_given() -> bool:
+    """Whether this command line gave --data or --snapshot.
+
+    ``with_config`` turns both into config overrides, so only click's context still knows
+    the user typed them: `backtest`, `monitor` and `score` read the model's own data unless
+    they did (``pipeline.bootstrap.model_data``).
+    """
+    params = click.get_current_context().params
+    return params.get("data") is not None or params.get("snapshot") is not None
 
 
 def tracking_options(func: F) -> F:
@@ -133,7 +144,8 @@ def handle_errors(func: F) -> F:
             exit_interrupted(exc)
         except Exception as exc:
             # Tracking-server failures mid-run (MLflow raises its own types): say so plainly.
-            if not type(exc).__module__.startswith(("mlflow", "requests", "urllib3")):
+            code = exit_code_of(exc)
+            if code is None:
                 raise
             click.echo(
                 f"error: tracking failed: {type(exc).__name__}: {exc}. If the server "
@@ -141,7 +153,7 @@ def handle_errors(func: F) -> F:
                 "the study.",
                 err=True,
             )
-            sys.exit(EXIT_TRACKING)
+            sys.exit(code)
         except BaseException as exc:
             # A Rust panic inside polars (a BaseException) on a damaged file we did not
             # guard: name it plainly instead of a traceback. Everything else goes on.
@@ -165,6 +177,22 @@ def load(config_dir: Path, env: str | None, **overrides: Any) -> Any:
     from pipeline.config import apply_overrides, load_config
 
     return apply_overrides(load_config(config_dir, env), **overrides)
+
+
+def parquet_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Click callback of the flags that write parquet: refuse any other suffix (exit 2).
+
+    The writers write parquet whatever the name says, so ``--output x.csv`` used to leave
+    parquet bytes in a .csv file that every CSV reader then chokes on.
+    """
+    if value is not None and value.suffix.lower() != ".parquet":
+        raise click.BadParameter(
+            f"{value} does not end in .parquet: this command writes parquet only "
+            f"(e.g. {value.with_suffix('.parquet').name})",
+            ctx=ctx,
+            param=param,
+        )
+    return value
 
 
 def num(value: float | None, digits: int = 3) -> str:

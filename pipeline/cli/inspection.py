@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.cli.common import model_uri_option, num, with_config
+from pipeline.cli.common import data_given, model_uri_option, num, parquet_path, with_config
 
 if TYPE_CHECKING:  # settings (pydantic) is imported when a command runs, not for --help
     from pipeline.settings import StockpipeConfig
@@ -48,7 +48,8 @@ def folds(cfg: StockpipeConfig, fmt: str) -> None:
     "--output",
     type=click.Path(path_type=Path),
     required=True,
-    help="Parquet file for ticker, date, every feature and the target.",
+    callback=parquet_path,
+    help="Parquet file for ticker, date, every feature and the target (suffix .parquet).",
 )
 def features(cfg: StockpipeConfig, output: Path) -> None:
     """Write the computed feature frame: exactly what the model sees."""
@@ -73,13 +74,16 @@ def backtest(cfg: StockpipeConfig, model_uri: str | None, output_dir: Path) -> N
     """Re-run walk-forward for a registered model (refit per fold); write and log a report.
 
     Without --model-uri: every configured horizon's champion, into OUTPUT_DIR/h<h>/ when
-    there are several."""
+    there are several. Without --data/--snapshot: the snapshots the model was trained on
+    (its lineage), so the backtest re-measures what training measured."""
     from pipeline import bootstrap
     from pipeline.atomic import ensure_writable_dir
     from pipeline.training.backtest import backtest_horizons
 
     ensure_writable_dir(output_dir, "--output-dir")  # before the refits, not after them
-    ports = bootstrap.backtest_ports(cfg)
+    data = bootstrap.model_data(cfg, model_uri, given=data_given(), replay=True)
+    click.echo(data.note)
+    ports = bootstrap.backtest_ports(cfg, data)
     for report in backtest_horizons(cfg, ports, output_dir.resolve(), model_uri):
         b, zero = report.baselines.buy_and_hold, report.baselines.zero_return
         lo, hi = report.sharpe_ci

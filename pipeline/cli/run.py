@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.cli.common import model_uri_option, num, with_config
+from pipeline.cli.common import data_given, model_uri_option, num, parquet_path, with_config
 
 if TYPE_CHECKING:  # the command imports its use case lazily, to keep the CLI quick to start
     from pipeline.serving.replay import ReplayResult
@@ -56,7 +56,10 @@ def train(
     quiet: bool,
 ) -> None:
     """Run the model competition, track it, register the winner behind a promotion gate."""
-    _compete(cfg, study_name, quiet, force_promote=force_promote, register=not no_register)
+    from pipeline.cli.interrupts import stop_at_safe_points
+
+    with stop_at_safe_points():  # a signal stops the job between fits, not inside one
+        _compete(cfg, study_name, quiet, force_promote=force_promote, register=not no_register)
 
 
 @click.command()
@@ -66,7 +69,10 @@ def tune(cfg: StockpipeConfig, study_name: str | None, quiet: bool) -> None:
 
     The winner's logged model can be scored with --model-uri (its URI is in the summary).
     """
-    _compete(cfg, study_name, quiet, force_promote=False, register=False)
+    from pipeline.cli.interrupts import stop_at_safe_points
+
+    with stop_at_safe_points():  # a signal stops the job between fits, not inside one
+        _compete(cfg, study_name, quiet, force_promote=False, register=False)
 
 
 def _compete(
@@ -162,6 +168,8 @@ DATE = click.DateTime(formats=["%Y-%m-%d"])
     type=click.Path(path_type=Path),
     default="outputs/predictions.parquet",
     show_default=True,
+    callback=parquet_path,
+    help="Parquet file for the predictions (the suffix must be .parquet).",
 )
 @click.option("--start", type=DATE, default=None, help="Replay from this date (with --end).")
 @click.option("--end", type=DATE, default=None, help="Replay up to this date (with --start).")
@@ -176,6 +184,10 @@ def score(
 
     With --start and --end, replay instead: predict every trading date in the range as if
     scored on that evening (rows up to that date only), logged with source 'replay'.
+
+    Without --data/--snapshot: the source the model was trained from, as it is now (its
+    file re-read, its tickers only, or the newest snapshots of its tickers), not its training
+    snapshot, which would score stale dates.
     """
     from pipeline import bootstrap
     from pipeline.atomic import ensure_writable
@@ -188,14 +200,16 @@ def score(
             "the latest date"
         )
     path = ensure_writable(output, "output")
+    data = bootstrap.model_data(cfg, model_uri, given=data_given(), replay=False)
+    click.echo(data.note)
     if start is not None and end is not None:
         from pipeline.serving.replay import replay
 
-        ports, sink = bootstrap.score_ports(cfg), ParquetSink(path)
+        ports, sink = bootstrap.score_ports(cfg, data), ParquetSink(path)
         replayed = replay(cfg, ports, sink, start.date(), end.date(), model_uri)
         click.echo("\n".join([str(replayed.frame), *_replay_lines(replayed, output)]))
         return
-    result = run_score(cfg, bootstrap.score_ports(cfg), ParquetSink(path), model_uri)
+    result = run_score(cfg, bootstrap.score_ports(cfg, data), ParquetSink(path), model_uri)
     click.echo(str(result.frame))
     for ticker, rows in result.skipped.items():
         click.echo(f"skipped: {ticker} ({rows} rows, needs {result.need_rows})")

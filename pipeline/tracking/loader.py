@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.domain import LoadedModel
 from pipeline.errors import TrackingError
@@ -25,24 +25,10 @@ class MlflowModelLoader:
 
     def load(self, model_uri: str) -> Any:
         """The model behind ``model_uri`` as a LoadedModel; TrackingError if it cannot be."""
-        import mlflow
         import mlflow.pyfunc
         from mlflow.exceptions import MlflowException
 
-        ensure_store(self.uri)
-        mlflow.set_tracking_uri(self.uri)
-        client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-        name = version = run_id = None
-        tags: dict[str, str] = {}
-        ref, target = parse_model_uri(model_uri, self.stage_aliases), model_uri
-        if ref is not None:
-            mv = resolve_version(client, ref)
-            name, version, tags = ref.name, str(mv.version), dict(mv.tags)
-            run_id = mv.run_id
-            target = f"models:/{name}/{version}"  # a concrete version: what was resolved loads
-        elif model_uri.startswith(LOGGED_PREFIX):  # a logged model (`tune`): its own tags
-            name, tags, run_id = _logged_model(client, model_uri)
-            version = UNREGISTERED  # outputs and the prediction log still name the model
+        name, version, tags, run_id, target = self._find(model_uri)
         try:
             # pyfunc keeps MLflow's signature enforcement on every predict. Its warnings are
             # not worth their price here: checking the model's pip requirements against the
@@ -67,6 +53,76 @@ class MlflowModelLoader:
             run_id=run_id,
         )
         return dataclasses.replace(loaded, intervals=_intervals(loaded, model_uri))
+
+    def trained_on(self, model_uri: str) -> TrainedOn:
+        """The data the model behind ``model_uri`` was trained on, from its lineage tags:
+        registry lookups only, no model loaded (commands choose their data before loading)."""
+        found = self._find(model_uri)
+        label = f"{found.name} v{found.version}" if found.name else model_uri
+        return TrainedOn.from_tags(found.tags, label)
+
+    def _find(self, model_uri: str) -> _Found:
+        """What ``model_uri`` names: a registered version, a logged model or any other URI."""
+        import mlflow
+
+        ensure_store(self.uri)
+        mlflow.set_tracking_uri(self.uri)
+        client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        ref = parse_model_uri(model_uri, self.stage_aliases)
+        if ref is not None:
+            mv = resolve_version(client, ref)
+            # A concrete version: what was resolved is what loads, even if the alias moves.
+            target = f"models:/{ref.name}/{mv.version}"
+            return _Found(ref.name, str(mv.version), dict(mv.tags), mv.run_id, target)
+        if model_uri.startswith(LOGGED_PREFIX):  # a logged model (`tune`): its own tags
+            name, tags, run_id = _logged_model(client, model_uri)
+            # outputs and the prediction log still name the model
+            return _Found(name, UNREGISTERED, tags, run_id, model_uri)
+        return _Found(None, None, {}, None, model_uri)
+
+
+class _Found(NamedTuple):
+    name: str | None
+    version: str | None
+    tags: dict[str, str]
+    run_id: str | None
+    target: str  # the URI pyfunc loads
+
+
+def _ids(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedOn:
+    """The data a model was trained on, as `train` recorded it in the lineage tags
+    (``pipeline.training.lineage.lineage_tags``).
+
+    ``source`` is the file (or ``{ticker}`` pattern) training read; None when the panel came
+    from raw snapshots, or when the model predates the ``data_source`` tag (the snapshot
+    manifest may still say which file the snapshots were imported from).
+    """
+
+    model: str  # "Name vN", for messages
+    tickers: tuple[str, ...]
+    snapshot_ids: tuple[str, ...]
+    benchmark_snapshot_ids: tuple[str, ...]
+    source: str | None
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str], model: str) -> TrainedOn:
+        return cls(
+            model=model,
+            tickers=_ids(tags.get("tickers")),
+            snapshot_ids=_ids(tags.get("snapshot_ids")),
+            benchmark_snapshot_ids=_ids(tags.get("benchmark_snapshot_ids")),
+            source=tags.get("data_source") or None,
+        )
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the lineage names any training data (older models carry none)."""
+        return bool(self.tickers and self.snapshot_ids)
 
 
 LOGGED_PREFIX = "models:/m-"

@@ -96,6 +96,13 @@ def study_prefix(model: ModelConfig, training: TrainingConfig, plan: TrainingPla
     return "stockpipe-" + hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:12]
 
 
+def data_source(plan: TrainingPlan) -> str:
+    """The file (or ``{ticker}`` pattern) the panel was read from; "" when it was read from
+    raw snapshots, whose ids then say everything (a batch read from snapshots carries them)."""
+    batch = plan.inputs.batch
+    return "" if batch.snapshots else batch.source
+
+
 def lineage_tags(
     plan: TrainingPlan,
     study: str,
@@ -109,9 +116,12 @@ def lineage_tags(
 
     ``snapshots`` are the raw snapshot ids of the panel and of the benchmark file; ``cfg_hash``
     is :func:`config_hash` of the whole configuration, ``root`` the project checkout.
+    ``tickers``, ``snapshot_ids`` and ``data_source`` are how `backtest`, `monitor` and
+    `score` find the model's own data (``pipeline.bootstrap.model_data``).
     """
     inputs = plan.inputs
     return {
+        "data_source": data_source(plan),
         "data_sha256": inputs.batch.sha256,
         "benchmark_sha256": inputs.benchmark_sha256,
         "benchmark": inputs.benchmark or "",
