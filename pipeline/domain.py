@@ -80,6 +80,9 @@ class FoldSpec:
     embargo: int = 0
     min_train_size: int = 500
     max_train_size: int | None = None
+    # Each ticker's first `warmup` rows have undefined features and are never trained or
+    # tested on: the manifest counts rows and days from the first usable one.
+    warmup: int = 0
 
     def sql_values(self) -> list[object]:
         """Values in the column order of the ``fold_params`` table."""
@@ -93,6 +96,7 @@ class FoldSpec:
             self.min_train_size,
             self.max_train_size,
             self.horizon,
+            self.warmup,
         ]
 
 

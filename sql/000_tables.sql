@@ -25,7 +25,8 @@ CREATE OR REPLACE TABLE fold_params (
     embargo        INTEGER NOT NULL,
     min_train_size INTEGER NOT NULL,
     max_train_size INTEGER,
-    horizon        INTEGER NOT NULL
+    horizon        INTEGER NOT NULL,
+    warmup         INTEGER NOT NULL DEFAULT 0  -- rows per ticker before its first usable one
 );
 
 -- The tickers of the panel being trained and the date range of its input; the calendar and

@@ -4,9 +4,19 @@
 -- Each train window ends `purge + embargo` days before its test window starts, so no
 -- training label (t, t + horizon] reaches a test day.
 -- Walk-forward training never follows its test window, so the embargo acts as extra gap.
+-- Rows and days are counted from each ticker's first usable row (past the feature warm-up,
+-- `warmup` rows), so train_start, train_rows and train_days say what a fold really trains on.
 CREATE OR REPLACE VIEW v_folds AS
 WITH p AS (
     SELECT * FROM fold_params
+),
+usable AS (
+    SELECT date
+    FROM (
+        SELECT date, row_number() OVER (PARTITION BY ticker ORDER BY date) - 1 AS i
+        FROM v_panel_prices
+    )
+    WHERE i >= (SELECT warmup FROM fold_params)
 ),
 labelled AS (
     SELECT CAST(count(*) AS INTEGER) AS n FROM v_calendar WHERE label_known
@@ -41,14 +51,15 @@ idx AS (
 )
 SELECT
     idx.fold,
-    c1.date AS train_start,
+    (SELECT min(u.date) FROM usable AS u WHERE u.date BETWEEN c1.date AND c2.date) AS train_start,
     c2.date AS train_end,
     c3.date AS test_start,
     c4.date AS test_end,
-    idx.train_end_idx - idx.train_start_idx + 1 AS train_days,
+    (SELECT count(DISTINCT u.date) FROM usable AS u WHERE u.date BETWEEN c1.date AND c2.date)
+        AS train_days,
     idx.test_end_idx - idx.test_start_idx + 1 AS test_days,
-    (SELECT count(*) FROM v_panel_prices AS v WHERE v.date BETWEEN c1.date AND c2.date) AS train_rows,
-    (SELECT count(*) FROM v_panel_prices AS v WHERE v.date BETWEEN c3.date AND c4.date) AS test_rows
+    (SELECT count(*) FROM usable AS u WHERE u.date BETWEEN c1.date AND c2.date) AS train_rows,
+    (SELECT count(*) FROM usable AS u WHERE u.date BETWEEN c3.date AND c4.date) AS test_rows
 FROM idx
 LEFT JOIN v_calendar AS c1 ON c1.day_idx = idx.train_start_idx
 LEFT JOIN v_calendar AS c2 ON c2.day_idx = idx.train_end_idx

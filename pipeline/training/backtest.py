@@ -114,7 +114,7 @@ def _refit(
     # The model's horizon decides the purge: its labels reach `horizon` days ahead.
     purge = max(layout.purge, horizon)
     folds = resolve_folds(
-        ports.store, inputs.tickers, inputs.batch.ranges, layout, horizon, purge
+        ports.store, inputs.tickers, inputs.batch.ranges, layout, horizon, purge, data.warmup
     ).folds
     predictions = refit_per_fold(steps, data, folds)
     return folds, data.out_of_sample(folds, predictions), inputs, data

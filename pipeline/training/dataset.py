@@ -26,6 +26,7 @@ class TrainingSet:
     columns: tuple[str, ...]
     raw: pl.DataFrame  # the price rows the features came from, for input examples
     last_return: np.ndarray  # log return over the past `horizon` days: the momentum baseline
+    warmup: int = 0  # rows of each ticker's history before its first usable row
 
     def masks(self, fold: Fold) -> tuple[np.ndarray, np.ndarray]:
         """Boolean row masks for a fold's train and test windows (inclusive dates)."""
@@ -91,6 +92,7 @@ def build_training_set(
         columns=columns,
         raw=raw,
         last_return=frame.get_column("__last__").fill_null(0.0).to_numpy(),
+        warmup=warmup,
     )
 
 

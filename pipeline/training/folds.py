@@ -59,7 +59,9 @@ def folds_hash(folds: list[Fold]) -> str:
     return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
 
 
-def fold_spec(folds: FoldsConfig, horizon: int, purge: int | None = None) -> FoldSpec:
+def fold_spec(
+    folds: FoldsConfig, horizon: int, purge: int | None = None, warmup: int = 0
+) -> FoldSpec:
     """The typed layout bound into the SQL view (``purge`` overrides the configured one).
 
     The purge is never shorter than the horizon: an ``h``-day label reaches ``h`` days ahead,
@@ -74,6 +76,7 @@ def fold_spec(folds: FoldsConfig, horizon: int, purge: int | None = None) -> Fol
         embargo=folds.embargo,
         min_train_size=folds.min_train_size,
         max_train_size=folds.max_train_size,
+        warmup=warmup,
     )
 
 
@@ -97,16 +100,20 @@ def resolve_folds(
     cfg: FoldsConfig,
     horizon: int,
     purge: int | None = None,
+    warmup: int = 0,
 ) -> FoldLayout:
-    """The configured folds, or the first smaller default layout that fits the history."""
-    spec = fold_spec(cfg, horizon, purge)
+    """The configured folds, or the first smaller default layout that fits the history.
+
+    ``warmup`` is the features' warm-up: rows and days are counted from each ticker's first
+    usable row, and ``min_train_size`` is checked on those."""
+    spec = fold_spec(cfg, horizon, purge, warmup)
     try:
         return FoldLayout(store.folds(tickers, spec, ranges), spec)
     except DataError as exc:
         first_error = exc
     alternatives = _alternatives(cfg, horizon)
     for alt in alternatives:
-        spec = fold_spec(alt, horizon, purge)
+        spec = fold_spec(alt, horizon, purge, warmup)
         try:
             folds = store.folds(tickers, spec, ranges)
         except DataError:

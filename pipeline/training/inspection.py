@@ -8,7 +8,7 @@ from pipeline.data.inputs import load_inputs, store_inputs
 from pipeline.domain import DataPorts, Fold
 from pipeline.features.columns import feature_columns
 from pipeline.features.engine import collect
-from pipeline.features.spec import build_feature_defs
+from pipeline.features.spec import build_feature_defs, total_warmup
 from pipeline.settings import StockpipeConfig
 from pipeline.training.dataset import feature_frame
 from pipeline.training.folds import resolve_folds
@@ -18,12 +18,15 @@ def fold_manifest(cfg: StockpipeConfig, ports: DataPorts) -> tuple[list[Fold], s
     """The walk-forward folds for the configured data, and their hash."""
     inputs = load_inputs(cfg.model.features.benchmark, ports.source, ports.benchmark)
     store_inputs(ports.store, inputs)
+    columns = feature_columns(cfg.model)
+    defs = [d for d in build_feature_defs(cfg.model.features) if d.name in columns]
     layout = resolve_folds(
         ports.store,
         inputs.tickers,
         inputs.batch.ranges,
         cfg.training.folds,
         cfg.model.target.horizon,
+        warmup=total_warmup(defs),
     )
     return layout.folds, layout.hash
 

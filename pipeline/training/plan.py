@@ -9,10 +9,12 @@ raw snapshots and the tracking store are written afterwards. `validate` runs the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pipeline.data.inputs import Inputs, LoadedSource, load_inputs, store_inputs
 from pipeline.domain import Fold, PriceBatch, PriceSource, PriceStore, scratch_warehouse
+from pipeline.errors import TrackingUnavailableError
 from pipeline.features.columns import feature_columns
 from pipeline.features.engine import add_features, collect
 from pipeline.features.spec import build_feature_defs, total_warmup
@@ -97,7 +99,9 @@ def plan_horizons(
     plans = {}
     for h in horizons:
         data = build_training_set(history, defs, columns, h, featured)
-        layout = resolve_folds(workspace, kept.tickers, kept.batch.ranges, folds, h)
+        layout = resolve_folds(
+            workspace, kept.tickers, kept.batch.ranges, folds, h, warmup=data.warmup
+        )
         plans[h] = TrainingPlan(kept, data, layout, warmup, need, skipped, h)
     return plans
 
@@ -105,12 +109,12 @@ def plan_horizons(
 def readiness(cfg: StockpipeConfig, batch: PriceBatch, benchmark: PriceSource | None) -> list[str]:
     """What `validate` adds to the contract: can this config train on this batch?
 
-    Runs the same plan as `train` in a scratch in-memory warehouse, checks that the summary
-    can be written and that the tracking store can be reached, and writes nothing. Raises
-    the error `train` would raise; returns human lines otherwise.
+    Runs the same plan as `train` in a scratch in-memory warehouse, checks that the real
+    warehouse reads back whole, that the summary can be written and that the tracking store
+    can be reached, and writes nothing. Raises the error `train` would raise (with its exit
+    code); returns human lines otherwise.
     """
     from pipeline.atomic import ensure_writable
-    from pipeline.tracking.store import probe_server, sqlite_path
 
     plan = plan_training(
         cfg.model,
@@ -120,11 +124,58 @@ def readiness(cfg: StockpipeConfig, batch: PriceBatch, benchmark: PriceSource | 
         benchmark,
         scratch_warehouse(),
     )
+    warehouse = check_warehouse(cfg.resolve(cfg.data.warehouse))
     summary = ensure_writable(cfg.resolve(cfg.training.summary_path), "summary")
-    uri = cfg.tracking_uri
+    uri = check_tracking(cfg.tracking_uri)
+    return [
+        *plan.describe(),
+        *unused_selection_k(cfg),
+        warehouse,
+        f"summary: {summary} (writable)",
+        f"tracking: {uri} (reachable)",
+    ]
+
+
+def unused_selection_k(cfg: StockpipeConfig) -> list[str]:
+    """A note when ``selection.k`` decides nothing: it is the fixed k of the candidates that
+    do not tune ``selector__k``, and every enabled candidate here tunes it."""
+    if cfg.model.selection.selector != "kbest":
+        return []
+    enabled = [c for c in cfg.candidates.candidates if c.enabled]
+    if any("selector__k" not in {**c.params, **c.space} for c in enabled):
+        return []
+    return [
+        f"note: selection.k ({cfg.model.selection.k}) is unused: every enabled candidate "
+        "tunes selector__k (model_candidates.yaml); it applies to candidates that do not"
+    ]
+
+
+def check_warehouse(path: Path) -> str:
+    """Read every stored row of the warehouse, writing nothing, as `train` would find it.
+
+    Raises WarehouseCorruptError (pointing to `stockpipe data rebuild`) for a damaged file,
+    with the message `train` gives; a missing file is fine (train creates it).
+    """
+    from pipeline.data.warehouse import DuckDBStore
+
+    if not path.exists():
+        return f"warehouse: {path} (created on first use)"
+    rows = DuckDBStore(path).verify()
+    return f"warehouse: {path} ({rows} rows, readable)"
+
+
+def check_tracking(uri: str) -> str:
+    """Reach the tracking store the way `train` will; TrackingUnavailableError (exit 4, as
+    in `train`) if it cannot be reached or created."""
+    from pipeline.atomic import OutputError, ensure_writable
+    from pipeline.tracking.store import probe_server, sqlite_path
+
     db = sqlite_path(uri)
     if db is not None:
-        ensure_writable(db, "tracking store")
+        try:
+            ensure_writable(db, "tracking store")
+        except OutputError as exc:  # train fails here creating the store: exit 4, not 2
+            raise TrackingUnavailableError(str(exc)) from exc
     elif uri.startswith(("http://", "https://")):
         probe_server(uri)
-    return [*plan.describe(), f"summary: {summary} (writable)", f"tracking: {uri} (reachable)"]
+    return uri

@@ -18,6 +18,7 @@ from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.data.readers import FileSource
 from pipeline.features.columns import feature_columns
+from pipeline.features.spec import build_feature_defs, total_warmup
 
 FOLD_KEYS = {
     "fold",
@@ -52,6 +53,13 @@ def _calendar(*tickers: str) -> list[dt.date]:
 
 def _day(doc: dict[str, Any], key: str) -> dt.date:
     return dt.date.fromisoformat(doc[key])
+
+
+def _warmup(conf: Path) -> int:
+    """Rows of each ticker before its first usable one (the shipped set's warm-up)."""
+    model = load_config(conf).model
+    columns = feature_columns(model)
+    return total_warmup([d for d in build_feature_defs(model.features) if d.name in columns])
 
 
 @pytest.fixture
@@ -108,6 +116,8 @@ def test_manifest_invariants(conf_dir: Path, folds: dict[str, Any], horizon: int
     calendar = _calendar("NVDA")
     idx = {d: i for i, d in enumerate(calendar)}
     labelled = calendar[:-horizon]  # the last `horizon` days have no label yet
+    warmup = _warmup(conf_dir)
+    assert warmup > 250  # the shipped set: the manifest must not count these rows
     manifest = _folds(conf_dir)["folds"]
     assert len(manifest) == f.n_folds
 
@@ -124,7 +134,7 @@ def test_manifest_invariants(conf_dir: Path, folds: dict[str, Any], horizon: int
         if f.scheme == "sliding":
             assert f.max_train_size is not None and tr1 - tr0 + 1 == f.max_train_size
         else:
-            assert tr0 == 0
+            assert tr0 == warmup  # the first row past the warm-up, not the file's first row
         if k:
             prev_end = idx[_day(manifest[k - 1], "test_end")]
             assert te0 == prev_end + 1  # contiguous, non-overlapping: step == test_size
@@ -162,7 +172,11 @@ def test_panel_folds_share_one_calendar(conf_dir: Path, panel: Path) -> None:
     # precondition: the three tickers trade on exactly the same days over the tested period
     tested_days = [d for d in calendar if d >= first_test]
     assert set(per_ticker["len"].to_list()) == {len(tested_days)}
-    assert doc["folds"][0]["train_start"] == str(calendar[0])  # the union calendar's first day
+    # Rows the model can use: each ticker's rows past its own warm-up.
+    usable = rows.sort("ticker", "date").filter(
+        pl.int_range(pl.len()).over("ticker") >= _warmup(conf_dir)
+    )
+    assert doc["folds"][0]["train_start"] == str(usable["date"].min())
     for fold, one in zip(doc["folds"], single["folds"], strict=True):
         # same dates as the single-ticker manifest, three rows per date
         assert {k: fold[k] for k in ("test_start", "test_end", "train_end")} == {
@@ -170,7 +184,7 @@ def test_panel_folds_share_one_calendar(conf_dir: Path, panel: Path) -> None:
         }
         assert fold["test_rows"] == len(TICKERS) * f.test_size
         lo, hi = _day(fold, "train_start"), _day(fold, "train_end")
-        assert fold["train_rows"] == rows.filter(pl.col("date").is_between(lo, hi)).height
+        assert fold["train_rows"] == usable.filter(pl.col("date").is_between(lo, hi)).height
 
 
 @pytest.mark.parametrize("use_panel", [False, True], ids=["nvda", "panel"])
