@@ -56,42 +56,114 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
+# Keys a section's file must set although its model has a default (the default serves code
+# building the model by hand, and would be a hidden choice in a file).
+REQUIRED_KEYS = {"model": {"features": "declare the feature families the model computes"}}
+
 # Keys that say the same thing: a layer setting one replaces the other from layers below
 # (an overlay's `horizons: [1, 5]` over the base's `horizon: 1`).
 SYNONYMS = {"horizon": "horizons", "horizons": "horizon"}
 
 
-def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+Provenance = dict[tuple[str, ...], Path]
+
+
+def _deep_merge(
+    base: dict[str, Any],
+    over: Mapping[str, Any],
+    origin: Path,
+    prov: Provenance,
+    at: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """``over`` merged into ``base``; ``prov`` records the file that set each key path."""
     merged = {k: v for k, v in base.items() if SYNONYMS.get(k) not in over}
     for key, value in over.items():
+        here = (*at, key)
         if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
+            merged[key] = _deep_merge(merged[key], value, origin, prov, here)
+            continue
+        # A replaced value takes its whole subtree with it: nothing below it is blamed on
+        # the layer it replaced (a synonym's subtree goes too: `horizons` over `horizon`).
+        for gone in [p for p in prov if p[: len(at) + 1] in (here, (*at, SYNONYMS.get(key)))]:
+            del prov[gone]
+        merged[key] = value
+        prov[here] = origin
     return merged
 
 
-def _has_path(doc: Mapping[str, Any], loc: tuple[int | str, ...]) -> bool:
+def _merge(sources: list[tuple[Path, dict[str, Any]]]) -> tuple[dict[str, Any], Provenance]:
+    """Deep-merge the layers in order; also return which file set each key path."""
+    merged: dict[str, Any] = {}
+    prov: Provenance = {}
+    for path, doc in sources:
+        merged = _deep_merge(merged, doc, path, prov)
+    return merged, prov
+
+
+def _user_key(doc: Mapping[str, Any], loc: tuple[int | str, ...], missing: bool) -> tuple[str, ...]:
+    """The key path as the user wrote it, from a pydantic error location.
+
+    pydantic adds steps the YAML does not have: union branches (``k.int``,
+    ``k.literal['all']``), an index into the list that ``horizon: 0`` becomes, ``horizons``
+    for ``horizon``. Only steps found in the document are kept (a missing field's own name
+    too), so every branch of one bad value lands on the same key.
+    """
     node: Any = doc
-    for part in loc:
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
+    kept: list[str] = []
+    for i, part in enumerate(loc):
+        name = SYNONYMS.get(str(part), str(part))
+        if isinstance(node, Mapping) and (part in node or name in node):
+            kept.append(str(part) if part in node else name)
+            node = node[kept[-1]]
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            kept.append(str(part))
             node = node[part]
-        else:
-            return False
-    return True
+        elif missing and i == len(loc) - 1:
+            kept.append(str(part))
+    return tuple(kept)
 
 
-def _format_errors(exc: ValidationError, sources: list[tuple[Path, dict[str, Any]]]) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc) or "<root>"
-        # Blame the last overlay that set the key; the base file otherwise.
-        blamed = next((p for p, doc in reversed(sources) if _has_path(doc, loc)), sources[0][0])
-        lines.append(f"{blamed}: key '{key}': {err['msg']}")
-    return "\n".join(lines)
+def _blame(prov: Provenance, key: tuple[str, ...], files: list[Path]) -> Path:
+    """The file that set ``key``: the last layer that set it or anything under it (a
+    model-level rule on a mapping blames its latest edit), else the one that set its nearest
+    parent; the base file for the section as a whole."""
+    under = [f for p, f in prov.items() if key and p[: len(key)] == key]
+    if under:
+        return max(under, key=files.index)
+    for n in range(len(key) - 1, 0, -1):
+        if key[:n] in prov:
+            return prov[key[:n]]
+    return files[0]
+
+
+def _format_errors(
+    exc: ValidationError, merged: dict[str, Any], prov: Provenance, files: list[Path]
+) -> str:
+    """One line per bad key, naming the overlay file that introduced it.
+
+    An error whose location is a parent of another error's (a tuple "too short after
+    validation" because its item failed) is a consequence, not a second mistake: dropped.
+    """
+    errors = exc.errors()
+    locs = [tuple(e["loc"]) for e in errors]
+    lines: dict[tuple[Path, str], list[str]] = {}
+    got_values: dict[tuple[Path, str], str] = {}  # the offending value, when it is short
+    for err, loc in zip(errors, locs, strict=True):
+        if any(len(o) > len(loc) and o[: len(loc)] == loc for o in locs):
+            continue
+        key = _user_key(merged, loc, err["type"] == "missing")
+        blamed = _blame(prov, key, files)
+        msgs = lines.setdefault((blamed, ".".join(key) or "<root>"), [])
+        if err["msg"] not in msgs:
+            msgs.append(err["msg"])
+        got = err.get("input")
+        if isinstance(got, str | int | float) and err["type"] != "extra_forbidden":
+            got_values[(blamed, ".".join(key) or "<root>")] = f" (got {got!r})"
+    # Several messages on one key are a union's branches: any one of them would do.
+    return "\n".join(
+        f"{f}: key '{k}': {'; or '.join(m)}{got_values.get((f, k), '')}"
+        for (f, k), m in lines.items()
+    )
 
 
 def _folders(root_dir: Path, env: str | None) -> tuple[Path, list[Path]]:
@@ -124,13 +196,14 @@ def _section(name: str, base: Path, overlays: list[Path]) -> BaseModel | None:
         if name not in ABSENT_SECTIONS:
             raise ConfigError(f"{base_file}: required config file is missing")
     sources = [(f, _read_yaml(f)) for f in ([base_file] if base_file.is_file() else []) + layers]
-    merged: dict[str, Any] = {}
-    for _, doc in sources:
-        merged = _deep_merge(merged, doc)
+    merged, prov = _merge(sources)
+    for key, why in REQUIRED_KEYS.get(name, {}).items():
+        if key not in merged:
+            raise ConfigError(f"{sources[0][0]}: key '{key}': required ({why})")
     try:
         return model.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, sources)) from exc
+        raise ConfigError(_format_errors(exc, merged, prov, [f for f, _ in sources])) from exc
 
 
 def load_config(config_dir: str | Path, env: str | None = None) -> StockpipeConfig:

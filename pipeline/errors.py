@@ -43,3 +43,22 @@ class FeatureInputError(ModelError, ValueError):
     Also a ``ValueError``, which is what scikit-learn's estimator contract (and code written
     against it, such as ``try: ... except ValueError``) expects for bad input.
     """
+
+
+# Modules whose own exceptions mean the tracking store failed under us (MLflow and the HTTP
+# stack it talks through), not that the request was wrong.
+TRACKING_MODULES = ("mlflow", "requests", "urllib3")
+
+
+def exit_code_of(exc: BaseException) -> int | None:
+    """The CLI exit code of ``exc``: the one place that decides it, for every command.
+
+    Our errors carry their code (an unreachable tracking store is EXIT_TRACKING wherever it
+    is found: `validate`'s probe or `train`'s first call); a tracking library's own error
+    escaping mid-run is EXIT_TRACKING too. None: not a failure we classify (a bug: re-raise).
+    """
+    if isinstance(exc, StockpipeError):
+        return exc.exit_code
+    if type(exc).__module__.startswith(TRACKING_MODULES):
+        return EXIT_TRACKING
+    return None

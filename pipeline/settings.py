@@ -7,9 +7,16 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
-from pipeline.features.spec import FeaturesConfig
+from pipeline.features.spec import FeaturesConfig, declared_families
 
 AUTO = "__AUTO__"
 SQLITE = "sqlite:///"
@@ -31,8 +38,8 @@ class ContractConfig(_Frozen):
 
     missing: Literal["error", "drop"] = "error"
     max_abs_log_return: float = Field(0.5, gt=0, description="warn above (unadjusted split?)")
-    max_gap_business_days: int = Field(5, ge=1, description="warn on longer gaps")
-    max_staleness_days: int | None = Field(None, ge=0, description="warn if last date older")
+    max_gap_business_days: StrictInt = Field(5, ge=1, description="warn on longer gaps")
+    max_staleness_days: StrictInt | None = Field(None, ge=0, description="warn if last date older")
 
 
 class FetchConfig(_Frozen):
@@ -41,7 +48,7 @@ class FetchConfig(_Frozen):
     interval: Literal["1d"] = "1d"
     start: dt.date | None = None
     end: dt.date | None = None
-    retries: int = Field(3, ge=0)
+    retries: StrictInt = Field(3, ge=0)
     backoff_seconds: float = Field(1.0, ge=0)
     timeout_seconds: float = Field(20.0, gt=0)
 
@@ -76,8 +83,16 @@ class DataConfig(_Frozen):
         "or leave the ticker out with a warning that says so (skip)",
     )
 
+    @field_validator("tickers")
+    @classmethod
+    def _tickers(cls, tickers: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        """The one ticker rule of files and the API: ``[nvda, " spy"]`` is (NVDA, SPY)."""
+        from pipeline.data.tickers import normalise_tickers
 
-Horizon = Annotated[int, Field(ge=1, le=250)]
+        return None if tickers is None else normalise_tickers(tickers)
+
+
+Horizon = Annotated[StrictInt, Field(ge=1, le=250)]
 
 
 class TargetConfig(_Frozen):
@@ -117,7 +132,7 @@ class SelectionConfig(_Frozen):
     features: Literal["__AUTO__"] | tuple[str, ...] = "__AUTO__"
     exclude: tuple[str, ...] = ()
     selector: Literal["none", "variance", "kbest", "from_model", "rfecv"] = "kbest"
-    k: int | Literal["all"] = 10
+    k: StrictInt | Literal["all"] = 10
     score_func: Literal["f_regression", "mutual_info_regression"] = "f_regression"
     variance_threshold: float = Field(0.0, ge=0)
     importance_threshold: str | float = "median"
@@ -129,9 +144,9 @@ class SelectionConfig(_Frozen):
         default_factory=dict, description="rfecv: parameters of rfecv_estimator"
     )
     rfecv_estimator: Literal["ridge", "lightgbm"] = "ridge"
-    rfecv_splits: int = Field(3, ge=2)
-    rfecv_step: int = Field(1, ge=1)
-    rfecv_min_features: int = Field(3, ge=1)
+    rfecv_splits: StrictInt = Field(3, ge=2)
+    rfecv_step: StrictInt = Field(1, ge=1)
+    rfecv_min_features: StrictInt = Field(3, ge=1)
 
 
 class IntervalsConfig(_Frozen):
@@ -183,7 +198,12 @@ class ModelConfig(_Frozen):
     estimator: EstimatorKind | None = None
     params: dict[str, Scalar] = {}
     space: dict[str, ParamSpace] = {}
-    n_trials: int | None = Field(None, ge=1, description="default: 10 with a space, else 1")
+    n_trials: StrictInt | None = Field(None, ge=1, description="default: 10 with a space, else 1")
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _declared(cls, data: object) -> object:
+        return declared_families(data)  # a file's features are what it names, never none
 
     def single_candidate(self) -> CandidatesConfig | None:
         """The competition of one model that ``estimator`` names (None when it names none)."""
@@ -204,13 +224,13 @@ class FoldsConfig(_Frozen):
     """Walk-forward folds over the trading calendar; never a shuffled split."""
 
     scheme: Literal["expanding", "sliding"] = "expanding"
-    n_folds: int = Field(5, ge=2)
-    test_size: int = Field(250, ge=1)
-    step: int | None = Field(None, ge=1, description="Days between test starts; >= test_size")
-    purge: int = Field(1, ge=0)
-    embargo: int = Field(0, ge=0)
-    min_train_size: int = Field(500, ge=10)
-    max_train_size: int | None = Field(None, ge=10)
+    n_folds: StrictInt = Field(5, ge=2)
+    test_size: StrictInt = Field(250, ge=1)
+    step: StrictInt | None = Field(None, ge=1, description="Days between test starts; >= test_size")
+    purge: StrictInt = Field(1, ge=0)
+    embargo: StrictInt = Field(0, ge=0)
+    min_train_size: StrictInt = Field(500, ge=10)
+    max_train_size: StrictInt | None = Field(None, ge=10)
 
     @model_validator(mode="after")
     def _step(self) -> FoldsConfig:
@@ -228,7 +248,7 @@ class StrategyConfig(_Frozen):
     threshold: float = Field(0.0, ge=0)
     cost_bps: float = Field(5.0, ge=0)
     periods_per_year: float = Field(252.0, gt=0)
-    bootstrap_samples: int = Field(1000, ge=100)
+    bootstrap_samples: StrictInt = Field(1000, ge=100)
 
 
 class PortfolioConfig(_Frozen):
@@ -239,10 +259,12 @@ class PortfolioConfig(_Frozen):
     book to -1. See :mod:`pipeline.evaluation.portfolio` for clamping, holding and costs.
     """
 
-    top_k: int = Field(5, ge=1)
-    bottom_k: int = Field(5, ge=0)
+    top_k: StrictInt = Field(5, ge=1)
+    bottom_k: StrictInt = Field(5, ge=0)
     weighting: Literal["equal", "score"] = "equal"
-    rebalance_days: int = Field(1, ge=1, description="Rounded up to a multiple of the horizon")
+    rebalance_days: StrictInt = Field(
+        1, ge=1, description="Rounded up to a multiple of the horizon"
+    )
     cost_bps: float = Field(5.0, ge=0, description="Cost per unit of turnover, in basis points")
 
 
@@ -271,15 +293,15 @@ class TuningConfig(_Frozen):
     primary_metric: PrimaryMetric = "rmse"
     direction: Literal["auto", "minimize", "maximize"] = "auto"
     pruner: Literal["none", "median", "percentile"] = "median"
-    pruner_startup_trials: int = Field(5, ge=0)
-    pruner_warmup_folds: int = Field(1, ge=0)
+    pruner_startup_trials: StrictInt = Field(5, ge=0)
+    pruner_warmup_folds: StrictInt = Field(1, ge=0)
     pruner_percentile: float = Field(25.0, gt=0, lt=100)
     storage: str | None = Field(
         None, description="None = in memory; a journal file path; or a postgresql:// URL"
     )
     study_name: str | None = None
-    n_jobs: int = Field(1, ge=1)
-    fold_jobs: int | None = Field(
+    n_jobs: StrictInt = Field(1, ge=1)
+    fold_jobs: StrictInt | None = Field(
         None, ge=1, description="folds fitted at once per trial; None = cores / n_jobs"
     )
     wait_for_workers_seconds: float = Field(600.0, ge=0)
@@ -321,16 +343,18 @@ class TrainingConfig(_Frozen):
     portfolio: PortfolioConfig = PortfolioConfig()
     tuning: TuningConfig = TuningConfig()
     promotion: PromotionConfig = PromotionConfig()
-    seed: int = Field(42, ge=0, le=2**32 - 1, description="numpy and Optuna take 32-bit seeds")
-    n_trials: int | None = Field(None, ge=1, description="Overrides every candidate's budget")
+    seed: StrictInt = Field(
+        42, ge=0, le=2**32 - 1, description="numpy and Optuna take 32-bit seeds"
+    )
+    n_trials: StrictInt | None = Field(None, ge=1, description="Overrides every candidate's budget")
     summary_path: Path = Path("outputs/train_summary.json")
 
 
 class IntSpace(_Frozen):
     type: Literal["int"]
-    low: int
-    high: int
-    step: int = 1
+    low: StrictInt
+    high: StrictInt
+    step: StrictInt = 1
     log: bool = False
 
 
@@ -358,7 +382,7 @@ class CandidateConfig(_Frozen):
     name: str
     estimator: EstimatorKind
     enabled: bool = True
-    n_trials: int = Field(10, ge=1)
+    n_trials: StrictInt = Field(10, ge=1)
     timeout_seconds: float | None = Field(None, gt=0)
     params: dict[str, Scalar] = {}
     space: dict[str, ParamSpace] = {}
@@ -419,6 +443,14 @@ class ServingConfig(_Frozen):
     reload_interval_seconds: float = Field(
         30.0, gt=0, description="how often `serve` asks the registry where its alias points"
     )
+    # None here (no auth unless configured): an app built in code, a test, does not depend on
+    # the shell's environment; conf/base/serving.yaml names STOCKPIPE_API_TOKEN.
+    api_token_env: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="environment variable holding the API token; when it is set and not "
+        "empty, /predict, /model and /metrics need `Authorization: Bearer <token>`",
+    )
 
 
 class MonitoringConfig(_Frozen):
@@ -432,7 +464,7 @@ class MonitoringConfig(_Frozen):
     ``band_alert_quantile`` of the backtest's bootstrap distribution at the live sample size.
     """
 
-    window: int = Field(60, ge=2, description="recent trading days compared with training")
+    window: StrictInt = Field(60, ge=2, description="recent trading days compared with training")
     output_dir: Path = Path("outputs/monitor")
     psi_warn: float = Field(0.1, gt=0)
     psi_alert: float = Field(0.25, gt=0)
@@ -440,9 +472,9 @@ class MonitoringConfig(_Frozen):
     null_alert_factor: float = Field(
         2.0, ge=1, description="alert above this multiple of the training windows' largest PSI"
     )
-    min_rows: int = Field(20, ge=2, description="fewer realised predictions: 'insufficient'")
-    rolling_window: int = Field(20, ge=2, description="dates per point of the rolling DA/IC")
-    band_samples: int = Field(1000, ge=100, description="stationary-bootstrap resamples")
+    min_rows: StrictInt = Field(20, ge=2, description="fewer realised predictions: 'insufficient'")
+    rolling_window: StrictInt = Field(20, ge=2, description="dates per point of the rolling DA/IC")
+    band_samples: StrictInt = Field(1000, ge=100, description="stationary-bootstrap resamples")
     band_warn_quantile: float = Field(0.05, gt=0, lt=0.5)
     band_alert_quantile: float = Field(0.01, gt=0, lt=0.5)
 

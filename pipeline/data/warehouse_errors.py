@@ -15,8 +15,8 @@ from pipeline.data.external import first_line
 from pipeline.errors import DataError
 
 REBUILD_HINT = (
-    "the warehouse only caches your raw snapshots: run `stockpipe data rebuild` to move it "
-    "aside and rebuild it from them"
+    "its prices are a cache of your raw snapshots: run `stockpipe data rebuild` to rebuild "
+    "them into a new file, which keeps the prediction log (the old file is moved aside)"
 )
 
 

@@ -9,17 +9,18 @@ weight is below ``RECURSIVE_TOLERANCE``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from pipeline.features import library as lib
 from pipeline.features.guard import assert_causal
 
 Source = Literal["close", "open", "high", "low", "volume", "logret_1", "ret_1"]
-Window = Annotated[int, Field(ge=1, le=2520)]
+Window = Annotated[StrictInt, Field(ge=1, le=2520)]
 Windows = Annotated[tuple[Window, ...], Field(min_length=1)]
 C, H, L, V = pl.col("close"), pl.col("high"), pl.col("low"), pl.col("volume")
 BENCH_CLOSE = "bench_close"
@@ -294,6 +295,24 @@ class FeaturesConfig(_Family):
     def benchmark(self) -> str | None:
         """Ticker whose close the market family needs, if any."""
         return self.market.benchmark if self.market is not None else None
+
+
+def declared_families(data: object) -> object:
+    """A ``features`` mapping read from a config file, as exactly the families it names.
+
+    FeaturesConfig's defaults serve code that builds one by hand; in a config file, naming
+    only ``rsi`` means rsi only, and naming none (``features: {}``) is an error rather than
+    14 hidden default features. A FeaturesConfig instance passes through unchanged.
+    """
+    if not isinstance(data, Mapping):
+        return data
+    if all(value is None for key, value in data.items() if key != "dtype"):
+        raise ValueError(
+            "no features: declare at least one feature family, e.g. "
+            "`log_return: {windows: [1, 5, 20]}` (see conf/base/model.yaml)"
+        )
+    families = [k for k in FeaturesConfig.model_fields if k != "dtype"]
+    return {**dict.fromkeys(families), **data}
 
 
 def build_feature_defs(cfg: FeaturesConfig) -> list[FeatureDef]:

@@ -8,6 +8,7 @@ alias it gets (champion or challenger) depends on it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 
 from pipeline.data.inputs import LoadedSource
@@ -17,11 +18,15 @@ from pipeline.evaluation.report import fold_mean
 from pipeline.evaluation.results import WalkForwardReport
 from pipeline.monitoring.profile import PROFILE_TAG
 from pipeline.settings import PromotionConfig, TrackingConfig, TrainingConfig
+from pipeline.tracking.registry import intent_tags
 from pipeline.training.competition import CompetitionResult
 from pipeline.training.intervals import calibration_tags
-from pipeline.training.job import TrainPorts
+from pipeline.training.job import TrainOptions, TrainPorts
 from pipeline.training.plan import TrainingPlan
 from pipeline.training.promotion import Decision, decide, incumbent_value
+from pipeline.training.stopping import checkpoint
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ def gate(
     An incumbent that cannot be re-evaluated is kept (the decision says why), unless forced;
     a promotion is withdrawn if the champion moved meanwhile (:func:`still_current`).
     """
+    checkpoint()  # a stop request (SIGTERM) ends the job before the gate, not inside it
     incumbent = ports.registry.version_for_alias(tracking.champion_alias)
     score: float | None = None
     problem: str | None = None
@@ -122,6 +128,63 @@ def still_current(tracking: TrackingConfig, registry: Registry, decision: Decisi
     )
 
 
+# Lineage tags that make two trainings the same: same data and benchmark bytes, the same
+# resolved configuration and seed, the same code and libraries.
+IDENTITY_TAGS = (
+    "data_sha256",
+    "benchmark_sha256",
+    "config_hash",
+    "seed",
+    "git_commit",
+    "package_versions",
+)
+
+
+def identical_retrain(
+    tracking: TrackingConfig,
+    promotion: PromotionConfig,
+    registry: Registry,
+    parent: Run,
+    comp: CompetitionResult,
+    options: TrainOptions,
+) -> tuple[Decision, Registered] | None:
+    """The outcome of a retrain identical to the champion or the challenger, or None.
+
+    A job on the same data, config, seed and code as the version an alias holds would only
+    register a copy of it: it keeps that version instead and says so. None when the job
+    registers nothing anyway, or --force-promote asks for a new version explicitly.
+    """
+    if not options.register or options.force_promote:
+        return None
+    aliases = (tracking.champion_alias, promotion.challenger_alias)
+    same = _same_lineage(registry, aliases, comp.lineage)
+    if same is None:
+        return None
+    version, alias = same
+    reason = (
+        f"identical retrain: v{version} (@{alias}) was trained on the same data, config, "
+        "seed and code; not registered again"
+    )
+    log.info("%s: %s", tracking.registered_model, reason)
+    parent.set_tags({"registered_version": "", "promoted": "False", "promotion_reason": reason})
+    decision = Decision(False, reason, incumbent_version=version)
+    return decision, Registered(tracking.registered_model, version, alias, parent.run_id)
+
+
+def _same_lineage(
+    registry: Registry, aliases: tuple[str, ...], lineage: dict[str, str]
+) -> tuple[str, str] | None:
+    """(version, alias) of the first alias whose version has ``lineage``'s identity tags."""
+    want = {k: lineage.get(k) for k in IDENTITY_TAGS}
+    for alias in aliases:
+        version = registry.version_for_alias(alias)
+        if version is not None:
+            tags = registry.version_tags(version)
+            if {k: tags.get(k) for k in IDENTITY_TAGS} == want:
+                return version, alias
+    return None
+
+
 def register(
     tracking: TrackingConfig,
     promotion: PromotionConfig,
@@ -136,15 +199,26 @@ def register(
     Every version is registered with ``promoted=false``; the registry sets it to true only
     once the champion alias points at the version, so a kill in between never leaves a
     version that looks promoted without the alias. The version carries the lineage tags the
-    winner's model was logged with.
+    winner's model was logged with, and the intent of this registration (the alias it is to
+    get, the gate's verdict): a kill before the alias moves leaves it pending, and the next
+    ``train`` or ``models list`` finishes or abandons it (``registry.settle_pending``).
+
+    The job's last safe point for a stop request: once registration begins it completes.
     """
+    checkpoint()
     best = comp.best
+    alias = tracking.champion_alias if decision.promoted else promotion.challenger_alias
+    intent = intent_tags(alias, decision.promoted, decision.incumbent_version)
     # reference_run_id: the run holding the monitoring profile and the backtest's files.
-    tags = {**comp.lineage, **_version_tags(comp, decision, report), PROFILE_TAG: parent.run_id}
+    tags = {
+        **comp.lineage,
+        **_version_tags(comp, decision, report),
+        PROFILE_TAG: parent.run_id,
+        **intent,
+    }
     version = registry.register(
         best.model_uri, best.run_id, tags, _description(comp, decision, report)
     )
-    alias = tracking.champion_alias if decision.promoted else promotion.challenger_alias
     registry.set_alias(alias, version, record=decision.promoted)
     parent.set_tags(
         {

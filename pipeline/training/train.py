@@ -22,7 +22,7 @@ from pipeline.training.folds import folds_hash
 from pipeline.training.job import TrainOptions, TrainPorts
 from pipeline.training.plan import TrainingPlan, plan_horizons
 from pipeline.training.promotion import Decision
-from pipeline.training.registration import Registered, gate, register
+from pipeline.training.registration import Registered, gate, identical_retrain, register
 from pipeline.training.reporting import log_report, summarise
 from pipeline.training.summary import TrainSummary
 from pipeline.training.tuning import TuningContext, entrants
@@ -107,7 +107,12 @@ def _train_horizon(
     arena = Arena(ports.tracker, parent, study, ports.progress, tags, cfg.tracking.trial_artifacts)
     comp = run_competition(ctx, entrants(cfg.candidates, training.n_trials), arena)
     report = log_report(parent, training.strategy, training.seed, plan, comp, training.portfolio)
-    if options.register:
+    same = identical_retrain(
+        cfg.tracking, training.promotion, ports.registry, parent, comp, options
+    )
+    if same is not None:  # the registry already holds this very model: nothing to register
+        decision, registered = same
+    elif options.register:
         best, force = comp.best.best_value, options.force_promote
         decision = gate(cfg.tracking, training, ports, plan, best, force)
         registered = register(

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from support import REPO, write_yaml
 
 from pipeline.bootstrap import apply_overrides
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
+from pipeline.features.spec import build_feature_defs
 from pipeline.settings import AUTO
 from pipeline.training.folds import fold_spec
 
@@ -177,3 +179,104 @@ def test_cli_overrides(conf_dir: Path, tmp_path: Path) -> None:
     assert (cfg.training.n_trials, cfg.training.seed) == (7, 3)
     assert cfg.tracking_uri == f"sqlite:///{Path('rel.db').resolve()}"
     assert cfg.training.summary_path == Path("s.json").resolve()
+
+
+# --------------------------------------------------------------------------- issue 21, item 10a
+
+
+@pytest.mark.parametrize(
+    ("doc", "key"),
+    [
+        ({"selection": {"k": "fiften"}}, "selection.k"),  # a union: one error per branch
+        ({"selection": {"features": "__AUTOO__"}}, "selection.features"),
+        ({"target": {"horizon": 0}}, "target.horizon"),  # validated as horizons.0
+        ({"features": {"rsi": {"windows": [0]}}}, "features.rsi.windows.0"),  # + "too short"
+    ],
+)
+def test_overlay_typo_is_blamed_on_the_overlay_once(
+    conf_dir: Path, doc: dict[str, object], key: str
+) -> None:
+    local = write_yaml(conf_dir / "local" / "model.yaml", doc)
+    with pytest.raises(ConfigError) as err:
+        load_config(conf_dir)
+    lines = str(err.value).splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"{local}: key '{key}': "), lines
+
+
+def test_base_error_is_blamed_on_base_though_an_overlay_edits_the_section(
+    conf_dir: Path,
+) -> None:
+    base = conf_dir / "base" / "model.yaml"
+    base.write_text(base.read_text().replace("  k: 15 ", "  k: fifteen "))
+    write_yaml(conf_dir / "local" / "model.yaml", {"selection": {"exclude": ["hl_range"]}})
+    with pytest.raises(ConfigError) as err:
+        load_config(conf_dir)
+    assert str(err.value).splitlines() == [
+        f"{base}: key 'selection.k': Input should be a valid integer; or Input should be "
+        "'all' (got 'fifteen')"
+    ]
+
+
+# --------------------------------------------------------------------------- issue 21, item 11b
+
+
+@pytest.mark.parametrize(
+    ("section", "doc", "key"),
+    [
+        ("model", {"target": {"horizon": True}}, "target.horizon"),
+        ("model", {"target": {"horizon": "5"}}, "target.horizon"),
+        ("model", {"target": {"horizons": [1, "5"]}}, "target.horizons.1"),
+        ("model", {"selection": {"k": True}}, "selection.k"),
+        ("model", {"features": {"rsi": {"windows": [True]}}}, "features.rsi.windows.0"),
+        ("training", {"folds": {"n_folds": "5"}}, "folds.n_folds"),
+        ("training", {"n_trials": True}, "n_trials"),
+    ],
+)
+def test_integer_counts_refuse_bools_and_strings(
+    conf_dir: Path, section: str, doc: dict[str, object], key: str
+) -> None:
+    path = write_yaml(conf_dir / "local" / f"{section}.yaml", doc)
+    with pytest.raises(ConfigError, match=rf"^{path}: key '{key}': Input should be a valid int"):
+        load_config(conf_dir)
+
+
+def test_integer_flags_still_parse(conf_dir: Path) -> None:
+    # click hands --trials, --seed and --n-jobs over as ints: strict fields take them.
+    cfg = apply_overrides(load_config(conf_dir), trials=3, seed=7, n_jobs=2)
+    assert (cfg.training.n_trials, cfg.training.seed, cfg.training.tuning.n_jobs) == (3, 7, 2)
+
+
+# --------------------------------------------------------------------------- issue 21, item 11c
+
+
+def _base_features(conf_dir: Path, features: object) -> Path:
+    base = conf_dir / "base" / "model.yaml"
+    doc = yaml.safe_load(base.read_text())
+    if features is None:
+        del doc["features"]
+    else:
+        doc["features"] = features
+    return write_yaml(base, doc)
+
+
+def test_empty_features_in_base_is_an_error_not_hidden_defaults(conf_dir: Path) -> None:
+    base = _base_features(conf_dir, {})
+    with pytest.raises(ConfigError, match=rf"^{base}: key 'features': .*no features"):
+        load_config(conf_dir)
+    _base_features(conf_dir, {"dtype": "float32", "rsi": None})  # nothing switched on
+    with pytest.raises(ConfigError, match="no features"):
+        load_config(conf_dir)
+    _base_features(conf_dir, None)
+    with pytest.raises(ConfigError, match=rf"^{base}: key 'features': required"):
+        load_config(conf_dir)
+
+
+def test_declared_features_are_exactly_the_families_named(conf_dir: Path) -> None:
+    _base_features(conf_dir, {"rsi": {"windows": [14]}})
+    write_yaml(conf_dir / "local" / "model.yaml", {"intervals": {"scale_feature": None}})
+    cfg = load_config(conf_dir)
+    assert [d.name for d in build_feature_defs(cfg.model.features)] == ["rsi_14"]
+    # ... and stays so through the CLI flags, which re-validate the whole config
+    again = apply_overrides(cfg, seed=5)
+    assert [d.name for d in build_feature_defs(again.model.features)] == ["rsi_14"]
