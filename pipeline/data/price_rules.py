@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from pipeline.data.tickers import CONTRACT_RULE, invalid, normalised
 from pipeline.data.validation import (
     FIRST_DATE,
     LAST_DATE,
@@ -31,6 +32,7 @@ PRICE_RANGE = f"prices must be between {MIN_PRICE:g} and {MAX_PRICE:g}"
 FINITE_VOLUME = "volume must be finite and >= 0"
 VOLUME_RANGE = f"volume must be <= {MAX_VOLUME:g}"
 EMPTY_TICKER = "ticker must not be empty"
+VALID_TICKER = CONTRACT_RULE  # written once, in pipeline.data.tickers
 DATE_RANGE = f"dates must be between {FIRST_DATE} and {LAST_DATE}"
 HIGH = "high must be >= max(open, close)"
 LOW = "low must be <= min(open, close)"
@@ -56,6 +58,11 @@ def _ticker_not_empty(column: str) -> pl.Expr:
     return ~(pl.col(column).is_null() | (pl.col(column).str.strip_chars() == ""))
 
 
+def _ticker_valid(column: str) -> pl.Expr:
+    # Empty and null tickers break EMPTY_TICKER only: each bad cell is reported once.
+    return ~_ticker_not_empty(column) | ~invalid(normalised(pl.col(column)))
+
+
 def _dates_increase(column: str) -> pl.Expr:
     later = (pl.col(column) <= pl.col(column).shift(1)).over("ticker").fill_null(False)
     return ~later
@@ -67,6 +74,7 @@ KEEPS: dict[str, Callable[[str], pl.Expr]] = {
     FINITE_VOLUME: lambda c: pl.col(c).is_finite() & (pl.col(c) >= 0),
     VOLUME_RANGE: _volume_in_range,
     EMPTY_TICKER: _ticker_not_empty,
+    VALID_TICKER: _ticker_valid,
     DATE_RANGE: lambda c: pl.col(c).is_between(FIRST_DATE, LAST_DATE),
     HIGH: lambda c: ~(pl.col(c) < pl.max_horizontal("open", "close")),
     LOW: lambda c: ~(pl.col(c) > pl.min_horizontal("open", "close")),
@@ -93,7 +101,7 @@ def _price(name: str, *extra: str) -> ColumnRules:
 
 
 COLUMNS: tuple[ColumnRules, ...] = (
-    ColumnRules("ticker", pl.String(), True, True, ((EMPTY_TICKER, False),)),
+    ColumnRules("ticker", pl.String(), True, True, ((EMPTY_TICKER, False), (VALID_TICKER, True))),
     ColumnRules(
         "date", pl.Date(), True, False, ((DATE_RANGE, True), (DUPLICATE, True), (INCREASING, True))
     ),

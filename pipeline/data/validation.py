@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 import polars as pl
 
+from pipeline.data.tickers import CONTRACT_RULE
 from pipeline.errors import DataError
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from pipeline.data.contract import Broken
 
 MAX_ROWS_SHOWN = 5
+SHOWN_CHARS = 40  # of a value shown in a message (a 10,000-character ticker)
 # Bounds that keep every feature finite: ratios, squares and rolling sums of values in these
 # ranges stay far below float64's 1.8e308, and the dates stay inside pandas' nanosecond range.
 MIN_PRICE, MAX_PRICE, MAX_VOLUME = 1e-12, 1e15, 1e18
@@ -116,7 +118,8 @@ def describe_rows(
     shown = []
     for i, row in enumerate(rows.head(MAX_ROWS_SHOWN).to_list()):
         value = values[i] if values is not None and i < len(values) else None
-        suffix = f" ({value!r})" if value is not None else ""
+        # !a (ascii): a NUL, a bidirectional override or a look-alike letter shows escaped.
+        suffix = f" ({value!a})" if value is not None else ""
         shown.append(f"{locate(row)}{suffix}")
     total = len(rows) if total is None else total
     more = f" (+{total - MAX_ROWS_SHOWN} more)" if total > MAX_ROWS_SHOWN else ""
@@ -171,9 +174,10 @@ def _violation(
     if positions.is_empty():  # a rule about the frame's schema (a missing column), not rows
         return Violation(rule, column, 0, "", severity)
     # Only the rows shown are gathered: a rule broken on every row of a big file stays cheap.
-    dated = column == "date"  # a date rule shows the dates too
-    shown = frame.select("row", *(["date"] if dated else []))[positions.head(MAX_ROWS_SHOWN)]
-    values = shown["date"].cast(pl.String) if dated else None
+    # A date rule shows the dates too, the ticker rule the (escaped, cut) tickers at fault.
+    value = "date" if column == "date" else "ticker" if rule == CONTRACT_RULE else None
+    shown = frame.select("row", *([value] if value else []))[positions.head(MAX_ROWS_SHOWN)]
+    values = shown[value].cast(pl.String).str.slice(0, SHOWN_CHARS) if value else None
     where = describe_rows(shown["row"], values, locate, total=positions.len())
     return Violation(rule, column, positions.len(), where, severity)
 

@@ -82,7 +82,12 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
         (["2024-01-02,10,9,8,10.5,100"], CSV_HEADER, r"high must be >= max\(open, close\)"),
         (["2024-01-02,10,11,10.6,10.5,100"], CSV_HEADER, r"low must be <= min\(open, close\)"),
         ([GOOD[0], GOOD[0]], CSV_HEADER, r"duplicate \(ticker, date\): 2 row\(s\) at line 2"),
-        ([GOOD[1], GOOD[0]], CSV_HEADER, r"strictly increasing per ticker: 1 row\(s\) at line 3"),
+        # Shuffled, not newest-first (a reversed file is read: test_file_formats.py).
+        (
+            [GOOD[0], GOOD[2], GOOD[1]],
+            CSV_HEADER,
+            r"strictly increasing per ticker: 1 row\(s\) at line 4",
+        ),
     ],
 )
 def test_bad_input_names_file_column_and_rows(

@@ -32,6 +32,7 @@ from pipeline.data.price_rules import (
     LOW,
     OPTIONAL,
     PRICE_RANGE,
+    VALID_TICKER,
     VOLUME_RANGE,
     keeps_every_rule,
 )
@@ -44,6 +45,7 @@ ORDER = [
     ("volume", FINITE_VOLUME),
     ("volume", VOLUME_RANGE),
     ("ticker", EMPTY_TICKER),
+    ("ticker", VALID_TICKER),
     ("date", DATE_RANGE),
     ("high", HIGH),
     ("low", LOW),

@@ -28,6 +28,7 @@ from pipeline.data.price_rules import (
     LOW,
     OPTIONAL,
     PRICE_RANGE,
+    VALID_TICKER,
     VOLUME_RANGE,
 )
 from pipeline.data.validation import PRICES
@@ -42,7 +43,8 @@ class PriceSchema(pa.DataFrameModel):
     """Daily bars in the canonical long layout: one row per (ticker, date).
 
     Columns and types, finite positive prices within [1e-12, 1e15], volume in [0, 1e18],
-    high >= max(open, close), low <= min(open, close), dates in 1800..2199, non-empty tickers,
+    high >= max(open, close), low <= min(open, close), dates in 1800..2199, non-empty
+    tickers that keep the ticker rule (``pipeline.data.tickers``, case and spaces ignored),
     unique (ticker, date) and strictly increasing dates per ticker (in frame order). Other
     columns are allowed (``strict=False``): pipelines carry a ``row`` number for messages.
     """
@@ -88,6 +90,11 @@ class PriceSchema(pa.DataFrameModel):
     @classmethod
     def ticker_not_empty(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return _keeps(data, EMPTY_TICKER)
+
+    @pa.check("ticker", error=VALID_TICKER)
+    @classmethod
+    def ticker_valid(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return _keeps(data, VALID_TICKER)
 
     @pa.check("date", error=DATE_RANGE)
     @classmethod
