@@ -6,7 +6,7 @@
 #
 # Usage:
 #   docker/mlflow-server.sh [--backend-store-uri URI] [--host HOST] [--port PORT]
-#                           [--artifacts DIR|URI] [--allowed-host NAME]... [--print]
+#                           [--artifacts DIR|URI] [--allowed-host NAME]... [--auth] [--print]
 #
 # Each option has an environment default:
 #   --backend-store-uri  MLFLOW_BACKEND_STORE_URI   postgresql://postgres@127.0.0.1:5432/mlflow
@@ -15,6 +15,7 @@
 #   --artifacts          MLFLOW_ARTIFACTS_DIR       docker/mlflow/artifacts (as the compose bind mount),
 #                                                   or an object-store URI such as s3://mlflow
 #   --allowed-host       MLFLOW_EXTRA_ALLOWED_HOSTS (comma-separated) extra Host headers to accept
+#   --auth               MLFLOW_AUTH=1              MLflow's authentication (--app-name basic-auth)
 #   --print              print the command (one argument a line) instead of running it
 #   MLFLOW               the mlflow executable (default: $VIRTUAL_ENV/bin/mlflow, else PATH)
 #
@@ -23,8 +24,21 @@
 # always allowed; when other machines connect, add the name or IP they use, with the port:
 #   docker/mlflow-server.sh --host 0.0.0.0 --allowed-host gpu-box:8888 --allowed-host '10.0.0.*:8888'
 #
-# Needs `pip install -e ".[server]"` (psycopg 3: SQLAlchemy 2.1 maps postgresql:// to it) and
-# the database: createdb -h 127.0.0.1 -U postgres mlflow
+# Needs `pip install -e ".[server]"` (psycopg 3: SQLAlchemy 2.1 maps postgresql:// to it;
+# Flask-WTF for --auth) and the database: createdb -h 127.0.0.1 -U postgres mlflow
+#
+# --auth: every API call needs a user's name and password (clients: MLFLOW_TRACKING_USERNAME
+# and MLFLOW_TRACKING_PASSWORD); /health stays open. Use it whenever --host is not loopback.
+# Everything secret comes from the environment, never from a file in the repository:
+#   MLFLOW_AUTH_ADMIN_PASSWORD      the first admin's password (12+ characters), needed on the
+#                                   first start only; MLFLOW_AUTH_ADMIN_USERNAME (default admin)
+#   MLFLOW_AUTH_DATABASE_URI        where users and permissions live (default: the backend
+#                                   store's database, in tables of their own)
+#   MLFLOW_FLASK_SERVER_SECRET_KEY  signs the UI's forms (default: random at each start)
+#   MLFLOW_AUTH_CONFIG_PATH         your own basic_auth.ini instead of the one written to
+#                                   $TMPDIR (default_permission = READ, database_uri as above)
+#   read -rs MLFLOW_AUTH_ADMIN_PASSWORD && export MLFLOW_AUTH_ADMIN_PASSWORD
+#   docker/mlflow-server.sh --auth --host 0.0.0.0 --allowed-host gpu-box:8888
 #
 # Artifacts in S3/MinIO, as the compose `minio` profile's mlflow-minio service (port 8889, own
 # database). The endpoint and keys go to this server's environment only: clients upload and
@@ -53,6 +67,7 @@ HOST="${MLFLOW_HOST:-127.0.0.1}"
 PORT="${MLFLOW_PORT:-8888}"
 ARTIFACTS="${MLFLOW_ARTIFACTS_DIR:-$ROOT/docker/mlflow/artifacts}"
 EXTRA="${MLFLOW_EXTRA_ALLOWED_HOSTS:-}"
+AUTH="${MLFLOW_AUTH:-0}"
 PRINT=0
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
@@ -64,6 +79,7 @@ while [ $# -gt 0 ]; do
         --port) PORT="$2"; shift 2 ;;
         --artifacts) ARTIFACTS="$2"; shift 2 ;;
         --allowed-host) EXTRA="${EXTRA:+$EXTRA,}$2"; shift 2 ;;
+        --auth) AUTH=1; shift ;;
         --print) PRINT=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "mlflow-server.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -96,10 +112,35 @@ CMD=("$MLFLOW" server
     --port "$PORT"
     --workers 1
     --allowed-hosts "$ALLOWED")
+case "$AUTH" in
+    1|true|yes) AUTH=1; CMD+=(--app-name basic-auth) ;;
+    0|false|no|"") AUTH=0 ;;
+    *) echo "mlflow-server.sh: MLFLOW_AUTH must be 1 or 0, not '$AUTH'" >&2; exit 2 ;;
+esac
 
 if [ "$PRINT" = 1 ]; then
     printf '%s\n' "${CMD[@]}"
     exit 0
+fi
+
+# The auth app's settings (pipeline/tracking/server.py:auth_config writes the same file). It
+# names no secret of its own, but the database URI may carry a password: the file is 0600.
+if [ "$AUTH" = 1 ]; then
+    export MLFLOW_AUTH_ADMIN_USERNAME="${MLFLOW_AUTH_ADMIN_USERNAME:-admin}"
+    if [ -z "${MLFLOW_FLASK_SERVER_SECRET_KEY:-}" ]; then
+        MLFLOW_FLASK_SERVER_SECRET_KEY="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+        export MLFLOW_FLASK_SERVER_SECRET_KEY
+    fi
+    if [ -z "${MLFLOW_AUTH_CONFIG_PATH:-}" ]; then
+        AUTH_DB="${MLFLOW_AUTH_DATABASE_URI:-$BACKEND}"
+        MLFLOW_AUTH_CONFIG_PATH="$(mktemp "${TMPDIR:-/tmp}/mlflow-basic-auth.XXXXXX")"
+        export MLFLOW_AUTH_CONFIG_PATH
+        # configparser reads % as interpolation: a percent-encoded URI needs %%.
+        printf '[mlflow]\ndefault_permission = READ\ndatabase_uri = %s\n%s\n' \
+            "${AUTH_DB//%/%%}" \
+            'authorization_function = mlflow.server.auth:authenticate_request_basic_auth' \
+            > "$MLFLOW_AUTH_CONFIG_PATH"
+    fi
 fi
 
 # A folder is created (as the image does); an object-store URI is used as given.

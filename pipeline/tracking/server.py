@@ -8,28 +8,34 @@ so ``ServerHandle.stop()`` ends it and every child, even mid start-up. ``create_
 The artifacts destination is a folder or an object-store URI such as ``s3://mlflow`` (the
 compose ``minio`` profile). Either way the server proxies artifacts, so only the server needs
 the store's endpoint and credentials (``s3_environment``); clients upload through HTTP.
+
+``auth=AdminAccount(...)`` runs MLflow's own authentication (``--app-name basic-auth``, as the
+compose ``mlflow`` service and ``docker/mlflow-server.sh --auth`` do): every API call then needs
+a user's credentials, which clients take from ``MLFLOW_TRACKING_USERNAME`` and
+``MLFLOW_TRACKING_PASSWORD``. Its users live in the backend database unless told otherwise.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import LiteralString
 
 from pipeline.errors import TrackingUnavailableError
+from pipeline.tracking.store import auth_headers, http_status
 
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+AUTH_APP = "basic-auth"
 PG_CONNINFO = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
 # scheme://... (s3://bucket, gs://..., mlflow-artifacts:/ has no //); anything else is a folder.
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -57,6 +63,44 @@ def s3_environment(endpoint_url: str, access_key_id: str, secret_access_key: str
     }
 
 
+@dataclass(frozen=True)
+class AdminAccount:
+    """The auth app's first admin, created on the first start against an empty user store
+    (MLflow ships no default password and wants 12+ characters). ``database_uri`` holds the
+    users; None keeps them in the backend store's database (their own tables)."""
+
+    username: str
+    password: str = field(repr=False)
+    database_uri: str | None = None
+
+
+def auth_config(database_uri: str, default_permission: str = "READ") -> str:
+    """The ``basic_auth.ini`` MLFLOW_AUTH_CONFIG_PATH points the auth app at. It holds no
+    secret: the admin account comes from MLFLOW_AUTH_ADMIN_USERNAME/PASSWORD and a database
+    password from the URI or PGPASSWORD. READ (MLflow's default) lets every user see every
+    run; writing to an experiment or model needs ownership or a grant."""
+    # configparser treats % as interpolation: a percent-encoded URI must be escaped.
+    return (
+        "[mlflow]\n"
+        f"default_permission = {default_permission}\n"
+        f"database_uri = {database_uri.replace('%', '%%')}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+
+
+def auth_environment(account: AdminAccount, backend_uri: str, config_path: Path) -> dict[str, str]:
+    """Write the auth config to ``config_path``; the server environment that uses it."""
+    config_path.write_text(auth_config(account.database_uri or backend_uri), encoding="utf-8")
+    return {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config_path),
+        "MLFLOW_AUTH_ADMIN_USERNAME": account.username,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": account.password,
+        # Signs the UI's CSRF tokens; one random key per server is enough with one worker.
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY")
+        or secrets.token_hex(32),
+    }
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -79,10 +123,12 @@ def server_command(
     host: str,
     port: int,
     extra_hosts: Sequence[str] = (),
+    app_name: str | None = None,
 ) -> list[str]:
     """The ``mlflow server`` argv (the environment in SERVER_ENV completes it).
 
-    ``artifacts_dir`` is a folder or an object-store URI (``s3://mlflow``), passed as given.
+    ``artifacts_dir`` is a folder or an object-store URI (``s3://mlflow``), passed as given;
+    ``app_name=AUTH_APP`` turns MLflow's authentication on.
     """
     flags = {
         "--backend-store-uri": backend_uri,
@@ -92,6 +138,8 @@ def server_command(
         "--workers": "1",
         "--allowed-hosts": ",".join(allowed_hosts(host, port, extra_hosts)),
     }
+    if app_name:
+        flags["--app-name"] = app_name
     exe = Path(sys.executable).parent / "mlflow"  # this environment's mlflow, else PATH's
     argv = [str(exe) if exe.is_file() else "mlflow", "server"]
     return argv + [part for flag in flags.items() for part in flag]
@@ -105,6 +153,8 @@ class ServerHandle:
     uri: str
     port: int
     log_path: Path
+    # What clients send (MLFLOW_TRACKING_USERNAME/PASSWORD) when the server runs basic-auth.
+    client_env: dict[str, str] = field(default_factory=dict, repr=False)
 
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the server's combined stdout/stderr."""
@@ -139,23 +189,16 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
-def _get(url: str, timeout: float = 5.0) -> int:
-    """Status code of a GET; the Host header is the URL's host:port, as the client sends it."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-
-
 def wait_until_ready(handle: ServerHandle, timeout: float) -> None:
     """Wait for /health and for a real API call: /health alone passes even when Host is refused."""
     api = f"{handle.uri}/api/2.0/mlflow/experiments/search?max_results=1"
+    headers = auth_headers(handle.client_env)  # the admin's, on a basic-auth server
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     while time.monotonic() < deadline and handle.process.poll() is None:
         try:
-            health, search = _get(f"{handle.uri}/health"), _get(api)
+            health = http_status(f"{handle.uri}/health", 5.0)
+            search = http_status(api, 5.0, headers)
             if health == 200 and search == 200:
                 return
             last = f"/health {health}, experiments/search {search}"
@@ -179,6 +222,7 @@ def start_tracking_server(
     log_path: Path | None = None,
     extra_hosts: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    auth: AdminAccount | None = None,
 ) -> ServerHandle:
     """Start ``mlflow server`` in its own process group and return once it answers API calls.
 
@@ -188,37 +232,56 @@ def start_tracking_server(
     artifacts the clients need none of it. ``port=None`` picks a free port (a rare race with
     another process binding it first shows as a start-up failure). The log goes to
     ``log_path``, a temporary file by default. ``extra_hosts`` adds ``--allowed-hosts``
-    entries. On any failure, timeout included, the process group is stopped before
-    TrackingUnavailableError is raised.
+    entries. ``auth`` runs basic-auth with that admin (its config is written next to the log;
+    ``handle.client_env`` holds the admin's client variables). On any failure, timeout
+    included, the process group is stopped before TrackingUnavailableError is raised.
     """
     port = port or free_port(host)
-    artifacts: str | Path
-    if is_store_uri(artifacts_dir):
-        artifacts = str(artifacts_dir)
-    else:
-        artifacts = Path(artifacts_dir).resolve()
-        artifacts.mkdir(parents=True, exist_ok=True)
-    if log_path is None:
-        fd, name = tempfile.mkstemp(prefix=f"mlflow-server-{port}-", suffix=".log")
-        os.close(fd)
-        log_path = Path(name)
+    artifacts = _artifacts(artifacts_dir)
+    log_path = log_path or _temp_log(port)
+    server_env = {**os.environ, **SERVER_ENV, **(env or {})}
+    client_env: dict[str, str] = {}
+    if auth is not None:
+        config = log_path.with_name(log_path.stem + ".auth.ini")
+        server_env.update(auth_environment(auth, backend_uri, config))
+        client_env = {"MLFLOW_TRACKING_USERNAME": auth.username}
+        client_env["MLFLOW_TRACKING_PASSWORD"] = auth.password
+    argv = server_command(
+        backend_uri, artifacts, host, port, extra_hosts, AUTH_APP if auth else None
+    )
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            server_command(backend_uri, artifacts, host, port, extra_hosts),
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **SERVER_ENV, **(env or {})},
+            env=server_env,
             start_new_session=True,
         )
     client_host = "127.0.0.1" if host == "0.0.0.0" else host
-    handle = ServerHandle(process, f"http://{client_host}:{port}", port, log_path)
+    handle = ServerHandle(process, f"http://{client_host}:{port}", port, log_path, client_env)
     try:
         wait_until_ready(handle, timeout)
     except BaseException:
         handle.stop()
         raise
     return handle
+
+
+def _artifacts(destination: str | Path) -> str | Path:
+    """An object-store URI as given; a folder made absolute and created."""
+    if is_store_uri(destination):
+        return str(destination)
+    folder = Path(destination).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _temp_log(port: int) -> Path:
+    """A fresh temporary file for the server's combined output."""
+    fd, name = tempfile.mkstemp(prefix=f"mlflow-server-{port}-", suffix=".log")
+    os.close(fd)
+    return Path(name)
 
 
 def create_database(name: str, conninfo: str = PG_CONNINFO) -> None:

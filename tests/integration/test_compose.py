@@ -5,7 +5,10 @@ No Docker engine is needed. Two layers:
 * schema: `check-jsonschema` against the compose spec and the GitHub workflow schema
   (unknown keys, wrong types, bad YAML);
 * cross-references the schema cannot see: depends_on targets, bind-mount paths, the published
-  port, `--allowed-hosts`, the backend store URI and the mlflow version pin.
+  port, `--allowed-hosts`, the backend store URI and the mlflow version pin;
+* who gets in: every port published on an address (loopback unless the environment opens it,
+  and only an authenticated server may be opened), no password written in the file, and the
+  `mlflow` service running the image's command with MLflow's basic-auth.
 
 Every cross-reference check is a function returning a list of problems. `test_check_passes`
 runs each on the real files; `test_check_catches` runs each on a broken copy and expects a
@@ -14,8 +17,10 @@ problem, so no check can pass vacuously.
 
 from __future__ import annotations
 
+import configparser
 import copy
 import importlib.metadata
+import ipaddress
 import json
 import re
 import shlex
@@ -27,7 +32,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from compose_support import COMPOSE, Compose, load_compose, services, set_at
+from compose_support import (
+    COMPOSE,
+    Compose,
+    MissingVariableError,
+    interpolate,
+    load_compose,
+    services,
+    set_at,
+)
 from support import REPO
 
 DOCKERFILE = REPO / "docker" / "mlflow" / "Dockerfile"
@@ -266,8 +279,10 @@ def _lock_pins() -> dict[str, str]:
 
 def check_mlflow_pin(compose: Compose, dockerfile: str) -> list[str]:
     """The image installs from the lock (no pins of its own), built from the repo root."""
-    problems = [f"Dockerfile pins {pin}: versions come from constraints.txt" for pin in
-                re.findall(r"[\w.\-\[\]]+==[0-9][\w.+!-]*", dockerfile)]
+    problems = [
+        f"Dockerfile pins {pin}: versions come from constraints.txt"
+        for pin in re.findall(r"[\w.\-\[\]]+==[0-9][\w.+!-]*", dockerfile)
+    ]
     copied = re.search(r"^COPY\s+constraints\.txt\s+(\S+)", dockerfile, re.MULTILINE)
     if copied is None or f"-c {copied.group(1)}" not in dockerfile:
         problems.append("Dockerfile does not COPY constraints.txt and pip install -c it")
@@ -277,8 +292,145 @@ def check_mlflow_pin(compose: Compose, dockerfile: str) -> list[str]:
             problems.append(f"{name} builds from {build!r}, not the repo root (the lock is there)")
     installed, locked = importlib.metadata.version("mlflow"), _lock_pins().get("mlflow")
     if installed != locked:
-        problems.append(f"constraints.txt locks mlflow {locked}, this environment has "
-                        f"{installed}: regenerate the lock (make lock) and test it")
+        problems.append(
+            f"constraints.txt locks mlflow {locked}, this environment has "
+            f"{installed}: regenerate the lock (make lock) and test it"
+        )
+    return problems
+
+
+AUTH_APP = "basic-auth"
+# Secrets compose must refuse to start without (and whose absence it must name).
+REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD")
+SECRET_KEYS = {
+    "POSTGRES_PASSWORD",
+    "PGPASSWORD",
+    "MLFLOW_AUTH_ADMIN_PASSWORD",
+    "MLFLOW_FLASK_SERVER_SECRET_KEY",
+}
+# A whole value that is one variable: ${VAR}, ${VAR:?message}, ${VAR?message} or ${VAR:-}
+# (empty: the service makes its own). Anything else holds a literal or a shared default.
+FROM_ENV = re.compile(r"\$\{\w+(:?\?[^}]*|:-)?\}")
+PG_URI = re.compile(r"postgres(?:ql)?(?:\+\w+)?://[^\s\"']+")
+
+
+def _port_entries(service: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """(host address or None, the entry as written) of every port a service publishes."""
+    entries: list[tuple[str | None, str]] = []
+    for entry in service.get("ports") or []:
+        if isinstance(entry, dict):
+            entries.append((entry.get("host_ip"), str(entry)))
+            continue
+        # [address:]host:container, where address may be a ${VAR:-default} holding colons
+        parts = str(entry).rsplit(":", 2)
+        entries.append((parts[0] if len(parts) == 3 else None, str(entry)))
+    return entries
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+def _runs_auth(service: dict[str, Any]) -> bool:
+    return f"--app-name {AUTH_APP}" in " ".join(str(a) for a in service.get("command") or [])
+
+
+def check_ports_bound(compose: Compose, _dockerfile: str) -> list[str]:
+    """Every published port names an address, loopback when the environment sets nothing;
+    an address the environment can change only on a server with authentication."""
+    problems, seen = [], 0
+    for name, svc in services(compose).items():
+        for address, entry in _port_entries(svc):
+            seen += 1
+            if not address:
+                problems.append(f"{name}: port {entry!r} is published on every interface")
+                continue
+            resolved = interpolate(address, {})
+            if not _is_loopback(resolved):
+                problems.append(f"{name}: port {entry!r} defaults to {resolved!r}, not loopback")
+            if "$" in address and not _runs_auth(svc):
+                problems.append(f"{name}: {entry!r} can be opened but {name} has no {AUTH_APP}")
+    return problems if seen else ["no published port: nothing was checked"]
+
+
+def _secret_literals(compose: Compose) -> list[str]:
+    """Secret variables and database URI passwords that are not taken from the environment."""
+    problems, seen = [], 0
+    for name, svc in services(compose).items():
+        for key, value in environment(svc).items():
+            if key in SECRET_KEYS:
+                seen += 1
+                if not FROM_ENV.fullmatch(value):
+                    problems.append(f"{name}.{key} = {value!r} is not taken from the environment")
+    for uri in PG_URI.findall(json.dumps(compose)):
+        password = re.match(r"[^:/]+://[^:@/]+:([^@]*)@", uri)
+        if password:
+            seen += 1
+            if not FROM_ENV.fullmatch(password[1]):
+                problems.append(f"{uri!r} writes its password in the file")
+    return problems if seen else ["no secret found: nothing was checked"]
+
+
+def check_secrets_from_environment(compose: Compose, _dockerfile: str) -> list[str]:
+    """No password is written in the file, and compose refuses to start without each required
+    secret, naming it (compose's ${VAR:?message})."""
+    problems = _secret_literals(compose)
+    for secret in REQUIRED_SECRETS:
+        others = {other: "x" * 24 for other in REQUIRED_SECRETS if other != secret}
+        try:
+            interpolate(compose, others)
+        except MissingVariableError as exc:
+            if exc.name != secret:
+                problems.append(f"without {secret} compose stops on {exc.name} instead")
+            continue
+        problems.append(f"compose starts without {secret}")
+    return problems
+
+
+def _auth_argv(service: dict[str, Any], env: dict[str, str]) -> list[str]:
+    """The `mlflow server ...` argv of a service's `sh -c "... && exec mlflow server ..."`."""
+    command = [str(a) for a in interpolate(service.get("command") or [], env)]
+    if command[:2] != ["sh", "-c"] or len(command) != 3:
+        return command
+    argv = shlex.split(command[2])
+    return argv[argv.index("exec") + 1 :] if "exec" in argv else argv
+
+
+def _auth_config(compose: Compose, service: dict[str, Any]) -> configparser.ConfigParser | None:
+    """The basic_auth.ini that MLFLOW_AUTH_CONFIG_PATH names, from the top-level configs."""
+    path = environment(service).get("MLFLOW_AUTH_CONFIG_PATH")
+    mounted = {c.get("target"): c.get("source") for c in service.get("configs") or []}
+    source = (compose.get("configs") or {}).get(mounted.get(path) or "") or {}
+    if "content" not in source:
+        return None
+    parser = configparser.ConfigParser()
+    parser.read_string(source["content"])
+    return parser
+
+
+def check_auth_server(compose: Compose, dockerfile: str) -> list[str]:
+    """The mlflow service runs the image's command plus --app-name basic-auth (extra allowed
+    hosts from the environment); its auth config names the compose database, no password."""
+    svc = services(compose).get(MLFLOW_SERVICE) or {}
+    expected = [*server_command(dockerfile), "--app-name", AUTH_APP]
+    problems = []
+    if _auth_argv(svc, {}) != expected:
+        problems.append(f"{MLFLOW_SERVICE} runs {_auth_argv(svc, {})}, expected {expected}")
+    extra = _auth_argv(svc, {"MLFLOW_EXTRA_ALLOWED_HOSTS": "gpu-box:8888"})
+    if "gpu-box:8888" not in (flag(extra, "--allowed-hosts") or "").split(","):
+        problems.append("MLFLOW_EXTRA_ALLOWED_HOSTS does not reach --allowed-hosts")
+    config = _auth_config(compose, svc)
+    if config is None:
+        return [*problems, "MLFLOW_AUTH_CONFIG_PATH is not a mounted config with content"]
+    uri = urlsplit(config.get("mlflow", "database_uri", fallback=""))
+    if uri.hostname not in services(compose) or uri.password is not None:
+        problems.append(f"auth database_uri {uri.geturl()!r}: not a compose service, or a password")
+    for key in ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", "PGPASSWORD"):
+        if key not in environment(svc):
+            problems.append(f"{MLFLOW_SERVICE} does not set {key}")
     return problems
 
 
@@ -289,6 +441,9 @@ CHECKS: list[Check] = [
     check_allowed_hosts,
     check_backend_uri,
     check_mlflow_pin,
+    check_ports_bound,
+    check_secrets_from_environment,
+    check_auth_server,
 ]
 
 
@@ -415,7 +570,7 @@ MUTATIONS = [
     pytest.param(
         check_mlflow_pin,
         _keep,
-        lambda text: text.replace("install -c /tmp/constraints.txt mlflow", "install mlflow==0.0.1"),
+        _swap('"mlflow[auth]"', '"mlflow[auth]==0.0.1"'),
         id="mlflow-pinned-in-dockerfile",
     ),
     pytest.param(
@@ -423,6 +578,105 @@ MUTATIONS = [
         set_at("services.mlflow.build", "docker/mlflow"),
         _same,
         id="build-context-without-lock",
+    ),
+]
+
+
+def _command_swap(old: str, new: str) -> Callable[[Compose], None]:
+    """Mutation that edits the mlflow service's `sh -c` script."""
+
+    def mutate(c: Compose) -> None:
+        script = c["services"][MLFLOW_SERVICE]["command"][2]
+        assert old in script, f"{old!r} not in the mlflow command: update this mutation"
+        c["services"][MLFLOW_SERVICE]["command"][2] = script.replace(old, new)
+
+    return mutate
+
+
+MUTATIONS += [
+    pytest.param(
+        check_ports_bound,
+        set_at("services.mlflow.ports", ["8888:5000"]),
+        _same,
+        id="port-on-every-interface",
+    ),
+    pytest.param(
+        check_ports_bound,
+        set_at("services.mlflow.ports", ["${STOCKPIPE_BIND:-0.0.0.0}:8888:5000"]),
+        _same,
+        id="port-defaults-to-every-interface",
+    ),
+    pytest.param(
+        check_ports_bound,
+        set_at("services.mlflow-minio.ports", ["${STOCKPIPE_BIND:-127.0.0.1}:8889:5000"]),
+        _same,
+        id="unauthenticated-port-openable",
+    ),
+    pytest.param(
+        check_ports_bound,
+        set_at("services.minio.ports.0", {"target": 9000, "published": 9000}),
+        _same,
+        id="long-syntax-without-host-ip",
+    ),
+    pytest.param(
+        check_secrets_from_environment,
+        set_at("services.mlflow-db.environment.POSTGRES_PASSWORD", "mlflow"),
+        _same,
+        id="postgres-password-literal",
+    ),
+    pytest.param(
+        check_secrets_from_environment,
+        set_at(
+            f"services.mlflow.environment.{BACKEND_ENV}",
+            "postgresql://mlflow:mlflow@mlflow-db:5432/mlflow",
+        ),
+        _same,
+        id="password-in-uri",
+    ),
+    pytest.param(
+        check_secrets_from_environment,
+        set_at("services.mlflow.environment.PGPASSWORD", "${POSTGRES_PASSWORD:-mlflow}"),
+        _same,
+        id="postgres-password-shared-default",
+    ),
+    pytest.param(
+        check_secrets_from_environment,
+        set_at("services.mlflow.environment.MLFLOW_AUTH_ADMIN_PASSWORD", "${ADMIN_PASSWORD}"),
+        _same,
+        id="admin-password-not-required",
+    ),
+    pytest.param(
+        check_auth_server,
+        _command_swap(" --app-name basic-auth", ""),
+        _same,
+        id="auth-off",
+    ),
+    pytest.param(
+        check_auth_server,
+        _command_swap("--workers 1", "--workers 4"),
+        _same,
+        id="auth-command-drifts-from-image",
+    ),
+    pytest.param(
+        check_auth_server,
+        _command_swap("${MLFLOW_EXTRA_ALLOWED_HOSTS:+,${MLFLOW_EXTRA_ALLOWED_HOSTS}}", ""),
+        _same,
+        id="auth-no-extra-hosts",
+    ),
+    pytest.param(
+        check_auth_server,
+        set_at(
+            "configs.mlflow-basic-auth.content",
+            "[mlflow]\ndatabase_uri = postgresql://mlflow:pw@mlflow-db:5432/mlflow\n",
+        ),
+        _same,
+        id="auth-config-with-password",
+    ),
+    pytest.param(
+        check_auth_server,
+        set_at("services.mlflow.configs", None),
+        _same,
+        id="auth-config-not-mounted",
     ),
 ]
 
