@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from pipeline.features import library as lib
 from pipeline.features.guard import assert_causal
@@ -286,15 +286,41 @@ class FeaturesConfig(_Family):
     market: Market | None = None
     cross_section: CrossSection | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _switched_off(cls, data: Any) -> Any:
+        """``family: {enabled: false}`` switches any family off, like ``family: null``.
+
+        Read before the family's own fields, so a family whose parameters are required
+        (``natr: {enabled: false}``) can be switched off in one line, and an overlay can switch
+        off a family that the base declares with parameters (deep merge keeps them; this
+        drops them)."""
+        if not isinstance(data, Mapping):
+            return data
+        return {
+            key: None if _disabled(value) and key not in _OWN_SWITCH else value
+            for key, value in data.items()
+        }
+
     def families(self) -> list[tuple[str, Any]]:
         """(config key, family) of every family switched on, in declaration order."""
         kinds = (k for k in type(self).model_fields if k != "dtype")
-        return [(k, getattr(self, k)) for k in kinds if getattr(self, k) is not None]
+        on = ((k, getattr(self, k)) for k in kinds)
+        return [(k, f) for k, f in on if f is not None and getattr(f, "enabled", True)]
 
     @property
     def benchmark(self) -> str | None:
         """Ticker whose close the market family needs, if any."""
         return self.market.benchmark if self.market is not None else None
+
+
+# hl_range has kept its own `enabled` field since before every family had the switch: its
+# registered specs say `hl_range: {enabled: ...}`, and they must keep loading unchanged.
+_OWN_SWITCH = frozenset({"hl_range"})
+
+
+def _disabled(value: object) -> bool:
+    return isinstance(value, Mapping) and value.get("enabled") is False
 
 
 def declared_families(data: object) -> object:
@@ -306,7 +332,7 @@ def declared_families(data: object) -> object:
     """
     if not isinstance(data, Mapping):
         return data
-    if all(value is None for key, value in data.items() if key != "dtype"):
+    if all(value is None or _disabled(value) for key, value in data.items() if key != "dtype"):
         raise ValueError(
             "no features: declare at least one feature family, e.g. "
             "`log_return: {windows: [1, 5, 20]}` (see conf/base/model.yaml)"
