@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -9,11 +10,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from pipeline.cli.common import model_uri_option, with_config
+from pipeline.errors import StockpipeError
 
 if TYPE_CHECKING:
     from pipeline.serving.factory import ServeSpec
     from pipeline.serving.logserver import LogServer
     from pipeline.settings import StockpipeConfig
+
+# What the `serve` extra installs, by import name (pyproject.toml's optional-dependencies).
+SERVE_MODULES = ("fastapi", "uvicorn", "prometheus_client")
 
 
 @click.command()
@@ -52,15 +57,11 @@ def serve(
     without a failed request. With --workers N, N processes share the port, each with its own
     models (each follows the alias on its own); their prediction logs take turns.
     """
-    try:
-        import uvicorn
+    require_serving_extra()
+    import uvicorn
 
-        from pipeline.serving.factory import FACTORY, build_app, held_warehouse
-        from pipeline.serving.logserver import LogServer
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise click.ClickException(
-            "install the serving extra: pip install 'stockpipe[serve]'"
-        ) from exc
+    from pipeline.serving.factory import FACTORY, build_app, held_warehouse
+    from pipeline.serving.logserver import LogServer
 
     # log_config=None: uvicorn's records go through our handler (JSON with --log-json); its
     # access log is replaced by the service's own request log (request id, latency, version).
@@ -79,6 +80,23 @@ def serve(
         uvicorn.run(FACTORY, factory=True, workers=workers, **options)
     finally:
         log_server.close()  # after the workers stopped: what they sent last is written
+
+
+def require_serving_extra() -> None:
+    """Exit 2 with one line naming the missing module when the `serve` extra is not installed.
+
+    Checked up front: the app's modules are imported lazily (by ``build_app``, in each worker),
+    so a missing one would otherwise surface as a traceback from deep inside uvicorn's start.
+    """
+    for name in SERVE_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            missing = exc.name or name  # a dependency of the extra's own, possibly
+            raise StockpipeError(
+                f"`stockpipe serve` needs the serving extra (no module named {missing!r}): "
+                'pip install -e ".[serve]"'
+            ) from exc
 
 
 def _spec(model_uri: str | None, reload_interval: float | None, log_server: LogServer) -> ServeSpec:

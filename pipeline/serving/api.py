@@ -13,7 +13,8 @@ background once the server is up and, for an alias, swaps in each new version
 in its own slot (``pipeline.serving.holder``). Every request captures every horizon's model
 once and uses them to the end.
 The read-only endpoints are in ``pipeline.serving.probes``; the request log and metrics in
-``pipeline.serving.requestlog`` and ``pipeline.serving.metrics``.
+``pipeline.serving.requestlog`` and ``pipeline.serving.metrics``; the optional bearer token in
+``pipeline.serving.auth``; what the OpenAPI document says in ``pipeline.serving.openapi``.
 """
 
 from __future__ import annotations
@@ -26,17 +27,20 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import polars as pl
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.params import Depends as Dependency
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.data.inputs import short_tickers
 from pipeline.data.validation import ContractPolicy
 from pipeline.domain import LoadedModel, PredictionLog
-from pipeline.serving.bars import SOURCE, parse_bars
+from pipeline.serving.auth import api_token, guard
+from pipeline.serving.bars import SOURCE, Bars, PredictRequest, parse_bars
 from pipeline.serving.holder import ModelHolder, Served, Slot, Slots
 from pipeline.serving.limits import PredictionSlots, read_body
 from pipeline.serving.logwriter import GroupWriter
 from pipeline.serving.metrics import ServiceMetrics
+from pipeline.serving.openapi import errors, publish, request_body
 from pipeline.serving.predict import (
     ModelFailureError,
     NonFinitePredictionError,
@@ -77,6 +81,11 @@ class Prediction(BaseModel):
     upper_80: float | None = None
     lower_95: float | None = None
     upper_95: float | None = None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="the data contract's warnings about this ticker's bars (a suspicious "
+        "price move, a gap): the prediction is served, but its input looks doubtful",
+    )
 
 
 def _check_bars(models: Sequence[LoadedModel], frame: pl.DataFrame) -> None:
@@ -105,26 +114,30 @@ def _predict(model: LoadedModel, frame: pl.DataFrame, horizon: int) -> pl.DataFr
 
 def serve_bars(
     models: Sequence[tuple[LoadedModel, int]],
-    frame: pl.DataFrame,
+    bars: Bars,
     record: PredictionLog | None = None,
 ) -> list[Prediction]:
     """One prediction per ticker and horizon, as of each ticker's latest bar, sorted by ticker
-    then horizon (``frame`` is sorted by ticker, date; ``models`` pairs each model with the
-    horizon it predicts).
+    then horizon (``bars.frame`` is sorted by ticker, date; ``models`` pairs each model with
+    the horizon it predicts), each with the contract's warnings about its ticker's bars.
 
     With ``record``, every model's predictions are logged (source ``api``) in one batch before
     any is returned: a prediction that cannot be logged is not served (503), so the log misses
     none, and a request's horizons are logged all together or not at all.
     """
-    _check_bars([model for model, _ in models], frame)
-    frame = frame.drop("row")
+    _check_bars([model for model, _ in models], bars.frame)
+    frame = bars.frame.drop("row")
     outs = [_predict(model, frame, horizon) for model, horizon in models]
     if record is not None:
         pairs = zip(outs, models, strict=True)
         _record(record, pl.concat([log_rows(out, model, "api") for out, (model, _) in pairs]))
     # Diagonal: a model without intervals gets null bounds beside one with them.
     out = pl.concat(outs, how="diagonal_relaxed").sort("ticker", "horizon", maintain_order=True)
-    return [Prediction(**row) for row in out.iter_rows(named=True)]
+    # Set on every row (response_model_exclude_unset would drop a default): always present.
+    return [
+        Prediction(**row, warnings=bars.warnings.get(row["ticker"], []))
+        for row in out.iter_rows(named=True)
+    ]
 
 
 def _record(record: PredictionLog, rows: pl.DataFrame) -> None:
@@ -206,7 +219,9 @@ def create_app(
     (loaded in the background, hot-reloaded), or one follower per horizon (``{horizon:
     follower}``, primary first), each reloaded on its own; with ``record`` every prediction is
     logged (through a ``GroupWriter``, unless ``record`` is one already). ``default_horizon``
-    is a single model's horizon when its version has no tag."""
+    is a single model's horizon when its version has no tag. When the environment variable
+    ``serving.api_token_env`` names is set, ``/predict``, ``/model`` and ``/metrics`` need it
+    as a bearer token."""
     slots, followers = _slots(model, default_horizon)
     metrics = ServiceMetrics(slots)
     # Concurrent requests' rows are committed together (group commit), each request still
@@ -220,12 +235,38 @@ def create_app(
         # A JSON message instead of the server's plain-text page; the log keeps the traceback.
         return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, status_code=500)
 
-    app.include_router(probe_routes(slots, metrics))
-    limit = PredictionSlots(serving.max_concurrent_predictions)
+    auth = guard(api_token(serving), serving.api_token_env)
+    app.include_router(probe_routes(slots, metrics, auth))
+    _predict_route(app, slots, metrics, serving, policy, writer, auth)
+    publish(app, PredictRequest)
+    return app
 
+
+def _predict_route(
+    app: FastAPI,
+    slots: Slots,
+    metrics: ServiceMetrics,
+    serving: ServingConfig,
+    policy: ContractPolicy | None,
+    writer: PredictionLog | None,
+    auth: list[Dependency],
+) -> None:
+    """``POST /predict`` on ``app``, bounded by ``serving`` and guarded by ``auth``."""
+    limit = PredictionSlots(serving.max_concurrent_predictions)
+    statuses = [400, *([401] if auth else []), 408, 413, 415, 422, 500, 503, 504]
+
+    # The body is read by hand (bounded while it streams in), so its schema is declared here.
     # exclude_unset: a model without intervals answers without bound fields, not nulls.
-    @app.post("/predict", response_model=list[Prediction], response_model_exclude_unset=True)
+    @app.post(
+        "/predict",
+        response_model=list[Prediction],
+        response_model_exclude_unset=True,
+        responses=errors(*statuses),
+        openapi_extra=request_body(PredictRequest),
+        dependencies=auth,
+    )
     async def predict(request: Request) -> list[Prediction]:
+        """Predictions per ticker and horizon, as of each ticker's latest bar."""
         _require_json(request)
         timeout = serving.request_timeout_seconds
         # This request's models to the end, whatever is swapped in meanwhile.
@@ -235,13 +276,11 @@ def create_app(
         body = await read_body(request, serving.max_body_bytes, timeout)
 
         def work() -> list[Prediction]:
-            frame = parse_bars(body, serving, policy)
-            request.state.tickers = frame["ticker"].n_unique()
-            return serve_bars(models, frame, writer)
+            bars = parse_bars(body, serving, policy)
+            request.state.tickers = bars.frame["ticker"].n_unique()
+            return serve_bars(models, bars, writer)
 
         out = await limit.run(work, timeout)
         for slot, s in zip(slots, served, strict=True):  # one prediction per ticker each
             metrics.served(slot, s.model.version, request.state.tickers)
         return out
-
-    return app

@@ -5,7 +5,11 @@ unknown fields), bounded by the request limits, then held to the SAME data contr
 (``check_contract`` with ``PriceSchema``, the pandera model), so a request breaking a rule gets
 the rule's usual message, located at ``bars[i]``, the index in the request. JSON's NaN and
 Infinity parse as floats and are refused by the contract's finiteness rule; absurdly large
-prices by its range rule.
+prices by its range rule. Tickers follow the one ticker rule (``pipeline.data.tickers``): they
+are normalised (``nvda `` is ``NVDA``) and one that breaks the rule (a NUL, a bidirectional
+override, 10,000 characters) is refused with 422, before it reaches a log line or a metric.
+The contract's warnings (a suspicious price jump, a gap) do not block a request: each reaches
+the client in the ``warnings`` of its ticker's predictions.
 
 Bars are validated in chunks because pydantic holds the GIL while it works: one 16 MiB list
 would freeze the event loop (and ``/health``) for the whole validation, a chunk only briefly.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import polars as pl
@@ -24,7 +29,15 @@ from pydantic_core import from_json
 
 # Imported with the app, not by the first request: pandera's import takes ~0.5 s.
 from pipeline.data.contract import PriceSchema
-from pipeline.data.validation import ContractPolicy, check_contract, list_item
+from pipeline.data.tickers import MAX_TICKER_LENGTH, RULE, invalid, normalised
+from pipeline.data.validation import (
+    ContractPolicy,
+    ContractReport,
+    Violation,
+    check_contract,
+    describe_rows,
+    list_item,
+)
 from pipeline.errors import DataError
 from pipeline.settings import ServingConfig
 
@@ -50,12 +63,20 @@ def _text(value: Any) -> Any:
     return value
 
 
+# For the OpenAPI document only (the rule itself is applied after parsing, with its message).
+TICKER_PATTERN = rf"^\s*[A-Za-z0-9.\-^=_]{{1,{MAX_TICKER_LENGTH}}}\s*$"
+SHOWN_CHARS = 40  # of an invalid ticker, in a message
+TICKER_RULE = f"ticker must be {RULE}"  # the contract's wording for files
+
+
 class Bar(BaseModel):
     """One daily bar; values are checked by the data contract, not here."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    ticker: str
+    ticker: Annotated[
+        str, Field(description=f"a ticker is {RULE}", json_schema_extra={"pattern": TICKER_PATTERN})
+    ]
     date: Annotated[dt.date, BeforeValidator(_text), Field(strict=False)]
     open: float
     high: float
@@ -71,6 +92,27 @@ class _Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     bars: list[Any] = Field(min_length=1)
+
+
+class PredictRequest(BaseModel):
+    """The body of ``POST /predict`` as the OpenAPI document publishes it (parsed as
+    ``_Envelope`` then ``Bar`` by bar, in chunks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bars: list[Bar] = Field(
+        min_length=1,
+        description="daily bars of one or more tickers, in any order: at least the served "
+        "models' longest warm-up + 1 per ticker",
+    )
+
+
+@dataclass(frozen=True)
+class Bars:
+    """A parsed request: the canonical frame, and the contract's warnings per ticker."""
+
+    frame: pl.DataFrame
+    warnings: dict[str, list[str]] = field(default_factory=dict)
 
 
 _BARS = TypeAdapter(list[Bar])
@@ -133,10 +175,44 @@ def _validate(body: bytes) -> list[Bar]:
     return bars
 
 
-def parse_bars(
-    body: bytes, limits: ServingConfig, policy: ContractPolicy | None = None
-) -> pl.DataFrame:
-    """Canonical columns (plus ``bench_close``) sorted by ticker and date, or an HTTPException.
+def _normalise_tickers(frame: pl.DataFrame) -> pl.DataFrame:
+    """Tickers normalised (``nvda `` is ``NVDA``), or 422 naming the rule and the first bars
+    whose ticker breaks it, worded as the contract words it for files (an empty ticker is
+    left to the contract's own "must not be empty" rule, as files leave it)."""
+    frame = frame.with_columns(normalised(pl.col("ticker")))
+    ticker = pl.col("ticker")
+    bad = frame.filter(invalid(ticker) & (ticker.str.len_chars() > 0)).select("row", "ticker")
+    if bad.height:
+        # repr() in the message escapes a NUL or a bidirectional override; cut, never whole.
+        shown = bad.head(MAX_ERRORS_SHOWN)
+        values = shown["ticker"].str.slice(0, SHOWN_CHARS)
+        where = describe_rows(shown["row"], values, list_item("bars"), total=bad.height)
+        rule = Violation(TICKER_RULE, "ticker", bad.height, where, "error")
+        raise HTTPException(422, rule.describe(SOURCE))
+    return frame
+
+
+def _warnings_by_ticker(
+    frame: pl.DataFrame, report: ContractReport, policy: ContractPolicy | None
+) -> dict[str, list[str]]:
+    """The contract's warnings about each ticker's bars, as the client reads them.
+
+    The report counts every ticker's rows together; only when it warns at all (rarely: the
+    hot path pays nothing) is each ticker's part checked again, to tell whose bars they are.
+    """
+    if not report.warnings:
+        return {}
+    found: dict[str, list[str]] = {}
+    for (ticker,), bars in frame.partition_by("ticker", as_dict=True).items():
+        own = check_contract(bars, SOURCE, policy, list_item("bars"), PriceSchema)
+        if own.warnings:
+            found[str(ticker)] = [v.describe(SOURCE) for v in own.warnings]
+    return found
+
+
+def parse_bars(body: bytes, limits: ServingConfig, policy: ContractPolicy | None = None) -> Bars:
+    """Canonical columns (plus ``bench_close``) sorted by ticker and date, or an HTTPException;
+    with the contract's warnings per ticker.
 
     The frame keeps ``row``, each bar's index in the request, for messages.
     """
@@ -144,6 +220,9 @@ def parse_bars(
     frame = pl.DataFrame(
         {name: [getattr(b, name) for b in bars] for name in COLUMNS}, schema=COLUMNS
     ).with_row_index("row")
+    # Before counting tickers: `nvda` and `NVDA ` are one ticker, `NVDA\x00` none. The
+    # contract holds files to the same rule; checked here too, before the breadth limits.
+    frame = _normalise_tickers(frame)
     _check_breadth(frame, limits)
     # Order does not matter in a request; sorting first leaves duplicates as the only way to
     # break the contract's "strictly increasing dates" rule.
@@ -154,4 +233,4 @@ def parse_bars(
     except DataError as exc:
         raise HTTPException(422, str(exc)) from exc
     report.log_warnings()
-    return frame
+    return Bars(frame, _warnings_by_ticker(frame, report, policy))

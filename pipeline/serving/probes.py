@@ -10,7 +10,12 @@ or a model is loading in the background. The service serves one model per config
 * ``GET /model``: what is served: name, version, alias, run, horizon, warm-up, features,
   benchmark, the registry's lineage tags and the interval calibration of the primary horizon's
   model, and the same for every horizon's in ``horizons``.
-* ``GET /metrics``: Prometheus text (``pipeline.serving.metrics``).
+* ``GET /metrics``: Prometheus text (``pipeline.serving.metrics``), documented as
+  ``text/plain``.
+
+With a bearer token configured (``pipeline.serving.auth``), ``/model`` and ``/metrics`` need it
+(they tell what runs and how it is used); ``/health`` and ``/ready`` never do: probes and load
+balancers carry no secrets.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import JSONResponse, Response
+from fastapi.params import Depends as Dependency
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from pipeline.serving.holder import Served, Slots
 from pipeline.serving.metrics import ServiceMetrics
+from pipeline.serving.openapi import LOADING, errors
 
 
 def describe(served: Served, horizon: int) -> dict[str, Any]:
@@ -78,9 +85,14 @@ def not_ready(slots: Slots) -> HTTPException:
     return HTTPException(503, loading_detail(slots), headers={"Retry-After": "1"})
 
 
-def probe_routes(slots: Slots, metrics: ServiceMetrics) -> APIRouter:
-    """The read-only endpoints over the served ``slots`` (their followers load into them)."""
+def probe_routes(
+    slots: Slots, metrics: ServiceMetrics, auth: list[Dependency] | None = None
+) -> APIRouter:
+    """The read-only endpoints over the served ``slots`` (their followers load into them);
+    ``auth`` guards ``/model`` and ``/metrics`` (``pipeline.serving.auth.guard``)."""
     router = APIRouter()
+    auth = auth or []
+    unauthorized = [401] if auth else []
 
     @router.get("/health")
     async def health() -> dict[str, Any]:
@@ -96,7 +108,7 @@ def probe_routes(slots: Slots, metrics: ServiceMetrics) -> APIRouter:
             "warmup_rows": max(s.model.warmup for s in served if s) if ready else None,
         }
 
-    @router.get("/ready")
+    @router.get("/ready", responses=errors(503, why={503: LOADING}))
     async def ready() -> JSONResponse:
         served = slots.capture()
         if served is None:
@@ -106,14 +118,25 @@ def probe_routes(slots: Slots, metrics: ServiceMetrics) -> APIRouter:
             )
         return JSONResponse({"status": "ready", "version": slots.versions(served)})
 
-    @router.get("/model")
+    @router.get(
+        "/model", responses=errors(*unauthorized, 503, why={503: LOADING}), dependencies=auth
+    )
     async def model() -> dict[str, Any]:
         served = slots.capture()
         if served is None:
             raise not_ready(slots)
         return describe_all(slots, served)
 
-    @router.get("/metrics")
+    # PlainTextResponse documents text/plain; the body is Prometheus' text exposition format.
+    @router.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={
+            200: {"description": "Prometheus text exposition format"},
+            **errors(*unauthorized),
+        },
+        dependencies=auth,
+    )
     async def prometheus() -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)

@@ -220,6 +220,7 @@ def test_valid_bars_in_any_order_predict_for_the_latest_date() -> None:
             "prediction": 0.25,
             "model_name": "m",
             "model_version": "1",
+            "warnings": [],  # always present: the contract's warnings about this ticker's bars
         }
     ]
 
