@@ -21,6 +21,7 @@ from pipeline.features.spec import build_feature_defs, total_warmup
 from pipeline.settings import FoldsConfig, ModelConfig, StockpipeConfig
 from pipeline.training.dataset import TrainingSet, build_training_set
 from pipeline.training.folds import FoldLayout, resolve_folds
+from pipeline.training.quality import quality_lines
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ def readiness(cfg: StockpipeConfig, batch: PriceBatch, benchmark: PriceSource | 
     uri = check_tracking(cfg.tracking_uri)
     return [
         *plan.describe(),
+        *quality_lines(plan.data, plan.inputs),
         *unused_selection_k(cfg),
         warehouse,
         f"summary: {summary} (writable)",
