@@ -78,6 +78,7 @@ def backtest(cfg: StockpipeConfig, model_uri: str | None, output_dir: Path) -> N
     (its lineage), so the backtest re-measures what training measured."""
     from pipeline import bootstrap
     from pipeline.atomic import ensure_writable_dir
+    from pipeline.cli.run import portfolio_lines
     from pipeline.training.backtest import backtest_horizons
 
     ensure_writable_dir(output_dir, "--output-dir")  # before the refits, not after them
@@ -97,4 +98,6 @@ def backtest(cfg: StockpipeConfig, model_uri: str | None, output_dir: Path) -> N
             f"deflated sharpe {num(report.deflated_sharpe)} over {report.n_trials} trials, "
             f"buy-and-hold sharpe {num(b.sharpe, 2)}"
         )
+        for line in portfolio_lines(report.portfolio):  # a panel's, as `train` prints it
+            click.echo(line)
     click.echo(f"files: {output_dir}")

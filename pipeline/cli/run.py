@@ -13,6 +13,7 @@ import click
 from pipeline.cli.common import data_given, model_uri_option, num, parquet_path, with_config
 
 if TYPE_CHECKING:  # the command imports its use case lazily, to keep the CLI quick to start
+    from pipeline.evaluation.results import PortfolioReport
     from pipeline.serving.replay import ReplayResult
     from pipeline.settings import StockpipeConfig
     from pipeline.training.summary import TrainSummary
@@ -122,6 +123,24 @@ def _outcome_lines(result: TrainSummary) -> list[str]:
         f"strategy sharpe {num(bt.sharpe, 2)} vs buy-and-hold "
         f"{num(bt.baselines.buy_and_hold.sharpe, 2)}, deflated sharpe "
         f"{num(bt.deflated_sharpe)} over {bt.n_trials} trials",
+        *portfolio_lines(bt.portfolio),
+    ]
+
+
+def portfolio_lines(block: PortfolioReport | None) -> list[str]:
+    """A panel's cross-sectional portfolio (metrics.json's ``portfolio``) in two lines; none
+    for a single ticker. `train` and `backtest` print the same lines for one model."""
+    if block is None:
+        return []
+    books = f"top {block.top_k}" + (f" / bottom {block.bottom_k}" if block.bottom_k else "")
+    kind = "long/short" if block.bottom_k else "long-only"
+    return [
+        f"portfolio ({books} of {block.n_tickers} tickers, after {block.cost_bps:g} bps): "
+        f"{kind} sharpe {num(block.sharpe, 2)}, annual return {num(block.annual_return)}, "
+        f"max drawdown {num(block.max_drawdown)}, turnover {num(block.turnover, 2)}",
+        f"  rank ic {num(block.rank_ic)} (t {num(block.rank_ic_tstat, 2)}) over "
+        f"{block.rank_ic_dates} dates; of {block.rebalances} rebalances "
+        f"{block.tied_rebalances} tied, {block.clamped_rebalances} clamped",
     ]
 
 
@@ -199,6 +218,10 @@ def score(
             "--start and --end go together: both to replay a date range, neither to score "
             "the latest date"
         )
+    if start is not None and end is not None:
+        from pipeline.serving.replay import check_range
+
+        check_range(start.date(), end.date())
     path = ensure_writable(output, "output")
     data = bootstrap.model_data(cfg, model_uri, given=data_given(), replay=False)
     click.echo(data.note)
@@ -213,6 +236,8 @@ def score(
     click.echo(str(result.frame))
     for ticker, rows in result.skipped.items():
         click.echo(f"skipped: {ticker} ({rows} rows, needs {result.need_rows})")
+    if (stale := result.stale_warning()) is not None:
+        click.echo(stale)
     click.echo(f"wrote {result.frame.height} row(s) to {output}")
 
 

@@ -25,7 +25,9 @@ over the horizon ``h`` (the timing of :mod:`pipeline.evaluation.strategy`: a pos
   Costs are ``cost_bps / 1e4 * sum |w_t - w_{t-1}|``, flat before the first period.
 - **Forecast diagnostics** (rank IC, quantiles) use every period's cross-section, whatever
   ``rebalance_days``. Quintiles: a ticker goes to the bucket holding its mid-rank percentile
-  ``(rank - 0.5) / n``, so each gets ``n / 5`` names when ``n`` is a multiple of 5.
+  ``(rank - 0.5) / n``, so each gets ``n / 5`` names when ``n`` is a multiple of 5. A panel of
+  fewer than 5 tickers gets one bucket per ticker instead (3 tickers: terciles), since 5
+  buckets over 3 names would leave two of them empty on every date.
 """
 
 from __future__ import annotations
@@ -177,7 +179,9 @@ def long_short_spread(s: PortfolioSeries) -> float:
 
 
 def quantile_returns(g: Grid, n_quantiles: int = N_QUANTILES) -> list[float]:
-    """Mean simple return of each prediction quantile, bottom to top (module docstring)."""
+    """Mean simple return of each prediction quantile, bottom to top (module docstring): at
+    most ``n_quantiles`` buckets, and no more than the panel has tickers."""
+    n_quantiles = min(n_quantiles, len(g.tickers))
     per_date = np.full((len(g.dates), n_quantiles), np.nan)
     for t in range(len(g.dates)):
         names = g.present[t]
@@ -230,7 +234,7 @@ def portfolio_report(
         return None
     s = portfolio_series(g, cfg, horizon)
     m = strategy_metrics(s.net, periods_per_year, positions=s.weights)
-    ics = rank_ic_series(g)
+    ics, quantiles = rank_ic_series(g), quantile_returns(g)
     return PortfolioReport(
         **cfg.model_dump(),
         rebalance_every=-(-cfg.rebalance_days // horizon) * horizon,
@@ -243,7 +247,8 @@ def portfolio_report(
         turnover=m["turnover"],
         hit_rate=m["hit_rate"],
         long_short_spread=long_short_spread(s),
-        quantile_returns=quantile_returns(g),
+        quantile_returns=quantiles,
+        n_quantiles=len(quantiles),
         **ic_stats(ics, periods_per_year),
         rank_ic_dates=int(np.isfinite(ics).sum()),
     )

@@ -1,12 +1,14 @@
 """Write a walk-forward report as files: metrics.json, folds.csv, predictions and the plots.
 
 Two plots always (equity curve, predicted vs realised); a panel's portfolio block adds two
-more (cumulative long/short returns, quintile returns).
+more (cumulative long/short returns, quintile returns: fewer buckets, and a note saying so,
+for a panel of fewer than five tickers).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -19,10 +21,12 @@ import numpy as np
 import polars as pl
 
 from pipeline.atomic import atomic_write, atomic_write_text
-from pipeline.evaluation.portfolio import PortfolioSeries
+from pipeline.evaluation.portfolio import N_QUANTILES, PortfolioSeries
 from pipeline.evaluation.report import OutOfSample, equity_series, portfolio_plot_series
 from pipeline.evaluation.results import FoldWindow, PortfolioReport, WalkForwardReport
 from pipeline.settings import StrategyConfig
+
+log = logging.getLogger(__name__)
 
 
 def _equity_plot(path: Path, dates: np.ndarray, strat: np.ndarray, bh: np.ndarray) -> None:
@@ -81,15 +85,41 @@ def _portfolio_returns_plot(path: Path, s: PortfolioSeries, block: PortfolioRepo
     _save(fig, path)
 
 
+# What a bucket is called (and its plural) for each count a portfolio block can have.
+_BUCKETS = {
+    1: ("bucket", "buckets"),
+    2: ("half", "halves"),
+    3: ("tercile", "terciles"),
+    4: ("quartile", "quartiles"),
+    5: ("quintile", "quintiles"),
+}
+
+
+def quantile_caption(block: PortfolioReport) -> tuple[str, str | None]:
+    """The bucket's name (quintile, tercile...) and, when the panel had too few tickers for
+    quintiles, a note saying so: the plot must not pass terciles off as quintiles."""
+    name, names = _BUCKETS.get(block.n_quantiles, ("quantile", "quantiles"))
+    if block.n_quantiles >= N_QUANTILES:
+        return name, None
+    return name, (
+        f"only {block.n_tickers} tickers: {block.n_quantiles} {names} (one ticker each on a "
+        f"full date), not {N_QUANTILES} {_BUCKETS[N_QUANTILES][1]}"
+    )
+
+
 def _quantile_plot(path: Path, block: PortfolioReport) -> None:
     values = [np.nan if v is None else v * 1e4 for v in block.quantile_returns]
+    name, note = quantile_caption(block)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.bar([f"Q{q}" for q in range(1, len(values) + 1)], values, color="tab:blue")
     ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xlabel("prediction quintile (bottom to top)")
+    ax.set_xlabel(f"prediction {name} (bottom to top)")
     ax.set_ylabel("mean forward return (bps)")
     ic = math.nan if block.rank_ic is None else block.rank_ic
-    ax.set_title(f"Quintile returns (mean rank IC {ic:.3f})")
+    ax.set_title(f"{name.capitalize()} returns (mean rank IC {ic:.3f})")
+    if note is not None:
+        log.warning("portfolio_quantiles.png: %s", note)
+        ax.text(0.5, 0.97, note, transform=ax.transAxes, ha="center", va="top", fontsize=8)
     _save(fig, path)
 
 

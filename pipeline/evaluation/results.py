@@ -151,8 +151,12 @@ class PortfolioReport(Record):
     """Mean per period of the long book's return minus the short book's, before costs
     (null when long-only)."""
     quantile_returns: list[Score]
-    """Mean simple forward return of each prediction quintile, bottom to top: per-date
-    buckets of the cross-section, averaged over dates."""
+    """Mean simple forward return of each prediction quantile, bottom to top: per-date
+    buckets of the cross-section, averaged over dates (``n_quantiles`` of them)."""
+    n_quantiles: int = 5
+    """How many buckets ``quantile_returns`` has: 5 (quintiles), or one per ticker for a panel
+    of fewer tickers, so no bucket is empty by construction. Reports from before this field
+    always had 5."""
     rank_ic: Score
     """Mean over periods of the per-date Spearman correlation of prediction and return."""
     rank_ic_ir: Score

@@ -42,6 +42,14 @@ class ReplayRangeError(StockpipeError):
     """The --start/--end range is empty, reversed, or holds no trading date of the input."""
 
 
+def check_range(start: dt.date, end: dt.date) -> None:
+    """Refuse a reversed range before anything is looked up or read."""
+    if start > end:
+        raise ReplayRangeError(
+            f"the replay range is reversed: --start {start} is after --end {end}"
+        )
+
+
 @dataclass(frozen=True)
 class ReplayResult:
     """The predictions written (one row per ticker, trading date and horizon) and what was not.
@@ -78,12 +86,9 @@ def replay(
 
     Everything is checked before anything is written: the range, the input, the models and
     every ticker's history. Rows are logged with ``source='replay'``; the log is idempotent on
-    (model, version, ticker, date, horizon), so replaying a range again replaces its rows.
+    (model, version, ticker, date, horizon, source), so replaying a range again replaces its rows.
     """
-    if start > end:
-        raise ReplayRangeError(
-            f"the replay range is reversed: --start {start} is after --end {end}"
-        )
+    check_range(start, end)
     batch = ports.source.load()
     _require_dates(batch, start, end)
     uris = model_uris(cfg, model_uri)

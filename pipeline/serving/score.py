@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
-from pipeline.data.inputs import load_inputs, store_inputs
+from pipeline.data.inputs import Inputs, load_inputs, store_inputs
 from pipeline.domain import (
     PREDICTION_COLUMNS,
     DataPorts,
@@ -29,11 +30,28 @@ SCORE_COLUMNS = PREDICTION_COLUMNS
 
 @dataclass(frozen=True)
 class ScoreResult:
-    """The predictions written, and the tickers left out for too short a history."""
+    """The predictions written, and the tickers left out: too short a history, or stale.
+
+    A ticker is stale when its last bar is older than the panel's last date (``last_date``):
+    delisted, suspended, or a file that stopped updating. It gets no prediction (it would be
+    a forecast made weeks ago, labelled as tonight's) and is not logged.
+    """
 
     frame: pl.DataFrame
     skipped: dict[str, int] = field(default_factory=dict)  # ticker -> rows it had
     need_rows: int = 0
+    stale_tickers: dict[str, dt.date] = field(default_factory=dict)  # ticker -> its last date
+    last_date: dt.date | None = None  # the panel's last date, which stale tickers fall short of
+
+    def stale_warning(self) -> str | None:
+        """One line naming every stale ticker with its last date, or None without any."""
+        if not self.stale_tickers:
+            return None
+        named = ", ".join(f"{t} (last bar {d})" for t, d in self.stale_tickers.items())
+        return (
+            f"warning: not scored, {len(self.stale_tickers)} stale ticker(s) whose data ends "
+            f"before the panel's last date {self.last_date}: {named}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,12 +69,14 @@ def score(
     per ticker and horizon (every configured horizon's champion, or the one ``model_uri``).
 
     A ticker with less than the models' warm-up plus one row is refused (or, with
-    ``data.short_history: skip``, left out and reported) before anything is written.
+    ``data.short_history: skip``, left out and reported) before anything is written. A stale
+    ticker (see :class:`ScoreResult`) is left out and reported, whatever its history.
     """
     uris = model_uris(cfg, model_uri)
     models = [ports.loader.load(uri) for uri in uris]
     # The models, not today's config, decide which benchmark their features need.
-    inputs = load_inputs(benchmark_of(models), ports.source, ports.benchmark)
+    validated = load_inputs(benchmark_of(models), ports.source, ports.benchmark)
+    inputs, stale, last_date = without_stale(validated)
     warmup = max(m.warmup for m in models)
     need = warmup + 1
     named = ", ".join(uris)
@@ -71,20 +91,60 @@ def score(
     store_inputs(workspace, recent)
     window = recent.history(workspace, rows=need + HISTORY_MARGIN).collect()
     log.info(
-        "scoring %d tickers from %d history rows with %s", len(inputs.tickers), window.height, named
-    )
+        "scoring %d tickers from %d history rows with %s (%d stale left out)",
+        len(inputs.tickers), window.height, named, len(stale),
+    )  # fmt: skip
+    out, logged = _predict_latest(cfg, uris, models, window, list(stale))
+    # The validated prices join the warehouse: stale tickers' too, short-skipped ones not.
+    store_inputs(ports.store, without(validated, list(skipped)))
+    if ports.log is not None:
+        ports.log.record(logged)  # one batch: all horizons are logged or none
+    sink.write(out)
+    return ScoreResult(out, skipped, need, stale, last_date)
+
+
+def _predict_latest(
+    cfg: StockpipeConfig,
+    uris: list[str],
+    models: list[LoadedModel],
+    window: pl.DataFrame,
+    stale: list[str],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every model's latest-date rows over ``window`` (all horizons), and their log rows."""
     outs, logged = [], []
-    for uri, model in zip(uris, models, strict=True):
-        horizon = model.horizon if model.horizon is not None else cfg.horizons[uris.index(uri)]
+    for i, (uri, model) in enumerate(zip(uris, models, strict=True)):
+        horizon = model.horizon if model.horizon is not None else cfg.horizons[i]
         out = latest_predictions(model, model_bars(model, window), horizon, uri)
+        # A stale in-panel benchmark stays in the window for the others' market features,
+        # but is not predicted as of tonight either.
+        out = out.filter(~pl.col("ticker").is_in(stale))
         outs.append(out)
         logged.append(log_rows(out, model, "score"))
-    out = pl.concat(outs, how="diagonal_relaxed")
-    store_inputs(ports.store, inputs)  # the validated prices join the warehouse
-    if ports.log is not None:
-        ports.log.record(pl.concat(logged))  # one batch: all horizons are logged or none
-    sink.write(out)
-    return ScoreResult(out, skipped, need)
+    return pl.concat(outs, how="diagonal_relaxed"), pl.concat(logged)
+
+
+def without_stale(inputs: Inputs) -> tuple[Inputs, dict[str, dt.date], dt.date]:
+    """``inputs`` without its stale tickers, those tickers' last dates, and the panel's.
+
+    Stale means a last bar strictly before the panel's last date: no tolerance, so a ticker
+    whose exchange was closed on the panel's last day (a holiday the others traded) is stale
+    for that evening too; scoring it would label an older bar's forecast as tonight's. The
+    in-panel benchmark keeps its rows (the other tickers' market features read them); its
+    prediction is dropped after the model call instead.
+    """
+    ranges = inputs.batch.ranges
+    last_date = max(hi for _, hi in ranges.values())
+    stale = {t: hi for t, (_, hi) in sorted(ranges.items()) if hi < last_date}
+    drop = [t for t in stale if t != inputs.benchmark]
+    return without(inputs, drop), stale, last_date
+
+
+def without(inputs: Inputs, tickers: list[str]) -> Inputs:
+    """``inputs`` without the rows of ``tickers`` (the benchmark's own batch untouched)."""
+    if not tickers:
+        return inputs
+    frame = inputs.batch.frame.filter(~pl.col("ticker").is_in(tickers))
+    return replace(inputs, batch=replace(inputs.batch, frame=frame))
 
 
 def model_uris(cfg: StockpipeConfig, model_uri: str | None) -> list[str]:
