@@ -60,8 +60,10 @@ def list_versions(cfg: StockpipeConfig, fmt: str, horizon: int | None) -> None:
 
     cfg = _narrow(cfg, horizon)
     registry = bootstrap.registry(cfg)
-    # A promotion killed between the alias move and the tag leaves the champion untagged:
+    # A registration killed before its alias moved is finished or abandoned (logged); a
+    # promotion killed between the alias move and the tag leaves the champion untagged:
     # repair it so the `promoted` column agrees with the alias.
+    registry.settle_pending()
     registry.reconcile(cfg.tracking.champion_alias)
     versions = registry.versions()
     if fmt == "json":
@@ -71,7 +73,7 @@ def list_versions(cfg: StockpipeConfig, fmt: str, horizon: int | None) -> None:
     from rich.table import Table
 
     table = Table(title=f"{cfg.tracking.registered_model} ({cfg.tracking_uri})")
-    for col in ("version", "aliases", *KEY_TAGS):
+    for col in ("version", "aliases", *KEY_TAGS, "registration"):
         table.add_column(col, no_wrap=True)
     for v in versions:
         tags = v["tags"]
@@ -86,6 +88,7 @@ def list_versions(cfg: StockpipeConfig, fmt: str, horizon: int | None) -> None:
             tags.get("promoted", ""),
             tags.get("data_sha256", "")[:12],
             tags.get("git_commit", "")[:12],
+            tags.get("stockpipe.registration", ""),  # pending / complete / abandoned
         ]
         table.add_row(*row)
     Console(width=None if sys.stdout.isatty() else 160).print(table)

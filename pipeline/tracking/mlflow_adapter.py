@@ -18,7 +18,7 @@ from typing import Any
 
 from pipeline.tracking.loader import MlflowModelLoader
 from pipeline.tracking.orphans import owner_tags, reap_orphans
-from pipeline.tracking.registry import MlflowRegistry
+from pipeline.tracking.registry import MlflowRegistry, settle_all_pending
 from pipeline.tracking.store import ensure_store
 
 __all__ = [
@@ -135,9 +135,12 @@ class MlflowTracker:
 
     def check(self) -> None:
         """Reach the store (creating a sqlite one) before any work, then mark this host's
-        orphan runs of the experiment KILLED. Raises TrackingError if the store is unusable."""
+        orphan runs of the experiment KILLED and settle registrations a dead process left
+        half done (``registry.settle_all_pending``), before the gate reads the champion.
+        Raises TrackingError if the store is unusable."""
         ensure_store(self.uri)
         self.reap_orphans()
+        settle_all_pending(self.uri)
 
     def reap_orphans(self) -> list[str]:
         """Mark RUNNING runs whose process on this host is gone KILLED; return their ids."""
@@ -225,4 +228,10 @@ class MlflowTracker:
             nested=parent is not None,
             tags=owner_tags(),
         ) as run:
-            yield MlflowRun(run.info.run_id)
+            try:
+                yield MlflowRun(run.info.run_id)
+            except KeyboardInterrupt:
+                # Stopped by Ctrl-C or SIGTERM, which is not a failure of the job: KILLED,
+                # like the reaper's mark (the context manager would say FAILED).
+                mlflow.end_run("KILLED")
+                raise

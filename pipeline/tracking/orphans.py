@@ -75,6 +75,18 @@ def reap_orphans(client: Any, experiment_id: str) -> list[str]:
     return sorted(dead)
 
 
+def owner_gone(tags: Mapping[str, str], age_seconds: float, stale_after: float) -> bool:
+    """Whether the process named by ``tags`` (``owner_tags``) is gone.
+
+    On this host that is checked; another host's process cannot be, so it counts as gone
+    only once the record is older than ``stale_after`` seconds (for steps that take a
+    moment, like a registration, where that age means its process died long ago).
+    """
+    if tags.get(HOST_TAG) == socket.gethostname():
+        return _is_orphan(tags, socket.gethostname())
+    return age_seconds > stale_after
+
+
 def _is_orphan(tags: Mapping[str, str], host: str) -> bool:
     if tags.get(HOST_TAG) != host:
         return False

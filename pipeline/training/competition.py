@@ -41,6 +41,7 @@ from pipeline.training.callbacks import (
     TrialRunLogger,
 )
 from pipeline.training.dataset import TrainingSet
+from pipeline.training.stopping import checkpoint
 from pipeline.training.summary import CandidateSummary
 from pipeline.training.tuning import (
     Callback,
@@ -216,6 +217,7 @@ def run_competition(
 ) -> CompetitionResult:
     """Tune every entrant (a candidate and its trial budget); log a model for each one's best."""
     entries = [_compete(ctx, cand, budget, arena) for cand, budget in entrants]
+    checkpoint()  # before the walk-forward report: a stop request ends the job here
     tuning = ctx.tuning
     pick = min if tuning.resolved_direction == "minimize" else max
     best = pick(entries, key=lambda e: e.best_value)
@@ -232,6 +234,7 @@ def run_competition(
 
 def _compete(ctx: TuningContext, cand: CandidateConfig, budget: int, arena: Arena) -> Entry:
     """Tune one candidate in its own child run, then refit and log its best trial's model."""
+    checkpoint()  # between candidates: no fit running, no run half-opened
     with arena.tracker.start_run(cand.name, parent=arena.parent) as child:
         arena.progress.start(cand.name, budget)
         # Per candidate: the objective hands each trial's folds to the logger, which drops them.
@@ -254,7 +257,9 @@ def _compete(ctx: TuningContext, cand: CandidateConfig, budget: int, arena: Aren
                 budget,
             )
         _log_candidate(child, cand, result, arena.study_name, ctx.data.columns)
+        checkpoint()
         model = refit_candidate(ctx.model_cfg, ctx.seed, result, ctx.data)
+        checkpoint()  # before log_model: a logged model is stored whole or not at all
         warmup = int(model.named_steps["features"].warmup_)
         example = ctx.data.raw.tail(warmup + 5).to_pandas()
         uri = child.log_model(model, example, {**arena.tags, "candidate": cand.name})

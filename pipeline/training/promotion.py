@@ -21,6 +21,7 @@ from pipeline.evaluation.report import evaluate
 from pipeline.features.spec import FeaturesConfig, build_feature_defs
 from pipeline.settings import PromotionConfig, StrategyConfig, TuningConfig
 from pipeline.training.dataset import TrainingSet, build_training_set
+from pipeline.training.stopping import checkpoint
 from pipeline.training.tuning import objective_value
 
 
@@ -61,6 +62,7 @@ def refit_per_fold(
     """Out-of-sample predictions of a clone of ``steps`` refitted on each fold's train rows."""
     predictions = []
     for fold in folds:
+        checkpoint()  # the gate's refits are long: a stop request ends the job between them
         train, test = data.masks(fold)
         tail = clone(Pipeline(steps))
         tail.fit(data.X[train], data.y[train])

@@ -36,6 +36,7 @@ from pipeline.settings import (
 )
 from pipeline.training.dataset import TrainingSet
 from pipeline.training.ordered import in_order
+from pipeline.training.stopping import checkpoint, stop_requested
 from pipeline.training.studies import make_pruner, make_storage, param_sampler, wait_for_running
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -102,8 +103,12 @@ def evaluate_params(
 
     # closing(): a pruned trial's exception would keep the generator (and its running fits)
     # alive in the traceback; closing it waits for them before the next trial starts.
+    # A stop request (SIGTERM) is raised between folds, from here: closing() then joins the
+    # fold threads, so no native fit is running while the job unwinds.
+    checkpoint()
     with contextlib.closing(in_order(fit, folds, fold_jobs)) as fitted:
         for fold, (pred, kept) in zip(folds, fitted, strict=True):
+            checkpoint()
             oos = data.out_of_sample([fold], [pred])
             result.per_fold.append(evaluate(oos, strategy, horizon))
             result.predictions.append(pred)
@@ -264,9 +269,21 @@ def run_trials(
         n_trials=remaining,
         timeout=cand.timeout_seconds,
         n_jobs=ctx.tuning.n_jobs,
-        callbacks=[optuna.study.MaxTrialsCallback(budget, states=FINISHED), *callbacks],
+        callbacks=[
+            optuna.study.MaxTrialsCallback(budget, states=FINISHED),
+            *callbacks,
+            stop_at_trial_boundary,
+        ],
         catch=(ValueError, ArithmeticError),
     )
+    checkpoint()  # a study stopped by a stop request ends the job here
+
+
+def stop_at_trial_boundary(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Optuna callback: on a stop request, start no further trial (after this one's own
+    callbacks have logged it); the caller then raises the stop."""
+    if stop_requested():
+        study.stop()
 
 
 def _best_trial(cand: CandidateConfig, study: optuna.Study) -> FrozenTrial:

@@ -131,3 +131,44 @@ def test_an_interrupt_swallowed_by_a_finaliser_still_stops_the_job(
     )
     assert done.stdout.strip() == f"stopped by {stopped_by}", done.stdout + done.stderr
     assert "Traceback" not in done.stderr
+
+
+# During training a signal only records a stop; the job raises it at its next safe point
+# (``checkpoint``), and a second signal exits at once. argv: "once" or "twice".
+_STOP_AT_SAFE_POINT = """
+import os, signal, sys, time
+from pipeline.cli.interrupts import install_handlers, stop_at_safe_points
+from pipeline.training.stopping import checkpoint, stop_requested
+
+install_handlers()
+try:
+    with stop_at_safe_points():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)  # inside a fit, say: nothing is raised here
+        print("recorded" if stop_requested() else "lost", flush=True)
+        if sys.argv[1] == "twice":
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        checkpoint()
+        print("carried on", flush=True)
+except KeyboardInterrupt as exc:
+    print(f"stopped by {type(exc).__name__}", flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("times", "code", "said"),
+    [("once", 0, ["recorded", "stopped by Terminated"]), ("twice", 143, ["recorded"])],
+)
+def test_sigterm_in_training_stops_at_the_next_safe_point(
+    times: str, code: int, said: list[str]
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _STOP_AT_SAFE_POINT, times],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == code, done.stdout + done.stderr
+    assert done.stdout.split("\n")[:-1] == said, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
