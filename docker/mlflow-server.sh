@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the MLflow tracking server of docker/mlflow/Dockerfile natively, against an existing
 # PostgreSQL: same flags (served artifacts, --workers 1, explicit --allowed-hosts) and the same
-# environment (job runner and telemetry off). pipeline/tracking/server.py starts the same
+# environment (job runner and telemetry off). tests/tracking_server.py starts the same
 # command from Python (tests use it).
 #
 # Usage:
@@ -94,7 +94,7 @@ if [ -z "${MLFLOW:-}" ]; then
     fi
 fi
 
-# Same list as pipeline/tracking/server.py:allowed_hosts(), plus the extras.
+# Same list as tests/tracking_server.py:allowed_hosts(), plus the extras.
 ALLOWED="localhost,localhost:$PORT,127.0.0.1,127.0.0.1:$PORT"
 case "$HOST" in
     localhost|127.0.0.1|0.0.0.0) ;;
@@ -123,7 +123,7 @@ if [ "$PRINT" = 1 ]; then
     exit 0
 fi
 
-# The auth app's settings (pipeline/tracking/server.py:auth_config writes the same file). It
+# The auth app's settings (tests/tracking_server.py:auth_config writes the same file). It
 # names no secret of its own, but the database URI may carry a password: the file is 0600.
 if [ "$AUTH" = 1 ]; then
     export MLFLOW_AUTH_ADMIN_USERNAME="${MLFLOW_AUTH_ADMIN_USERNAME:-admin}"
