@@ -6,6 +6,10 @@ text, which is also the pandera check's ``error`` in ``PriceSchema``
 written once. ``COLUMNS`` declares, per column, what ``PriceSchema`` declares (type, whether
 required, whether null is allowed, which rules); a unit test holds the two equal.
 
+Only ticker, date and close are required: open, high, low and volume may be absent (close-only
+data), and a rule reads only the columns that are there (high >= close when there is no open).
+``check_contract`` treats a column that is null on every row as absent.
+
 ``keeps_every_rule`` evaluates all of it in one Polars query. pandera is only imported and run
 when that finds something, to report every broken rule: importing it costs ~0.4 s, which a
 clean file (or a clean request) should not pay.
@@ -36,6 +40,8 @@ VALID_TICKER = CONTRACT_RULE  # written once, in pipeline.data.tickers
 DATE_RANGE = f"dates must be between {FIRST_DATE} and {LAST_DATE}"
 HIGH = "high must be >= max(open, close)"
 LOW = "low must be <= min(open, close)"
+# The columns high and low are compared with, whichever of them the frame has.
+OPEN_CLOSE = pl.col("^(open|close)$")
 DUPLICATE = "duplicate (ticker, date)"
 INCREASING = "dates must be strictly increasing per ticker"
 OPTIONAL = ("bench_close",)
@@ -76,8 +82,8 @@ KEEPS: dict[str, Callable[[str], pl.Expr]] = {
     EMPTY_TICKER: _ticker_not_empty,
     VALID_TICKER: _ticker_valid,
     DATE_RANGE: lambda c: pl.col(c).is_between(FIRST_DATE, LAST_DATE),
-    HIGH: lambda c: ~(pl.col(c) < pl.max_horizontal("open", "close")),
-    LOW: lambda c: ~(pl.col(c) > pl.min_horizontal("open", "close")),
+    HIGH: lambda c: ~(pl.col(c) < pl.max_horizontal(OPEN_CLOSE)),
+    LOW: lambda c: ~(pl.col(c) > pl.min_horizontal(OPEN_CLOSE)),
     DUPLICATE: lambda c: ~pl.struct("ticker", c).is_duplicated(),
     INCREASING: _dates_increase,
 }
@@ -95,9 +101,9 @@ class ColumnRules:
     rules: tuple[tuple[str, bool], ...]
 
 
-def _price(name: str, *extra: str) -> ColumnRules:
+def _price(name: str, *extra: str, required: bool = False) -> ColumnRules:
     rules = ((FINITE_PRICE, False), (PRICE_RANGE, True), *((r, True) for r in extra))
-    return ColumnRules(name, pl.Float64(), True, True, rules)
+    return ColumnRules(name, pl.Float64(), required, True, rules)
 
 
 COLUMNS: tuple[ColumnRules, ...] = (
@@ -108,8 +114,10 @@ COLUMNS: tuple[ColumnRules, ...] = (
     _price("open"),
     _price("high", HIGH),
     _price("low", LOW),
-    _price("close"),
-    ColumnRules("volume", pl.Float64(), True, True, ((FINITE_VOLUME, False), (VOLUME_RANGE, True))),
+    _price("close", required=True),
+    ColumnRules(
+        "volume", pl.Float64(), False, True, ((FINITE_VOLUME, False), (VOLUME_RANGE, True))
+    ),
     *(
         ColumnRules(c, pl.Float64(), False, True, ((FINITE_PRICE, True), (PRICE_RANGE, True)))
         for c in OPTIONAL

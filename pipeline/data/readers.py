@@ -1,6 +1,9 @@
 """Price files the user brings (CSV or parquet), read into the canonical schema and validated.
 
-Columns: date, open, high, low, close, volume, and optionally ticker (else the file stem).
+Columns: date and close are required; open, high, low and volume are optional (a close-only
+file, ``date,close`` or ``ticker,date,close``, is the usual adjusted-close panel); ticker is
+optional too (else the file stem). An absent column is carried as null in every row (the
+contract checks only the columns a file has; the features that need one are left out).
 Tickers, from a column, a file name or a ``{ticker}`` pattern, follow the one ticker rule
 (``pipeline.data.tickers``): ``nvda`` and ``NVDA `` are NVDA; an invalid one is a contract
 error naming its rows. Files as common tools write them are read: a CSV's separator is
@@ -9,9 +12,11 @@ sniffed from its header (``,`` ``;`` or tab), a ``;`` or tab file may use decima
 ``1999-01-22 00:00:00-05:00`` is 1999-01-22, the date as written), and a newest-first file is
 read oldest-first with a warning (shuffled dates are still refused: see ``_oldest_first``).
 Headers are matched case-insensitively with spaces and underscores ignored, so ``Date`` and
-``Close`` work too, and ``data.yaml: columns`` maps any other header. With
+``Close`` work too, and ``data.yaml: columns`` maps any other header (``{PRC: close}``). With
 ``adjustment: adjusted`` an ``Adj Close`` column, when present, replaces close and scales
-open/high/low by the same factor (the usual back-adjustment); ``raw`` ignores it. A path may
+open/high/low by the same factor (the usual back-adjustment); a file with ``Adj Close`` and no
+close reads it as close (raw open/high/low cannot be scaled without the raw close: they are
+left out, with a warning). ``raw`` ignores ``Adj Close``. A path may
 hold ``{ticker}`` to read one file per ticker. Every problem is reported with the file, the
 column and the rows at fault: CSV lines ("line 2" is the first data line) or parquet row indexes
 ("row 0" is the first row). Parquet columns keep their stored types, so a price or volume column
@@ -48,6 +53,7 @@ from pipeline.errors import DataError
 from pipeline.ordering import by_ticker_date, ordered, strictly_ordered, unique_keys
 
 NUMERIC = ("open", "high", "low", "close", "volume")
+REQUIRED = ("date", "close")  # open, high, low and volume may be absent (close-only files)
 SEPARATORS = (",", ";", "\t")  # the first is the default
 # A timestamp's date part, kept as written: `1999-01-22 00:00:00-05:00`, `...T00:00:00Z`.
 TIMESTAMP = (
@@ -148,6 +154,21 @@ class FileOptions:
     policy: ContractPolicy = field(default_factory=ContractPolicy)
 
 
+def _adj_close_only(lookup: dict[str, str], path: Path) -> dict[str, str]:
+    """A file whose only close is ``Adj Close`` (adjustment: adjusted): it is the close. Its
+    open/high/low are raw prices that cannot be scaled without the raw close, so they are left
+    out (a warning names them) rather than mixed with adjusted closes."""
+    adj = lookup.pop("adjclose")
+    unscalable = [lookup.pop(c) for c in ("open", "high", "low") if c in lookup]
+    if unscalable:
+        log.warning(
+            "%s: column(s) %s left out: without a raw close they cannot be adjusted like "
+            "'%s' (the close read)",
+            *(path, unscalable, adj),
+        )
+    return {**lookup, "close": adj}
+
+
 def _adjust(raw: pl.DataFrame, lookup: dict[str, str], adjustment: str) -> pl.DataFrame:
     adj = lookup.get("adjclose")
     if adj is None or adjustment == "raw" or "close" not in lookup:
@@ -163,6 +184,16 @@ def _adjust(raw: pl.DataFrame, lookup: dict[str, str], adjustment: str) -> pl.Da
         ],
         num[0].alias(close),
     )
+
+
+def _adjustment_hint(lookup: dict[str, str], adjustment: str) -> str:
+    """Why an ``Adj Close`` column did not give the close: ``adjustment: raw`` ignores it."""
+    if adjustment == "raw" and "adjclose" in lookup and "close" not in lookup:
+        return (
+            f" ('{lookup['adjclose']}' is ignored under data.yaml adjustment: raw; set "
+            "adjustment: adjusted, or map it with columns: {" + lookup["adjclose"] + ": close})"
+        )
+    return ""
 
 
 def _stem_ticker(path: Path) -> str:
@@ -203,22 +234,27 @@ def _canonical(
     raw = raw.rename(dict(options.columns))
     lookup = {_normalise_header(c): c for c in raw.columns}
     _check_types(raw, lookup, path)
+    if options.adjustment == "adjusted" and "adjclose" in lookup and "close" not in lookup:
+        lookup = _adj_close_only(lookup, path)
     raw = _adjust(raw, lookup, options.adjustment)
-    missing = [c for c in WANTED if c not in lookup]
+    missing = [c for c in REQUIRED if c not in lookup]
     if missing:
         raise DataError(
-            f"{path}: missing required column(s) {missing}; found {raw.columns}" + _header_hint(raw)
+            f"{path}: missing required column(s) {missing}; found {raw.columns}"
+            + _header_hint(raw)
+            + _adjustment_hint(lookup, options.adjustment)
         )
     if ticker is None and "ticker" in lookup:
         tickers = pl.col(lookup["ticker"]).cast(pl.String)
     else:
         tickers = pl.lit(ticker if ticker is not None else _stem_ticker(path))
+    present = [c for c in WANTED if c in lookup]
     frame = raw.select(
-        [pl.col(lookup[c]).alias(c) for c in WANTED] + [tickers.alias("ticker")]
+        [pl.col(lookup[c]).alias(c) for c in present] + [tickers.alias("ticker")]
     ).with_row_index("row")
     frame = _normalised_tickers(frame)
     # Blank lines (all fields empty) are not data; everything else is checked below.
-    frame = frame.filter(~pl.all_horizontal([pl.col(c).is_null() for c in WANTED]))
+    frame = frame.filter(~pl.all_horizontal([pl.col(c).is_null() for c in present]))
     if frame.height == 0:
         raise DataError(f"{path}: file has a header but no rows")
     return frame
@@ -250,6 +286,7 @@ def _typed(frame: pl.DataFrame) -> pl.DataFrame:
             if frame.schema[c] == pl.String
             else pl.col(c).cast(pl.Float64, strict=False)
             for c in NUMERIC
+            if c in frame.columns
         ],
     )
 
@@ -260,7 +297,7 @@ def _decimal_commas(frame: pl.DataFrame, path: Path, locate: Locator) -> pl.Data
     separator?) is ambiguous, so it is refused, naming the rows, rather than guessed."""
     problems, converted = [], []
     for col in NUMERIC:
-        if frame.schema[col] != pl.String:
+        if frame.schema.get(col) != pl.String:
             continue
         text = pl.col(col).str.strip_chars()
         commas = frame.select(text.str.contains(DECIMAL_COMMA).any()).item()
@@ -300,7 +337,7 @@ def _parse(
     if separator in (";", "\t"):  # "1,5" cannot be a decimal in a comma-separated file
         frame = _decimal_commas(frame, path, locate)
     parsed, problems = _typed(frame), []
-    for col in ("date", *NUMERIC):
+    for col in [c for c in WANTED if c in frame.columns]:
         bad = parsed.filter(pl.col(col).is_null() & frame.get_column(col).is_not_null())
         blank = parsed.filter(frame.get_column(col).is_null())
         if blank.height and options.policy.missing == "drop":
@@ -322,7 +359,10 @@ def _parse(
                 )
     if problems:
         raise DataError("\n".join(problems))
-    return parsed.select("row", *PRICE_COLUMNS)
+    # A column the file lacks is null on every row: the canonical frame (and the warehouse's
+    # table) keeps one schema, and the contract skips a column that is null throughout.
+    absent = [pl.lit(None, pl.Float64).alias(c) for c in NUMERIC if c not in parsed.columns]
+    return parsed.with_columns(absent).select("row", *PRICE_COLUMNS)
 
 
 def _oldest_first(frame: pl.DataFrame) -> tuple[pl.DataFrame, bool]:

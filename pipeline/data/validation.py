@@ -35,6 +35,8 @@ SHOWN_CHARS = 40  # of a value shown in a message (a 10,000-character ticker)
 MIN_PRICE, MAX_PRICE, MAX_VOLUME = 1e-12, 1e15, 1e18
 FIRST_DATE, LAST_DATE = dt.date(1800, 1, 1), dt.date(2199, 12, 31)
 PRICES = ("open", "high", "low", "close")
+# Columns a source may lack (close-only data): null on every row means absent, not missing.
+OPTIONAL_BARS = ("open", "high", "low", "volume")
 log = logging.getLogger(__name__)
 
 Locator = Callable[[int], str]
@@ -206,6 +208,17 @@ def _broken(frame: pl.DataFrame, schema: type[DataFrameModel] | None) -> list[Br
     return pandera_broken_rules(frame, schema or PriceSchema)
 
 
+def without_absent(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` without the optional columns that are null on every row (absent from the
+    file or request: close-only data), so that the contract checks only what is there. A
+    column with some values and some nulls stays, and its nulls break the rules."""
+    if not frame.height:
+        return frame
+    optional = [c for c in OPTIONAL_BARS if c in frame.columns]
+    nulls = frame.select(pl.col(optional).null_count()).row(0) if optional else ()
+    return frame.drop(c for c, n in zip(optional, nulls, strict=True) if n == frame.height)
+
+
 def check_contract(
     frame: pl.DataFrame,
     path: Path | str,
@@ -217,13 +230,16 @@ def check_contract(
 
     Errors are the rules of ``schema`` (default ``PriceSchema``, the pandera model in
     ``pipeline.data.contract``; pass a subclass to add rules). An optional ``bench_close``
-    column is held to the price rules where it is not null. ``locate`` renders rows in the
-    report (``csv_line`` for CSV files); without a ``row`` column rows are frame positions.
+    column is held to the price rules where it is not null; open, high, low and volume are
+    checked only when present and not null on every row (close-only data). ``locate``
+    renders rows in the report (``csv_line`` for CSV files); without a ``row`` column rows
+    are frame positions.
     Returns the report; call ``raise_for_errors`` to block on errors.
     """
     from pipeline.data.price_rules import keeps_every_rule  # it reads this module's bounds
 
     policy = policy or ContractPolicy()
+    frame = without_absent(frame)
     if "row" not in frame.columns:
         frame = frame.with_row_index("row")
     report = ContractReport(path, frame.height)

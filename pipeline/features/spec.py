@@ -5,12 +5,19 @@ parameter value. Column names are derived from family and parameters
 (``rolling_std_logret_1_20``), never typed by hand, and each def carries its warm-up: the rows
 of history it needs before its first valid value (for recursive smoothers, before the seed's
 weight is below ``RECURSIVE_TOLERANCE``).
+
+Close-only data (an adjusted-close panel: no open, high, low or volume) cannot feed the families
+that read those columns: NATR (true range needs high and low), stochastic %K/%D (high and low),
+OBV ratio (volume), volume ratio, the high-low range and any family with ``of: open/high/low/
+volume``. They are not approximated from the close (a "range" of closes is another feature
+under the same name): ``missing_inputs`` names them, and training leaves them out under
+``selection.features: __AUTO__`` and refuses them when named explicitly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal
 
 import polars as pl
@@ -18,12 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from pipeline.features import library as lib
 from pipeline.features.guard import assert_causal
+from pipeline.features.stages import Stage, with_plans
 
 Source = Literal["close", "open", "high", "low", "volume", "logret_1", "ret_1"]
 Window = Annotated[StrictInt, Field(ge=1, le=2520)]
 Windows = Annotated[tuple[Window, ...], Field(min_length=1)]
 C, H, L, V = pl.col("close"), pl.col("high"), pl.col("low"), pl.col("volume")
 BENCH_CLOSE = "bench_close"
+BAR_INPUTS = ("open", "high", "low", "close", "volume")  # the price columns features read
+OPTIONAL_INPUTS = ("open", "high", "low", "volume")  # those close-only data lacks
 FeatureDtype = Literal["float64", "float32"]
 
 
@@ -40,6 +50,10 @@ class FeatureDef:
     warmup: int
     partition: Literal["ticker", "date"] = "ticker"
     dtype: FeatureDtype = "float64"
+    family: str = ""  # the FeaturesConfig key it was declared under (set by build_feature_defs)
+    # The family's declared stages (pipeline/features/stages.py), which the engine computes
+    # once and shares; None: the engine runs ``expr`` per ticker as it is.
+    plan: Stage | None = field(default=None, compare=False, repr=False)
 
 
 def source(name: Source) -> tuple[pl.Expr, int]:
@@ -123,7 +137,11 @@ class Ewm(_Family):
 
 
 class Windowed(_Family):
-    """Indicators on OHLCV with one window parameter (RSI, NATR, OBV ratio, volume ratio)."""
+    """Indicators on OHLCV with one window parameter (RSI, NATR, OBV ratio, volume ratio).
+
+    RSI reads the close only. NATR needs high and low, OBV ratio and volume ratio need volume:
+    on close-only data they are left out (see the module docstring), never approximated.
+    """
 
     windows: Windows
 
@@ -179,6 +197,8 @@ class Bollinger(_Family):
 
 
 class Stochastic(_Family):
+    """Stochastic %K/%D: needs high and low, so it is left out on close-only data."""
+
     windows: Windows = (14,)
     smooth: Window = 3
 
@@ -196,6 +216,8 @@ class Stochastic(_Family):
 
 
 class HighLowRange(_Family):
+    """(high - low) / close: needs high and low, so it is left out on close-only data."""
+
     enabled: bool = True
 
     def defs(self, kind: str) -> list[FeatureDef]:
@@ -349,7 +371,7 @@ def build_feature_defs(cfg: FeaturesConfig) -> list[FeatureDef]:
     defs: list[FeatureDef] = []
     for kind, family in cfg.families():
         if not isinstance(family, CrossSection):
-            defs += family.defs(kind)
+            defs += with_plans(kind, family, [replace(d, family=kind) for d in family.defs(kind)])
     for d in defs:
         assert_causal(d.expr, d.name)
     if cfg.cross_section is not None:
@@ -359,7 +381,13 @@ def build_feature_defs(cfg: FeaturesConfig) -> list[FeatureDef]:
             raise ValueError(f"cross_section.of: unknown feature(s) {unknown}")
         fns = {"rank": lib.cross_sectional_rank, "zscore": lib.cross_sectional_zscore}
         defs += [
-            FeatureDef(f"cs_{stat}_{n}", fns[stat](pl.col(n)), by_name[n].warmup, "date")
+            FeatureDef(
+                f"cs_{stat}_{n}",
+                fns[stat](pl.col(n)),
+                by_name[n].warmup,
+                "date",
+                family="cross_section",
+            )
             for n in cfg.cross_section.of
             for stat in cfg.cross_section.stats
         ]
@@ -373,3 +401,44 @@ def build_feature_defs(cfg: FeaturesConfig) -> list[FeatureDef]:
 def total_warmup(defs: list[FeatureDef]) -> int:
     """Rows of history the whole set needs before every feature is defined."""
     return max((d.warmup for d in defs), default=0)
+
+
+def def_inputs(defs: list[FeatureDef]) -> dict[str, frozenset[str]]:
+    """The price columns (``BAR_INPUTS``) each def reads, by name; a cross-sectional def reads
+    what the features it ranks read. Read from the expressions themselves, so a new family
+    needs no declaration to be left out on data that lacks its columns."""
+    found: dict[str, frozenset[str]] = {}
+    for d in defs:  # per-ticker defs come first, so a cross-sectional one finds its inputs
+        roots = set(d.expr.meta.root_names())
+        nested = (found.get(r, frozenset()) for r in roots)
+        found[d.name] = frozenset(roots & set(BAR_INPUTS)).union(*nested)
+    return found
+
+
+def missing_inputs(defs: list[FeatureDef], available: tuple[str, ...]) -> dict[str, list[str]]:
+    """Feature name -> the price columns it reads that ``available`` lacks (only features
+    that lack any)."""
+    lacking = {name: sorted(cols - set(available)) for name, cols in def_inputs(defs).items()}
+    return {name: cols for name, cols in lacking.items() if cols}
+
+
+def left_out_families(defs: list[FeatureDef], available: tuple[str, ...]) -> dict[str, list[str]]:
+    """Family -> the price columns it needs that ``available`` lacks: the families that
+    close-only (or otherwise partial) data cannot feed, in declaration order."""
+    by_name = {d.name: d for d in defs}
+    out: dict[str, set[str]] = {}
+    for name, cols in missing_inputs(defs, available).items():
+        out.setdefault(by_name[name].family or name, set()).update(cols)
+    return {family: sorted(cols) for family, cols in out.items()}
+
+
+def available_inputs(frame: pl.DataFrame, *, every_row: bool = True) -> tuple[str, ...]:
+    """The price columns of ``frame`` that features may read: present and, with
+    ``every_row``, null on no row (a panel mixing full and close-only tickers lacks the
+    column); otherwise null on some row at most (absent means null throughout)."""
+    present = [c for c in BAR_INPUTS if c in frame.columns]
+    if not present or not frame.height:
+        return tuple(present)
+    nulls = frame.select(pl.col(present).null_count()).row(0)
+    limit = 0 if every_row else frame.height - 1
+    return tuple(c for c, n in zip(present, nulls, strict=True) if n <= limit)

@@ -25,7 +25,10 @@ from pipeline.features.spec import (
     BENCH_CLOSE,
     FeatureDef,
     FeaturesConfig,
+    available_inputs,
     build_feature_defs,
+    left_out_families,
+    missing_inputs,
     total_warmup,
 )
 
@@ -48,8 +51,28 @@ def _to_polars(X: Any) -> pl.DataFrame:
 
 
 def _required(cfg: FeaturesConfig) -> tuple[str, ...]:
-    """The input columns the declared features read."""
+    """The input columns of a model saved before ``feature_names_in_`` existed: every price
+    column (such a model was trained on full bars)."""
     return (*PRICE_COLUMNS, *((BENCH_CLOSE,) if cfg.benchmark is not None else ()))
+
+
+def _needed(defs: list[FeatureDef], names: list[str]) -> list[FeatureDef]:
+    """The defs that computing ``names`` takes: those, and the per-ticker features a
+    cross-sectional one reads, in declaration order."""
+    wanted = set(names)
+    for d in defs:
+        if d.name in wanted and d.partition == "date":
+            wanted |= set(d.expr.meta.root_names())
+    return [d for d in defs if d.name in wanted]
+
+
+def _inputs_of(defs: list[FeatureDef], available: tuple[str, ...]) -> tuple[str, ...]:
+    """The input columns of a model fitted on rows with the price columns ``available``:
+    keys, those price columns (full bars: all of them, as before close-only input; close-only
+    rows: the close), and ``bench_close`` when one of ``defs`` reads it."""
+    market = any(BENCH_CLOSE in d.expr.meta.root_names() for d in defs)
+    prices = (c for c in PRICE_COLUMNS[2:] if c in available)
+    return (*_KEYS, *prices, *((BENCH_CLOSE,) if market else ()))
 
 
 def _prepare(X: Any, required: tuple[str, ...]) -> pl.DataFrame:
@@ -60,6 +83,15 @@ def _prepare(X: Any, required: tuple[str, ...]) -> pl.DataFrame:
         raise FeatureInputError(f"input is missing column(s) {missing}; needs {list(required)}")
     if frame.height == 0:  # otherwise a silent (0, n) array, which hides an empty query
         raise FeatureInputError("input has 0 rows; PolarsFeatures needs at least one price row")
+    # A price column that is null on every row is a column the source lacked (close-only
+    # bars): features read from it would all be null and imputed, a silent garbage forecast.
+    prices = [c for c in required if c in PRICE_COLUMNS[2:]]
+    empty = [c for c in prices if frame.get_column(c).null_count() == frame.height]
+    if empty:
+        raise FeatureInputError(
+            f"input column(s) {empty} are empty (null on every row); the model's features "
+            f"read them: needs {list(required)}"
+        )
     numeric = [c for c in required if c not in _KEYS]
     try:
         return frame.select(required).with_columns(
@@ -80,11 +112,18 @@ class PolarsFeatures(TransformerMixin, BaseEstimator):
     columns : tuple of str or None
         Which feature columns to output, in order; ``None`` outputs every declared feature.
 
+    At ``fit``, outputs reading a price column the rows lack (absent, or null on every row:
+    close-only data) are left out, and ``left_out_`` names their families; training has
+    refused an explicit selection naming one, so only ``__AUTO__`` choices are dropped here.
+    If every output would be dropped, fit raises :class:`FeatureInputError`.
+
     Attributes
     ----------
     feature_names_in_ : ndarray of str
-        The input columns the features *need*: ``PRICE_COLUMNS``, plus ``bench_close`` when the
-        spec has a market family. Unlike array-based transformers this is not every column seen
+        The input columns the model *needs*: ticker, date, the price columns of the fit rows
+        (``PRICE_COLUMNS`` for full bars; the close only, for close-only rows), plus
+        ``bench_close`` when a market feature is kept. Unlike array-based transformers this
+        is not every column seen
         by ``fit``: the transformer selects columns by name, so at fit and at transform extra
         columns (an unused ``bench_close``, a row id) are ignored and any order is accepted,
         while a missing one raises :class:`FeatureInputError` naming it.
@@ -94,10 +133,13 @@ class PolarsFeatures(TransformerMixin, BaseEstimator):
         The output columns, in order.
     warmup_ : int
         Rows of history per ticker before every output column is defined.
+    left_out_ : dict of str to list of str
+        Feature family -> the price columns the fit rows lacked for it (empty with full bars).
     defs_ : list of FeatureDef
-        Every declared def (outputs may depend on others), parsed and passed by the causality
-        guard once at fit. Polars expressions are not skops-serialisable, so the saved state
-        leaves them out and the first ``transform`` after loading rebuilds them from ``spec``.
+        The defs the outputs need (outputs may depend on others), parsed and passed by the
+        causality guard once at fit. Polars expressions are not skops-serialisable, so the
+        saved state leaves them out and the first ``transform`` after loading rebuilds them
+        from ``spec``.
 
     Output rows are aligned with input rows (input order is preserved). Rows without enough
     history for a feature get NaN there; the imputer downstream handles them. Bad input (not a
@@ -140,18 +182,28 @@ class PolarsFeatures(TransformerMixin, BaseEstimator):
         return list(self.columns)
 
     def fit(self, X: Any, y: Any = None) -> PolarsFeatures:
-        """Parse and guard the spec, check ``X`` has usable rows, and cache the result."""
+        """Parse and guard the spec, keep the outputs ``X``'s columns can feed, check ``X``
+        has usable rows, and cache the result."""
         cfg = self._config()
         defs = build_feature_defs(cfg)  # raises LookAheadError if a feature reads the future
-        names = self._outputs(defs)
-        required = _required(cfg)
+        # The close is never optional: without it _prepare names it as missing.
+        available = (*available_inputs(_to_polars(X), every_row=False), "close")
+        lacking = missing_inputs(defs, available)
+        wanted = self._outputs(defs)
+        names = [n for n in wanted if n not in lacking]
+        if not names:
+            needs = sorted({c for n in wanted for c in lacking[n]})
+            raise FeatureInputError(f"input lacks column(s) {needs} that every feature reads")
+        needed = _needed(defs, names)
+        required = _inputs_of(needed, available)
         _prepare(X, required)
         by_name = {d.name: d for d in defs}
         self.feature_names_in_ = np.array(required, dtype=object)
         self.n_features_in_ = len(required)
         self.feature_names_out_ = np.array(names, dtype=object)
         self.warmup_ = total_warmup([by_name[n] for n in names])
-        self.defs_ = defs
+        self.left_out_ = left_out_families([by_name[n] for n in wanted], available)
+        self.defs_ = needed
         return self
 
     def _fitted_defs(self) -> list[FeatureDef]:
@@ -159,7 +211,7 @@ class PolarsFeatures(TransformerMixin, BaseEstimator):
         defs: list[FeatureDef] | None = getattr(self, "defs_", None)
         if defs is None:
             cfg = self._config()
-            defs = build_feature_defs(cfg)
+            defs = _needed(build_feature_defs(cfg), list(self.feature_names_out_))
             if not hasattr(self, "feature_names_in_"):  # saved before the attribute existed,
                 required = _required(cfg)  # when n_features_in_ counted every fit column
                 self.feature_names_in_ = np.array(required, dtype=object)

@@ -78,11 +78,14 @@ class Bar(BaseModel):
         str, Field(description=f"a ticker is {RULE}", json_schema_extra={"pattern": TICKER_PATTERN})
     ]
     date: Annotated[dt.date, BeforeValidator(_text), Field(strict=False)]
-    open: float
-    high: float
-    low: float
+    # Optional: a model trained on close-only data reads the close alone. A model that reads
+    # one needs it on every bar (a 422 names it); left out of some bars only, the contract
+    # refuses those bars.
+    open: float | None = None
+    high: float | None = None
+    low: float | None = None
     close: float
-    volume: float
+    volume: float | None = None
     bench_close: float | None = None
 
 

@@ -133,6 +133,8 @@ def lineage_tags(
         "package_versions": package_versions(),
         "tickers": ",".join(inputs.tickers),  # only tickers that contributed rows
         "skipped_tickers": ",".join(plan.skipped),
+        # family:missing columns, e.g. "natr:high+low;obv_ratio:volume" (close-only data)
+        "features_left_out": ";".join(f"{f}:{'+'.join(c)}" for f, c in plan.left_out.items()),
         "horizon": str(plan.horizon),
         "study_name": study,
         "snapshot_ids": ",".join(snapshots[0]),

@@ -8,7 +8,8 @@ raw snapshots and the tracking store are written afterwards. `validate` runs the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -17,11 +18,21 @@ from pipeline.domain import Fold, PriceBatch, PriceSource, PriceStore, scratch_w
 from pipeline.errors import TrackingUnavailableError
 from pipeline.features.columns import feature_columns
 from pipeline.features.engine import add_features, collect
-from pipeline.features.spec import build_feature_defs, total_warmup
-from pipeline.settings import FoldsConfig, ModelConfig, StockpipeConfig
+from pipeline.features.spec import (
+    OPTIONAL_INPUTS,
+    FeatureDef,
+    available_inputs,
+    build_feature_defs,
+    left_out_families,
+    missing_inputs,
+    total_warmup,
+)
+from pipeline.settings import AUTO, FoldsConfig, ModelConfig, StockpipeConfig
 from pipeline.training.dataset import TrainingSet, build_training_set
 from pipeline.training.folds import FoldLayout, resolve_folds
 from pipeline.training.quality import quality_lines
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,9 @@ class TrainingPlan:
     need_rows: int
     skipped: dict[str, int]  # ticker -> rows it had, left out under short_history: skip
     horizon: int  # days ahead the target looks (model.target.horizon)
+    # Feature family -> the price columns it needs that the data lacks (close-only input):
+    # left out under selection.features: __AUTO__.
+    left_out: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def folds(self) -> list[Fold]:
@@ -53,7 +67,47 @@ class TrainingPlan:
             lines.append(f"note: {self.layout.adapted}")
         for ticker, rows in self.skipped.items():
             lines.append(f"skipped: {ticker} ({rows} rows, needs {self.need_rows})")
+        if self.left_out:
+            lines.append(f"left out: {_families_text(self.left_out)}")
         return lines
+
+
+def _families_text(left_out: dict[str, list[str]]) -> str:
+    """``natr (needs high, low), obv_ratio (needs volume)``."""
+    return ", ".join(f"{f} (needs {', '.join(cols)})" for f, cols in left_out.items())
+
+
+@dataclass(frozen=True)
+class UsableFeatures:
+    """The features the data can feed: every def they need, the selected columns, and the
+    price columns (and families) the data lacks."""
+
+    defs: list[FeatureDef]
+    columns: tuple[str, ...]
+    absent: tuple[str, ...]  # optional price columns the data lacks (dropped from history)
+    left_out: dict[str, list[str]]
+
+
+def usable_features(model: ModelConfig, batch: PriceBatch) -> UsableFeatures:
+    """What ``model``'s features are on ``batch``: with every price column, all of them; on
+    close-only data (or a panel where some ticker lacks a column) the families reading a
+    missing column are left out under ``__AUTO__``, with ONE warning naming them, and refused
+    by name in an explicit selection list (ConfigError, exit 2)."""
+    available = available_inputs(batch.frame)
+    defs = build_feature_defs(model.features)
+    columns = feature_columns(model, available)  # refuses an explicit list naming one
+    lacking = missing_inputs(defs, available)
+    sel = model.selection
+    candidates = [d for d in defs if d.name not in set(sel.exclude)]
+    left_out = left_out_families(candidates, available) if sel.features == AUTO else {}
+    if left_out:
+        log.warning(
+            "the data has no %s column(s): feature families left out: %s",
+            "/".join(c for c in OPTIONAL_INPUTS if c not in available),
+            _families_text(left_out),
+        )
+    absent = tuple(c for c in OPTIONAL_INPUTS if c not in available)
+    return UsableFeatures([d for d in defs if d.name not in lacking], columns, absent, left_out)
 
 
 def plan_training(
@@ -86,8 +140,8 @@ def plan_horizons(
     DataError if the inputs are bad).
     """
     inputs = load_inputs(model.features.benchmark, source, benchmark)
-    defs = build_feature_defs(model.features)
-    columns = feature_columns(model)
+    usable = usable_features(model, inputs.batch)
+    defs, columns = usable.defs, usable.columns
     warmup = total_warmup([d for d in defs if d.name in columns])
     horizons = model.target.horizons
     longest = max(horizons)
@@ -95,7 +149,9 @@ def plan_horizons(
     why = f"to train (feature warm-up {warmup} + horizon {longest} + 1 labelled row)"
     kept, skipped = inputs.require_history(need, short_history, why)
     store_inputs(workspace, kept)
-    history = kept.history(workspace)
+    # Columns the data lacks are not model inputs: the logged model's signature and its
+    # feature step then ask for the close (and bench_close) only.
+    history = kept.history(workspace).drop(usable.absent)
     featured = collect(add_features(history, defs)) if len(horizons) > 1 else None
     plans = {}
     for h in horizons:
@@ -103,7 +159,7 @@ def plan_horizons(
         layout = resolve_folds(
             workspace, kept.tickers, kept.batch.ranges, folds, h, warmup=data.warmup
         )
-        plans[h] = TrainingPlan(kept, data, layout, warmup, need, skipped, h)
+        plans[h] = TrainingPlan(kept, data, layout, warmup, need, skipped, h, usable.left_out)
     return plans
 
 

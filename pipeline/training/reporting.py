@@ -115,6 +115,7 @@ def summarise(
         data=_data_summary(plan),
         lineage=comp.lineage,
         features=list(plan.data.columns),
+        features_left_out=plan.left_out,
         horizon=plan.horizon,
         tracking_uri=tracking_uri,
         seconds=0.0,

@@ -2,13 +2,11 @@
 
 Other tools and CI read ``outputs/train_summary.json``; its JSON schema is published at
 ``docs/schemas/train_summary.schema.json`` and regenerated from these models with
-``python -m pipeline.training.summary`` (a test fails when the file is stale).
+``python -m pipeline.schemas`` (a test fails when the file is stale).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 from pydantic import model_validator
@@ -131,6 +129,9 @@ class TrainSummary(Record):
     data: DataSummary
     lineage: dict[str, str]
     features: list[str]
+    features_left_out: dict[str, list[str]] = {}
+    """Families left out of `__AUTO__` because the data lacks a column: family -> the missing
+    price columns (a close-only file leaves out natr, stochastic, obv_ratio, ...)."""
     horizon: int
     tracking_uri: str
     seconds: float
@@ -146,17 +147,3 @@ class TrainSummary(Record):
         if self.n_trials != self.backtest.n_trials:
             raise ValueError("n_trials must be the deflated Sharpe's backtest.n_trials")
         return self
-
-
-def schema_text() -> str:
-    """The published JSON schema of :class:`TrainSummary` (what ``--summary`` writes)."""
-    return schemas.schema_text(TrainSummary)
-
-
-def write_schema(path: Path = SCHEMA_PATH) -> Path:
-    """Regenerate the schema file (run from the repository root)."""
-    return schemas.write_schema(TrainSummary, path)
-
-
-if __name__ == "__main__":  # python -m pipeline.training.summary [PATH]
-    print(write_schema(Path(sys.argv[1]) if len(sys.argv) > 1 else SCHEMA_PATH))

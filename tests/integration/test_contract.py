@@ -84,9 +84,9 @@ def test_missing_value_policy_drop_keeps_the_other_rows(tmp_path: Path) -> None:
 
 
 def test_missing_column_and_empty_files(tmp_path: Path) -> None:
-    no_vol = price_csv(tmp_path, ["2024-01-02,10,11,9,10"], header="date,open,high,low,close\n")
-    with pytest.raises(DataError, match=r"missing required column\(s\) \['volume'\]"):
-        read_file(no_vol)
+    no_close = price_csv(tmp_path, ["2024-01-02,10,11,9,5"], header="date,open,high,low,volume\n")
+    with pytest.raises(DataError, match=r"missing required column\(s\) \['close'\]"):
+        read_file(no_close)
     empty = tmp_path / "EMPTY.csv"
     empty.write_text("")
     with pytest.raises(DataError, match=r"EMPTY\.csv: file is empty"):
@@ -98,7 +98,7 @@ def test_missing_column_and_empty_files(tmp_path: Path) -> None:
 def test_column_mapping_reads_timestamp_and_vol_headers(tmp_path: Path) -> None:
     header = "Timestamp,Open,High,Low,Close,Vol\n"
     path = price_csv(tmp_path, [OK1, OK2], header=header)
-    with pytest.raises(DataError, match=r"missing required column\(s\) \['date', 'volume'\]"):
+    with pytest.raises(DataError, match=r"missing required column\(s\) \['date'\]"):
         read_file(path)
     options = FileOptions(columns={"Timestamp": "date", "Vol": "volume"})
     frame, _ = read_file(path, options=options)

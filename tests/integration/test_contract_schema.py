@@ -79,11 +79,11 @@ def test_the_extended_schema_speaks_the_contracts_messages() -> None:
 
 
 def test_schema_problems_are_reported_without_rows_and_without_a_crash() -> None:
-    frame = bars().drop("volume").with_columns(pl.col("close").cast(pl.Float32))
+    frame = bars().drop("date").with_columns(pl.col("close").cast(pl.Float32))
     with pytest.raises(DataError) as err:
         check_contract(frame, "x.parquet").raise_for_errors()
     assert str(err.value).splitlines() == [
-        "x.parquet: column 'volume': required column is missing",
+        "x.parquet: column 'date': required column is missing",
         "x.parquet: column 'close': must be of type Float64, got Float32",
     ]
 

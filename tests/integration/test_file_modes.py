@@ -122,12 +122,13 @@ def _no_work(*args: Any, **kwargs: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "where", ["/sys/stockpipe/features.parquet", "{tmp}/file/f.parquet", "{tmp}"]
+    "where", ["/sys/stockpipe/features.parquet", "{tmp}/file/f.parquet", "{tmp}/folder.parquet"]
 )
 def test_features_checks_its_output_before_the_work(
     conf_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
     (tmp_path / "file").write_text("x")
+    (tmp_path / "folder.parquet").mkdir()  # a folder where the file would go
     monkeypatch.setattr(pipeline.training.inspection, "feature_table", _no_work)
     output = where.format(tmp=tmp_path)
     result = _invoke("features", "--config", str(conf_dir), "--output", output)

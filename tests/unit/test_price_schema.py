@@ -121,9 +121,9 @@ CASES: dict[str, tuple[Frame, dict[tuple[str, str], list[int]]]] = {
         lambda f: f.with_columns(pl.col("volume").cast(pl.Int64)),
         {("volume", "must be of type Float64, got Int64"): []},
     ),
-    "missing column": (
-        lambda f: f.drop("volume"),
-        {("volume", "required column is missing"): []},
+    "missing column": (  # volume, open, high and low are optional (close-only data)
+        lambda f: f.drop("close"),
+        {("close", "required column is missing"): []},
     ),
 }
 

@@ -74,8 +74,12 @@ def test_transform_before_fit_raises(nvda: pl.DataFrame) -> None:
 @pytest.mark.parametrize("column", ["ticker", "date", "close", "volume"])
 def test_missing_input_column_raises_feature_input_error(nvda: pl.DataFrame, column: str) -> None:
     # a ModelError for the CLI, and a ValueError for scikit-learn
-    with pytest.raises(FeatureInputError, match=f"missing column.*'{column}'"):
-        PolarsFeatures(spec=SPEC).fit(nvda.drop(column))
+    if column == "volume":  # optional (close-only input): fit leaves its features out
+        names = PolarsFeatures(spec=SPEC).fit(nvda.drop(column)).get_feature_names_out()
+        assert "rolling_zscore_volume_20" in NAMES and "rolling_zscore_volume_20" not in names
+    else:
+        with pytest.raises(FeatureInputError, match=f"missing column.*'{column}'"):
+            PolarsFeatures(spec=SPEC).fit(nvda.drop(column))
     pf = PolarsFeatures(spec=SPEC).fit(nvda)
     with pytest.raises(FeatureInputError, match=f"missing column.*'{column}'"):
         pf.transform(nvda.drop(column))

@@ -139,6 +139,7 @@ def test_fit_returns_self_sets_only_trailing_underscore_state(nvda: pl.DataFrame
         "n_features_in_",
         "feature_names_out_",
         "warmup_",
+        "left_out_",
         "defs_",
     }
 

@@ -9,6 +9,8 @@ Nulls: pandera's ``nullable=False`` counts NaN as null, so a NaN price would be 
 (missing, and not finite). Float columns are therefore ``nullable=True`` and their first rule
 refuses null itself (``ignore_na=False``); the other rules let null pass so that each bad cell
 is reported once. ``bench_close`` is optional and null there means "no quote that day".
+open, high, low and volume are optional columns (close-only data): absent, they are not
+checked, and high/low are compared with whichever of open and close the frame has.
 """
 
 from __future__ import annotations
@@ -51,11 +53,11 @@ class PriceSchema(pa.DataFrameModel):
 
     ticker: str = pa.Field(nullable=True)  # null is reported as an empty ticker, once
     date: pl.Date = pa.Field()
-    open: float = pa.Field(nullable=True)
-    high: float = pa.Field(nullable=True)
-    low: float = pa.Field(nullable=True)
+    open: float | None = pa.Field(nullable=True)  # optional columns: close-only data
+    high: float | None = pa.Field(nullable=True)
+    low: float | None = pa.Field(nullable=True)
     close: float = pa.Field(nullable=True)
-    volume: float = pa.Field(nullable=True)
+    volume: float | None = pa.Field(nullable=True)
     bench_close: float | None = pa.Field(nullable=True)
 
     class Config:
