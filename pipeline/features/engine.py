@@ -1,23 +1,22 @@
 """Apply feature defs per ticker on a (Lazy)Frame of prices; the same code trains and scores.
 
 Every def is computed as if alone on its ticker's rows, bit for bit what ``.over(ticker)``
-gives. How that is achieved depends on the expression, because ``.over(ticker)`` has a fixed
-cost per expression (20-40 ms at 2.5M rows) and nothing is shared between features inside it:
+gives. ``.over(ticker)`` has a fixed cost per expression (20-40 ms at 2.5M rows) and shares
+nothing between features, so the families declare what they share (``stages``): the log
+return, the EMAs of the MACD, the Bollinger mean and std, the 20-day volume mean ... Each
+declared stage becomes a temporary column computed once, dependency level after level, and
+each def reads those columns. A stage or a def's body runs by its declared path:
 
-* pointwise expressions (every node reads row t only) need no partitioning at all;
-* expressions built only from pointwise nodes, shifts/diffs and rolling min/max are computed
-  over the whole sorted column and masked to null for each ticker's first ``warmup`` rows: the
-  value at t reads exactly rows t-k..t (``reach``; a def whose warm-up is shorter keeps
-  ``.over``) and min/max keep no running sum, so nothing of another ticker reaches it;
-* stateful kernels (EWM, Wilder, rolling mean/sum/std/var/skew/cov/corr) must run per ticker:
-  a running sum would carry the previous ticker's rounding into the next. A kernel that
-  several defs share (the MACD EMAs, the Bollinger mean and std, the 20-day mean volume) is
-  hoisted by ``hoist`` into a column computed once per ticker, and those defs read it; a def
-  whose kernels no other def shares runs whole under its own ``.over(ticker)``;
-* anything else runs ``.over(ticker)``, the reference the fast paths match.
+* ``point``: row t reads row t only, of columns that already hold the per-ticker values;
+* ``masked``: literal shifts and rolling min/max on the whole sorted column, nulled for each
+  ticker's first ``mask`` rows, where nothing of the previous ticker is read any more (min/max
+  pick a value and keep no running sum, so this is exact);
+* ``ticker``: per ticker (``mapping_strategy="explode"`` on the sorted frame): EWMs and rolling
+  sums carry state from row to row, which must not cross from one ticker into the next.
 
-Expressions are classified by the nodes ``walker`` finds in them, so a column or string named
-like a function changes nothing.
+A def without a plan, or whose plan does not rebuild its expression exactly
+(``Expr.meta.eq``), runs whole per ticker: slower, never different. Nothing here reads
+Polars' serialised expressions; only the causality guard does (``walker``).
 
 Frames are collected with Polars' in-memory engine: faster than the default streaming engine
 on these window queries and independent of the thread count in the last bits.
@@ -25,19 +24,16 @@ on these window queries and independent of the thread count in the last bits.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import cache
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import polars as pl
 import polars.selectors as cs
 
-from pipeline.features.hoist import Hoisted, InexactError, deserialize
 from pipeline.features.library import forward_log_return
-from pipeline.features.reach import is_fixed_trailing_window, rows_back
 from pipeline.features.spec import FeatureDef
-from pipeline.features.walker import Node, serialize, walk_json
+from pipeline.features.stages import Stage
 
 FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 
@@ -45,61 +41,6 @@ TICKER = "ticker"
 DATE = "date"
 TARGET = "target"
 _POS = "__pos__"
-
-Kind = Literal["point", "shift", "window"]
-
-# Nodes whose value at row t reads row t only, by name or, where a namespace also holds
-# whole-column functions (Boolean.IsDuplicated), by name.tag. An allow-list: a node missing
-# here only costs speed (.over(ticker)); a wrong entry would silently mix tickers.
-_POINTWISE = frozenset(
-    {
-        *("Column", "Literal", "BinaryExpr", "Ternary", "Cast", "Alias"),
-        *("Abs", "Negate", "Sign", "Log", "Log1p", "Exp", "Pow", "Trigonometry"),
-        *("Clip", "Round", "Floor", "Ceil", "FillNull", "Coalesce"),
-        *("MaxHorizontal", "MinHorizontal", "SumHorizontal", "MeanHorizontal"),
-        *(f"Boolean.{f}" for f in ("Not", "IsNull", "IsNotNull", "IsNan", "IsNotNan")),
-        *(f"Boolean.{f}" for f in ("IsFinite", "IsInfinite")),
-        *(f"TemporalExpr.{f}" for f in ("Year", "Quarter", "Month", "Week", "WeekDay")),
-        *(f"TemporalExpr.{f}" for f in ("Day", "OrdinalDay", "DaysInMonth", "IsLeapYear")),
-    }
-)
-# Row offsets that are null for a ticker's first k rows, as the warm-up mask assumes.
-_SHIFTS = frozenset({"Shift", "Diff", "PctChange"})
-
-
-def _node_kind(node: Node) -> Kind:
-    if node.name in _SHIFTS:
-        return "shift"
-    if node.name in _POINTWISE or node.qualified in _POINTWISE:
-        return "point"
-    return "window"
-
-
-@cache
-def _kind_of(serialized: str) -> Kind:
-    kinds = {_node_kind(node) for node in walk_json(serialized)}
-    if "window" in kinds:
-        return "window"
-    return "shift" if "shift" in kinds else "point"
-
-
-def expression_kind(expr: pl.Expr) -> Kind:
-    """How an expression depends on earlier rows: not at all, by fixed shifts, or otherwise."""
-    return _kind_of(serialize(expr))
-
-
-@cache
-def _bounded_window(serialized: str, warmup: int) -> bool:
-    """Only pointwise nodes, literal shifts and fixed trailing windows, all within ``warmup``.
-
-    Then the whole-column value at every row the warm-up mask keeps reads that ticker's rows
-    only. A warm-up shorter than the rows actually read keeps ``.over`` (never a leak).
-    """
-    for node in walk_json(serialized):
-        if _node_kind(node) == "window" and not is_fixed_trailing_window(node):
-            return False
-    reach = rows_back(serialized)
-    return reach is not None and reach <= warmup
 
 
 def per_ticker(expr: pl.Expr) -> pl.Expr:
@@ -113,57 +54,54 @@ def per_ticker(expr: pl.Expr) -> pl.Expr:
     return expr.over(TICKER, mapping_strategy="explode")
 
 
-def _masked(expr: pl.Expr, d: FeatureDef) -> pl.Expr:
-    # Whole sorted column, then each ticker's first `warmup` rows nulled: no per-group
-    # scatter, and what is left (shifts, rolling min/max) reads exact values, never sums.
-    return pl.when(pl.col(_POS) >= d.warmup).then(expr).alias(d.name)
+def _computed(stage: Stage) -> pl.Expr:
+    """A stage's body computed along its declared path (see the module docstring)."""
+    body = stage.body()
+    if stage.path == "ticker":
+        return per_ticker(body)
+    if stage.path == "masked":
+        return pl.when(pl.col(_POS) >= stage.mask).then(body)
+    return body
 
 
-def _per_ticker(d: FeatureDef, hoisted: Hoisted) -> pl.Expr:
-    serialized = serialize(d.expr)
-    kind = _kind_of(serialized)
-    if kind == "point":
-        return d.expr.alias(d.name)
-    if kind == "shift" or _bounded_window(serialized, d.warmup):
-        return _masked(d.expr, d)
-    # Stateful kernels once per ticker in hoisted columns; the rest whole-column, if bounded.
-    snapshot = (dict(hoisted.names), dict(hoisted.levels))
-    try:
-        expr = _rewritten(d, hoisted.rewrite(serialized))
-        hoisted.check(snapshot[0])
-    except InexactError:
-        expr = None
-    if expr is not None:
-        return expr
-    hoisted.names, hoisted.levels = snapshot  # nothing of this def is hoisted after all
-    return per_ticker(d.expr).alias(d.name)
+def _planned(d: FeatureDef, stages: dict[str, Stage]) -> Stage | None:
+    """The def's plan, its stages registered in ``stages``; None if it cannot be used.
 
-
-def _rewritten(d: FeatureDef, rest: str | None) -> pl.Expr | None:
-    """The def reading hoisted columns, or None if what is left is not whole-column safe."""
-    if rest is not None and rows_back(rest) == 0 and _bounded_window(rest, 0):
-        # Pointwise over per-ticker columns: already the .over value at every row, no mask.
-        return deserialize(rest).alias(d.name)
-    if rest is not None and _bounded_window(rest, d.warmup):
-        return _masked(deserialize(rest), d)
-    return None
-
-
-def _plan(defs: list[FeatureDef]) -> tuple[Hoisted, list[pl.Expr]]:
-    """(hoisted kernels, per-ticker expressions).
-
-    A def whose hoisted kernels no other def reads runs whole under its own ``.over``: a
-    temporary column per kernel would cost memory for nothing shared.
+    A plan is used only if it rebuilds the def's own expression and each stage it reads is
+    the one registered under that name (two families' equally named stages are the same).
     """
-    hoisted = Hoisted()
-    exprs = {d.name: _per_ticker(d, hoisted) for d in defs}
-    reads = {name: hoisted.reads(e) for name, e in exprs.items()}
-    uses = Counter(col for cols in reads.values() for col in cols)
-    solo = [d for d in defs if reads[d.name] and all(uses[c] == 1 for c in reads[d.name])]
-    hoisted.discard(set().union(*(reads[d.name] for d in solo)))
-    for d in solo:
-        exprs[d.name] = per_ticker(d.expr).alias(d.name)
-    return hoisted, list(exprs.values())
+    plan = d.plan
+    if plan is None or not plan.full().meta.eq(d.expr):
+        return None
+    needed = plan.stages()
+    if any(s.name in stages and not stages[s.name].full().meta.eq(s.full()) for s in needed):
+        return None
+    for s in needed:
+        stages.setdefault(s.name, s)
+    return plan
+
+
+def _levels(stages: dict[str, Stage]) -> list[list[pl.Expr]]:
+    """The stages' columns, one list per dependency level (a stage after what it reads)."""
+    level: dict[str, int] = {}
+    for name, s in stages.items():  # registered inputs first, so their level is known
+        reads = [i.name for i in s.inputs if isinstance(i, Stage)]
+        level[name] = 1 + max((level[r] for r in reads), default=0)
+    by_level: dict[int, list[pl.Expr]] = {}
+    for name, s in stages.items():
+        by_level.setdefault(level[name], []).append(_computed(s).alias(s.column))
+    return [exprs for _, exprs in sorted(by_level.items())]
+
+
+def _plan(defs: list[FeatureDef]) -> tuple[list[list[pl.Expr]], list[pl.Expr], list[str]]:
+    """(stage columns level by level, one expression per def, the temporary columns)."""
+    stages: dict[str, Stage] = {}
+    exprs = []
+    for d in defs:
+        plan = _planned(d, stages)
+        exprs.append(per_ticker(d.expr) if plan is None else _computed(plan))
+    columns = [s.column for s in stages.values()]
+    return _levels(stages), [e.alias(d.name) for e, d in zip(exprs, defs, strict=True)], columns
 
 
 def _stored(expr: pl.Expr, d: FeatureDef) -> pl.Expr:
@@ -204,16 +142,16 @@ def finite_or_null(names: list[str]) -> pl.Expr:
 class _Compiled:
     """The expressions ``add_features`` runs for one list of defs."""
 
-    stages: list[list[pl.Expr]]  # hoisted kernels, level by level
+    stages: list[list[pl.Expr]]  # the declared stages, level by level
     per_ticker: list[pl.Expr]
     per_date: list[pl.Expr]
-    temporary: tuple[str, ...]  # the hoisted columns, dropped at the end
+    temporary: tuple[str, ...]  # the stage columns, dropped at the end
 
 
-# Planning serialises and rewrites every def (~6 ms for the shipped set): more than the
-# features themselves on one request's few hundred bars. A model's transformer passes the
-# same def objects on every call, so plans are kept by the defs' identities; each entry holds
-# its defs, so no id is reused while it is cached.
+# Planning builds and compares every def's expressions (~3 ms for the shipped set): not
+# negligible next to the features themselves on one request's few hundred bars. A model's
+# transformer passes the same def objects on every call, so plans are kept by the defs'
+# identities; each entry holds its defs, so no id is reused while it is cached.
 _PLANS: OrderedDict[tuple[int, ...], tuple[tuple[FeatureDef, ...], _Compiled]] = OrderedDict()
 _PLANS_KEPT = 64
 
@@ -225,12 +163,12 @@ def _compiled(defs: list[FeatureDef]) -> _Compiled:
         return hit[1]
     ticker_defs = [d for d in defs if d.partition == "ticker"]
     date_defs = [d for d in defs if d.partition == "date"]
-    hoisted, planned = _plan(ticker_defs)
+    stages, planned, temporary = _plan(ticker_defs)
     plan = _Compiled(
-        stages=hoisted.stages(TICKER),
+        stages=stages,
         per_ticker=[_stored(e, d) for e, d in zip(planned, ticker_defs, strict=True)],
         per_date=[_stored(d.expr.over(DATE), d).alias(d.name) for d in date_defs],
-        temporary=tuple(hoisted.levels),
+        temporary=tuple(temporary),
     )
     _PLANS[key] = (tuple(defs), plan)
     while len(_PLANS) > _PLANS_KEPT:  # racing threads may both add: trim, never fail

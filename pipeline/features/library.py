@@ -78,7 +78,12 @@ def rolling_skew(x: pl.Expr, *, window: int) -> pl.Expr:
 
 def rolling_zscore(x: pl.Expr, *, window: int) -> pl.Expr:
     """(x_t - trailing mean) / trailing std, both over the last ``window`` rows including t."""
-    return (x - x.rolling_mean(window)) / x.rolling_std(window, ddof=1)
+    return zscore_from(x, x.rolling_mean(window), x.rolling_std(window, ddof=1))
+
+
+def zscore_from(x: pl.Expr, mean: pl.Expr, std: pl.Expr) -> pl.Expr:
+    """(x - mean) / std: the z-score from a mean and std computed elsewhere (a shared stage)."""
+    return (x - mean) / std
 
 
 def ewm_mean(x: pl.Expr, *, span: int) -> pl.Expr:
@@ -103,7 +108,11 @@ def wilder_mean(x: pl.Expr, *, window: int) -> pl.Expr:
 
 def rsi(close: pl.Expr, *, window: int) -> pl.Expr:
     """Wilder's RSI in [0, 100]: 100 * avg_gain / (avg_gain + avg_loss)."""
-    delta = close.diff(1)
+    return rsi_from_delta(close.diff(1), window=window)
+
+
+def rsi_from_delta(delta: pl.Expr, *, window: int) -> pl.Expr:
+    """Wilder's RSI from the close's one-row change (a shared stage)."""
     gain = wilder_mean(delta.clip(lower_bound=0.0), window=window)
     loss = wilder_mean((-delta).clip(lower_bound=0.0), window=window)
     return 100.0 * gain / (gain + loss)
@@ -111,7 +120,12 @@ def rsi(close: pl.Expr, *, window: int) -> pl.Expr:
 
 def macd(close: pl.Expr, *, fast: int, slow: int) -> pl.Expr:
     """MACD line in relative form, EMA_fast / EMA_slow - 1, comparable across price levels."""
-    return ewm_mean(close, span=fast) / ewm_mean(close, span=slow) - 1.0
+    return macd_from(ewm_mean(close, span=fast), ewm_mean(close, span=slow))
+
+
+def macd_from(fast_ema: pl.Expr, slow_ema: pl.Expr) -> pl.Expr:
+    """The relative MACD line from the two EMAs (shared stages)."""
+    return fast_ema / slow_ema - 1.0
 
 
 def macd_signal(close: pl.Expr, *, fast: int, slow: int, signal: int) -> pl.Expr:
@@ -121,13 +135,27 @@ def macd_signal(close: pl.Expr, *, fast: int, slow: int, signal: int) -> pl.Expr
 
 def bollinger_pctb(close: pl.Expr, *, window: int, k: float) -> pl.Expr:
     """%B: where the close sits in the band mean +- k * population std (0 = lower, 1 = upper)."""
-    mid, sd = close.rolling_mean(window), close.rolling_std(window, ddof=0)
-    return (close - (mid - k * sd)) / (2.0 * k * sd)
+    return pctb_from(close, close.rolling_mean(window), band_std(close, window=window), k=k)
 
 
 def bollinger_width(close: pl.Expr, *, window: int, k: float) -> pl.Expr:
     """Bandwidth: (upper - lower) / middle band."""
-    return 2.0 * k * close.rolling_std(window, ddof=0) / close.rolling_mean(window)
+    return width_from(close.rolling_mean(window), band_std(close, window=window), k=k)
+
+
+def band_std(close: pl.Expr, *, window: int) -> pl.Expr:
+    """The Bollinger band's population std (ddof=0) over the last ``window`` rows."""
+    return close.rolling_std(window, ddof=0)
+
+
+def pctb_from(close: pl.Expr, mid: pl.Expr, sd: pl.Expr, *, k: float) -> pl.Expr:
+    """%B from the band's mean and std (shared stages)."""
+    return (close - (mid - k * sd)) / (2.0 * k * sd)
+
+
+def width_from(mid: pl.Expr, sd: pl.Expr, *, k: float) -> pl.Expr:
+    """Bandwidth from the band's mean and std (shared stages)."""
+    return 2.0 * k * sd / mid
 
 
 def true_range(high: pl.Expr, low: pl.Expr, close: pl.Expr) -> pl.Expr:
@@ -153,7 +181,16 @@ def obv_ratio(close: pl.Expr, volume: pl.Expr, *, window: int) -> pl.Expr:
     The classic OBV is a running total from the first row, so its value depends on how much
     history was loaded and would differ between training and scoring; this ratio does not.
     """
-    signed = close.diff(1).sign() * volume
+    return obv_ratio_from(obv_signed(close, volume), volume, window=window)
+
+
+def obv_signed(close: pl.Expr, volume: pl.Expr) -> pl.Expr:
+    """The volume signed by the close's change: what on-balance volume adds up."""
+    return close.diff(1).sign() * volume
+
+
+def obv_ratio_from(signed: pl.Expr, volume: pl.Expr, *, window: int) -> pl.Expr:
+    """The windowed OBV ratio from the signed volume (a shared stage)."""
     return signed.rolling_sum(window) / volume.rolling_sum(window)
 
 
@@ -169,7 +206,12 @@ def distance_from_min(x: pl.Expr, *, window: int) -> pl.Expr:
 
 def volume_ratio(volume: pl.Expr, *, window: int) -> pl.Expr:
     """volume / trailing mean volume."""
-    return volume / volume.rolling_mean(window)
+    return ratio_to(volume, volume.rolling_mean(window))
+
+
+def ratio_to(x: pl.Expr, mean: pl.Expr) -> pl.Expr:
+    """x / its trailing mean (a shared stage)."""
+    return x / mean
 
 
 def high_low_range(high: pl.Expr, low: pl.Expr, close: pl.Expr) -> pl.Expr:
@@ -201,6 +243,11 @@ def rolling_beta(ret: pl.Expr, bench: pl.Expr, *, window: int) -> pl.Expr:
 def rolling_corr(ret: pl.Expr, bench: pl.Expr, *, window: int) -> pl.Expr:
     """Pearson correlation over the trailing ``window`` rows."""
     return pl.rolling_corr(ret, bench, window_size=window)
+
+
+def excess_log_return(x: pl.Expr, bench: pl.Expr, *, window: int) -> pl.Expr:
+    """The log return over ``window`` rows in excess of the benchmark's."""
+    return log_return(x, window=window) - log_return(bench, window=window)
 
 
 def cross_sectional_rank(x: pl.Expr) -> pl.Expr:

@@ -1,4 +1,8 @@
-"""One walker over a Polars expression's serialised tree, shared by the guard and the engine.
+"""One walker over a Polars expression's serialised tree, for the causality guard only.
+
+The feature engine does not read serialised expressions (families declare their stages,
+``stages.py``): Polars does not promise this format across versions, and the guard, which
+fails closed, is the one reader left (``tests/unit/test_polars_format.py`` pins what it reads).
 
 Polars serialises an expression to JSON in serde's externally tagged form: an enum variant is an
 object with one CamelCase key (``{"Sort": {...}}``, ``{"Function": {...}}``, ``{"Backward":

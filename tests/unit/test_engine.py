@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from support import EVERY_PATH, interleaved_with_bench
+from support import EVERY_PATH, REPO, interleaved_with_bench
 
-from pipeline.features.engine import TICKER, add_features, collect, expression_kind
+from pipeline.config import load_config
+from pipeline.features.engine import TICKER, add_features, collect
 from pipeline.features.spec import FeatureDef, build_feature_defs
 
 
@@ -18,8 +19,7 @@ def panel(panel: pl.DataFrame) -> pl.DataFrame:
 
 def test_fast_paths_equal_over_ticker_bit_for_bit(panel: pl.DataFrame) -> None:
     defs = build_feature_defs(EVERY_PATH)
-    kinds = {expression_kind(d.expr) for d in defs}
-    assert kinds == {"point", "shift", "window"}  # every path is exercised
+    assert {d.plan.path for d in defs if d.plan is not None} == {"point", "masked", "ticker"}
     fast = collect(add_features(panel.lazy(), defs))
     slow = panel.sort(TICKER, "date").with_columns(
         [d.expr.over(TICKER).alias(d.name) for d in defs]
@@ -28,27 +28,24 @@ def test_fast_paths_equal_over_ticker_bit_for_bit(panel: pl.DataFrame) -> None:
         assert fast[d.name].equals(slow[d.name]), d.name
 
 
-def test_expression_kinds() -> None:
-    close = pl.col("close")
-    assert expression_kind((pl.col("high") - pl.col("low")) / close) == "point"
-    assert expression_kind(close.shift(3) / close) == "shift"
-    assert expression_kind(close.diff(1)) == "shift"
-    assert expression_kind(close.rolling_mean(5)) == "window"
-    assert expression_kind(close.ewm_mean(alpha=0.5)) == "window"
-    assert expression_kind(close.cum_sum()) == "window"
+# The path each family's def takes, pinned: a declaration must not move one silently.
+PINNED_MASKED = {"logret_5", "logret_20", "ret_3", "lag_volume_1", "lag_volume_7"}
+PINNED_MASKED |= {"rolling_min_logret_1_5", "rolling_max_close_10", "dist_max_close_60"}
+PINNED_MASKED |= {"dist_min_close_60", "excess_logret_spy_20"}
+PINNED_TICKER = {"rolling_sum_logret_1_3", "rolling_skew_logret_1_20", "ewm_vol_logret_1_10"}
+PINNED_TICKER |= {"rsi_14", "natr_14", "stoch_d_14_3", "obv_ratio_20", "beta_spy_20"}
+PINNED_TICKER |= {"corr_spy_20"}
 
 
-# The path each shipped family takes, pinned: the walker must not move any of them.
-SHIPPED_SHIFT = {"logret_1", "logret_5", "logret_20", "ret_1", "ret_3", "lag_volume_1"}
-SHIPPED_SHIFT |= {"lag_volume_7", "excess_logret_spy_20"}
-SHIPPED_POINT = {"hl_range", "cal_day_of_week", "cal_month", "cal_days_to_month_end"}
-
-
-def test_every_family_keeps_its_path() -> None:
-    kinds = {d.name: expression_kind(d.expr) for d in build_feature_defs(EVERY_PATH)}
-    assert {n for n, k in kinds.items() if k == "point"} == SHIPPED_POINT
-    assert {n for n, k in kinds.items() if k == "shift"} == SHIPPED_SHIFT
-    assert all(k == "window" for n, k in kinds.items() if n not in SHIPPED_POINT | SHIPPED_SHIFT)
+def test_every_family_declares_its_path_and_plans_every_def() -> None:
+    defs = build_feature_defs(EVERY_PATH)
+    shipped = build_feature_defs(load_config(REPO / "conf").model.features)
+    for d in [*defs, *shipped]:  # a plan that no longer rebuilds its def would cost speed
+        assert d.plan is not None and d.plan.full().meta.eq(d.expr), d.name
+    paths = {d.name: d.plan.path for d in defs if d.plan is not None}
+    assert {n for n, p in paths.items() if p == "masked"} == PINNED_MASKED
+    assert {n for n, p in paths.items() if p == "ticker"} == PINNED_TICKER
+    assert all(p == "point" for n, p in paths.items() if n not in PINNED_MASKED | PINNED_TICKER)
 
 
 # Two tickers, rows interleaved by date, nulls at each ticker's start and inside.
@@ -86,13 +83,6 @@ def test_misrouted_expressions_equal_over_ticker(name: str) -> None:
     assert fast[name].equals(slow[name])
 
 
-def test_names_like_functions_are_pointwise() -> None:
-    assert expression_kind(pl.col("Shift") * 2) == "point"
-    assert expression_kind(pl.col("Overnight_gap") + pl.col("Rolling")) == "point"
-    assert expression_kind(C.alias("Diff")) == "point"
-    assert expression_kind(pl.lit("PctChange") + pl.lit("Cum")) == "point"
-
-
 ROWWISE = {
     "abs_log1p": C.abs().log1p(),
     "clip_sqrt_round": C.clip(0.0, 5.0).sqrt().round(3),
@@ -103,9 +93,8 @@ ROWWISE = {
 
 
 @pytest.mark.parametrize("name", list(ROWWISE))
-def test_known_rowwise_functions_skip_partitioning_and_match(name: str) -> None:
+def test_hand_written_defs_without_a_plan_equal_over_ticker(name: str) -> None:
     expr = ROWWISE[name]
-    assert expression_kind(expr) == "point"
     fast = collect(add_features(TWO.lazy(), [FeatureDef(name, expr, 0)]))
     slow = TWO.sort(TICKER, "date").with_columns(expr.over(TICKER).alias(name))
     assert fast[name].equals(slow[name])

@@ -1,4 +1,4 @@
-"""The engine's whole-column paths: rolling windows masked by warm-up, smoothers hoisted.
+"""The engine's declared paths: shared stages once per ticker, masked whole-column windows.
 
 Bit-identity with ``.over(ticker)`` is not required of rolling windows computed on the whole
 sorted column (a running sum carries the previous ticker's rounding into the next); what is:
@@ -15,15 +15,14 @@ import polars as pl
 import pytest
 from support import EVERY_PATH, interleaved_with_bench
 
-from pipeline.features.engine import TICKER, add_features, collect
-from pipeline.features.hoist import Hoisted
-from pipeline.features.reach import rows_back
+from pipeline.features import library as lib
+from pipeline.features.engine import TICKER, _plan, add_features, collect
 from pipeline.features.spec import (
     FeatureDef,
     FeaturesConfig,
     build_feature_defs,
 )
-from pipeline.features.walker import serialize
+from pipeline.features.stages import LOGRET_1, Stage
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +62,14 @@ def test_bit_identical_run_to_run_whatever_the_chunking(panel: pl.DataFrame) -> 
         assert collect(add_features(frame.lazy(), defs)).equals(once)
 
 
-def test_rows_back_adds_shifts_and_windows() -> None:
-    assert rows_back(serialize(C)) == 0
-    assert rows_back(serialize(C.shift(2))) == 2
-    assert rows_back(serialize(C.shift(1).rolling_std(20))) == 20
-    assert rows_back(serialize(C.rolling_max(5) / C.diff(3).rolling_mean(4))) == 6
-    assert rows_back(serialize(C.shift(pl.lit(1) + 1))) is None
+def test_a_plan_that_does_not_rebuild_its_expression_is_not_used(panel: pl.DataFrame) -> None:
+    """A declaration that fell behind its family's formula costs speed, never a wrong value."""
+    wrong = Stage("x", lambda r: lib.rolling_mean(r, window=5), (LOGRET_1,))
+    defs = [FeatureDef("std5", lib.rolling_std(LOGRET_1.full(), window=5), 5, plan=wrong)]
+    stages, _, temporary = _plan(defs)
+    assert stages == [] and temporary == []
+    fast = collect(add_features(panel.lazy(), defs))
+    assert fast["std5"].equals(_over(panel, defs)["std5"])
 
 
 def test_a_warmup_shorter_than_the_reach_keeps_over(panel: pl.DataFrame) -> None:
@@ -78,13 +79,16 @@ def test_a_warmup_shorter_than_the_reach_keeps_over(panel: pl.DataFrame) -> None
     assert fast["short"].equals(_over(panel, defs)["short"])
 
 
-def test_macd_smoothers_are_computed_once() -> None:
-    """Three MACD columns, three distinct smoothers (EMA fast, EMA slow, the signal)."""
-    hoisted = Hoisted()
-    macd = [d for d in build_feature_defs(EVERY_PATH) if d.name.startswith("macd_")]
-    for d in macd:
-        assert hoisted.rewrite(serialize(d.expr)) is not None
-    assert sorted(hoisted.levels.values()) == [1, 1, 2]
+def test_shared_stages_are_computed_once() -> None:
+    """MACD: EMA fast, EMA slow, the line, the signal; Bollinger: one mean, one std; the log
+    return once for every family that reads it."""
+    defs = build_feature_defs(EVERY_PATH)
+    macd = [d for d in defs if d.name.startswith("macd_")]
+    assert [len(level) for level in _plan(macd)[0]] == [2, 1, 1]
+    bands = [d for d in defs if d.name.startswith("bb_")]
+    assert _plan(bands)[2] == ["__stage_rolling_mean_close_20", "__stage_band_std_close_20"]
+    _, _, temporary = _plan(defs)
+    assert temporary.count("__stage_logret_1") == 1 and len(temporary) == len(set(temporary))
 
 
 def test_a_plan_is_reused_for_the_same_defs_and_only_for_them() -> None:

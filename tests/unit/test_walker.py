@@ -1,42 +1,17 @@
-"""The expression walker: typed nodes from Polars' serialised tree, shared by guard and engine.
+"""The expression walker: typed nodes from Polars' serialised tree, read by the causality guard.
 
-The engine used to classify expressions by searching their JSON text (``_substring_kind``
-below, kept verbatim as the reference). The walker must find every function that search was
-after, and must not mistake data (a column, alias or string literal named like a function)
-for a function, which the search did.
+The walker must find every function the guard looks for, and must not mistake data (a column,
+alias or string literal named like a function) for a function.
 """
 
 from __future__ import annotations
 
-from functools import cache
-
 import polars as pl
 import pytest
-from support import REPO
 
-from pipeline.config import load_config
-from pipeline.features.engine import Kind, expression_kind
-from pipeline.features.reach import min_samples
-from pipeline.features.spec import build_feature_defs
-from pipeline.features.walker import Node, literal_int, serialize, walk
+from pipeline.features.walker import Node, literal_int, walk
 
 X = pl.col("close")
-
-
-@cache
-def _substring_kind(serialized: str) -> Kind:
-    """The engine's classifier before the walker, verbatim."""
-    window_nodes = ("Rolling", "Ewm", "Cum", "Window", "Over", "Agg")
-    shift_nodes = ('"Shift"', '"Diff"', '{"Diff"', '"PctChange"')
-    if any(node in serialized for node in window_nodes):
-        return "window"
-    if any(node in serialized for node in shift_nodes):
-        return "shift"
-    return "point"
-
-
-def old_kind(expr: pl.Expr) -> Kind:
-    return _substring_kind(serialize(expr))
 
 
 def names(expr: pl.Expr) -> list[str]:
@@ -94,7 +69,6 @@ def test_literal_int_reads_plain_integers_only() -> None:
 def test_window_specs_and_flags_are_options() -> None:
     rolling = only(X.rolling_mean(5, center=True), "RollingExpr")
     assert rolling.options["window_size"] == 5
-    assert min_samples(rolling.options) == 5
     assert rolling.options["center"] is True
     assert only(X.ewm_mean(alpha=0.5), "EwmMean").options["alpha"] == 0.5
     assert only(X.cum_sum(reverse=True), "CumSum").options == {"reverse": True}
@@ -138,30 +112,7 @@ def test_names_are_data_not_nodes(case: str) -> None:
     assert not any(n.startswith(("Rolling", "Ewm", "Cum")) for n in found)
 
 
-# The substring search misrouted these; the walker does not (the engine test checks the values).
-MISCLASSIFIED_BEFORE: dict[str, tuple[pl.Expr, Kind, Kind]] = {  # (expr, old kind, kind)
-    "column_Shift": (pl.col("Shift") * 2, "shift", "point"),
-    "literal_Diff": (pl.when(X > 1).then(pl.lit("Diff")).otherwise(pl.lit("x")), "shift", "point"),
-    "alias_PctChange": (X.alias("PctChange"), "shift", "point"),
-    "column_Overnight": (pl.col("Overnight_gap") / X, "window", "point"),
-    "column_Rolling": (pl.col("Rolling") * X, "window", "point"),
-    "literal_Cum": (pl.lit("Cum") + pl.col("sector"), "window", "point"),
-    # stateful, but no search string names them, so they skipped .over(ticker)
-    "shift_and_fill": (X.shift(1, fill_value=0.0), "point", "window"),
-    "forward_fill": (X.forward_fill(), "point", "window"),
-    "divide_by_len": (X / pl.len(), "point", "window"),
-    "is_duplicated": (X.is_duplicated(), "point", "window"),
-}
-
-
-@pytest.mark.parametrize("case", list(MISCLASSIFIED_BEFORE))
-def test_what_substring_search_got_wrong(case: str) -> None:
-    expr, before, now = MISCLASSIFIED_BEFORE[case]
-    assert old_kind(expr) == before
-    assert expression_kind(expr) == now
-
-
-# One expression per function the search looked for, and the node the walker finds for it.
+# One expression per stateful or shifting function, and the node the walker finds for it.
 SEARCHED: dict[str, tuple[pl.Expr, str]] = {
     "rolling": (X.rolling_std(5), "RollingExpr"),
     "rolling_by": (X.rolling_mean_by("date", "3d"), "RollingExprBy"),
@@ -180,20 +131,6 @@ SEARCHED: dict[str, tuple[pl.Expr, str]] = {
 
 
 @pytest.mark.parametrize("case", list(SEARCHED))
-def test_walker_finds_every_function_the_search_found(case: str) -> None:
+def test_walker_finds_every_stateful_or_shifting_function(case: str) -> None:
     expr, name = SEARCHED[case]
     assert name in names(expr)
-    assert expression_kind(expr) == old_kind(expr)
-
-
-_ORDER: dict[Kind, int] = {"point": 0, "shift": 1, "window": 2}
-
-
-def test_shipped_features_classify_as_before_and_nothing_became_less_safe() -> None:
-    defs = build_feature_defs(load_config(REPO / "conf").model.features)
-    for d in defs:
-        assert expression_kind(d.expr) == old_kind(d.expr), d.name
-    others = [X.abs().log(), X.clip(0.0, 1.0).sqrt(), X.rank(), X.sort(), X.interpolate()]
-    others += [expr for expr, _ in SEARCHED.values()]
-    for expr in others:  # the walker may only be more careful: point < shift < window
-        assert _ORDER[expression_kind(expr)] >= _ORDER[old_kind(expr)], expr
