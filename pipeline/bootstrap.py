@@ -47,7 +47,7 @@ def tracker(cfg: StockpipeConfig) -> MlflowTracker:
 
 def loader(cfg: StockpipeConfig) -> MlflowModelLoader:
     """Loads registered models by URI (models:/Name@alias, models:/Name/3, models:/m-...)."""
-    return MlflowModelLoader(cfg.tracking_uri, cfg.tracking.stage_aliases)
+    return MlflowModelLoader(cfg.tracking_uri, cfg.stage_aliases)
 
 
 def registry(cfg: StockpipeConfig, horizon: int | None = None) -> MlflowRegistry:
@@ -97,12 +97,11 @@ def yfinance_source(cfg: StockpipeConfig, tickers: tuple[str, ...]) -> YFinanceS
         tickers,
         f.start,
         f.end,
-        f.interval,
-        cfg.data.adjustment,
-        f.retries,
-        f.backoff_seconds,
-        f.timeout_seconds,
-        contract_policy(cfg),
+        # Daily bars and the retry backoff are the source's own constants, not settings.
+        adjustment=cfg.data.adjustment,
+        retries=f.retries,
+        timeout_seconds=f.timeout_seconds,
+        policy=contract_policy(cfg),
     )
 
 
@@ -154,7 +153,7 @@ def score_ports(cfg: StockpipeConfig, data: ModelData | None = None) -> ScorePor
         store=warehouse,
         benchmark=data.benchmark if data else benchmark_source(cfg),
         loader=loader(cfg),
-        log=warehouse,  # the prediction log is a table of the warehouse
+        log=warehouse.log,  # the prediction log: its own SQLite file beside the warehouse
     )
 
 
@@ -184,7 +183,7 @@ def backtest_ports(cfg: StockpipeConfig, data: ModelData | None = None) -> Backt
 
 def version_resolver(cfg: StockpipeConfig) -> MlflowVersionResolver:
     """Which version a model URI names now: what `serve` polls to follow an alias."""
-    return MlflowVersionResolver(cfg.tracking_uri, cfg.tracking.stage_aliases)
+    return MlflowVersionResolver(cfg.tracking_uri, cfg.stage_aliases)
 
 
 def model_follower(
@@ -229,7 +228,7 @@ def monitor_ports(cfg: StockpipeConfig, data: ModelData | None = None) -> Monito
         loader=loader(cfg),
         tracker=tracker(cfg),
         references=MlflowReferences(cfg.tracking_uri),
-        outcomes=warehouse,  # the prediction log is a table of the warehouse
+        outcomes=warehouse,  # the prediction log joined to the warehouse's prices
     )
 
 

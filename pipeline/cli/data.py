@@ -21,7 +21,10 @@ if TYPE_CHECKING:  # settings (pydantic) is imported when a command runs, not fo
 @click.option("--tickers", required=True, help="Comma-separated, e.g. NVDA,SPY.")
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default=None)
 @click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None)
-@click.option("--interval", type=click.Choice(["1d"]), default="1d", show_default=True)
+# Only daily bars exist; the flag stays so that scripts passing `--interval 1d` keep working.
+@click.option(
+    "--interval", type=click.Choice(["1d"]), default="1d", show_default=True, help="Daily bars."
+)
 def fetch(
     cfg: StockpipeConfig,
     tickers: str,
@@ -40,7 +43,7 @@ def fetch(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--tickers'") from None
     dates = {"start": start.date() if start else None, "end": end.date() if end else None}
-    cfg = apply_overrides(cfg, **{k: v for k, v in dates.items() if v}, interval=interval)
+    cfg = apply_overrides(cfg, **{k: v for k, v in dates.items() if v})
     src = bootstrap.yfinance_source(cfg, names)
     result = ingest(src, bootstrap.snapshots(cfg), bootstrap.store(cfg), "yfinance", src.params)
     for snap in result.snapshots:
@@ -136,16 +139,16 @@ def import_file(cfg: StockpipeConfig, path: Path) -> None:
 @data.command("rebuild")
 @with_config()
 def rebuild_warehouse(cfg: StockpipeConfig) -> None:
-    """Rebuild the warehouse from every raw snapshot, copying the prediction log over from
-    the old file, which is kept, renamed."""
+    """Rebuild the warehouse from every raw snapshot; the old file is kept, renamed. The
+    prediction log has its own file, which stays as it is."""
     from pipeline import bootstrap
     from pipeline.data.rebuild import rebuild
 
     result = rebuild(bootstrap.snapshots(cfg), cfg.resolve(cfg.data.warehouse))
-    click.echo(
-        f"rebuilt {result.warehouse} from {result.snapshots} snapshot(s), {result.rows} rows, "
-        f"{result.predictions} logged prediction(s) copied from the old file"
-    )
+    what = f"{result.snapshots} snapshot(s), {result.rows} rows"
+    click.echo(f"rebuilt {result.warehouse} from {what}")
+    if result.predictions:  # an old file that still kept the log: its rows moved out
+        click.echo(f"{result.predictions} logged prediction(s) moved from the old file to the log")
     if result.log_problem is not None:  # the rows that were lost live only in the kept file
         click.echo(f"warning: old prediction log not read in full: {result.log_problem}", err=True)
     if result.kept_as is not None:

@@ -14,7 +14,6 @@ from pipeline.errors import StockpipeError
 
 if TYPE_CHECKING:
     from pipeline.serving.factory import ServeSpec
-    from pipeline.serving.logserver import LogServer
     from pipeline.settings import StockpipeConfig
 
 # What the `serve` extra installs, by import name (pyproject.toml's optional-dependencies).
@@ -55,13 +54,12 @@ def serve(
     models load in the background (/ready turns 200 once all have); each one serving an alias
     follows it: a promotion is picked up within the reload interval, without a restart and
     without a failed request. With --workers N, N processes share the port, each with its own
-    models (each follows the alias on its own); their prediction logs take turns.
+    models (each follows the alias on its own), each writing the prediction log itself.
     """
     require_serving_extra()
     import uvicorn
 
-    from pipeline.serving.factory import FACTORY, build_app, held_warehouse
-    from pipeline.serving.logserver import LogServer
+    from pipeline.serving.factory import FACTORY, build_app
 
     # log_config=None: uvicorn's records go through our handler (JSON with --log-json); its
     # access log is replaced by the service's own request log (request id, latency, version).
@@ -69,17 +67,11 @@ def serve(
     if workers == 1:
         uvicorn.run(build_app(cfg, model_uri, reload_interval), **options)
         return
-    # This process serves no request: it writes the prediction log for every worker, so that
-    # one process holds the warehouse instead of all of them taking turns.
-    log_server = LogServer(held_warehouse(cfg))
-    log_server.start()
-    try:
-        # Worker processes are spawned: they rebuild the app from the command's arguments,
-        # found in the environment (the config itself is read again, as this process did).
-        os.environ.update(_spec(model_uri, reload_interval, log_server).to_env())
-        uvicorn.run(FACTORY, factory=True, workers=workers, **options)
-    finally:
-        log_server.close()  # after the workers stopped: what they sent last is written
+    # Worker processes are spawned: they rebuild the app from the command's arguments, found
+    # in the environment (the config itself is read again, as this process did). Each writes
+    # the prediction log (SQLite in WAL mode: concurrent writers take turns for milliseconds).
+    os.environ.update(_spec(model_uri, reload_interval).to_env())
+    uvicorn.run(FACTORY, factory=True, workers=workers, **options)
 
 
 def require_serving_extra() -> None:
@@ -99,7 +91,7 @@ def require_serving_extra() -> None:
             ) from exc
 
 
-def _spec(model_uri: str | None, reload_interval: float | None, log_server: LogServer) -> ServeSpec:
+def _spec(model_uri: str | None, reload_interval: float | None) -> ServeSpec:
     """The command's arguments (and the root group's logging flags) as a ``ServeSpec``."""
     from pipeline.serving.factory import ServeSpec
 
@@ -113,6 +105,4 @@ def _spec(model_uri: str | None, reload_interval: float | None, log_server: LogS
         reload_interval=reload_interval,
         log_level=str(root.get("log_level") or "INFO").upper(),
         log_json=bool(root.get("log_json")),
-        log_address=log_server.address,
-        log_authkey=log_server.authkey,
     )

@@ -4,12 +4,13 @@ Every fetch and import keeps its validated rows as an immutable snapshot, so the
 always be rebuilt from them. The rebuild reads and checks every snapshot first and refuses,
 changing nothing, if one is missing, unreadable or does not match its manifest sha256. It
 then loads them oldest first (so, through the upsert, newer snapshots win on (ticker, date))
-into a new file next to the warehouse, copies the prediction log from the old file (the only
-copy of it: no snapshot holds it), keeps the old file under ``<name>.corrupt-<UTC stamp>``
-(``.previous-`` when it was still readable) and renames the new one into place. From a
-damaged file the log is salvaged chunk by chunk and the result says how many rows were lost.
-Nothing is deleted. Price rows that reached the warehouse without a snapshot are written
-again by the next command that reads their file.
+into a new file next to the warehouse, keeps the old file under ``<name>.corrupt-<UTC stamp>``
+(``.previous-`` when it was still readable) and renames the new one into place. Nothing is
+deleted. The prediction log has its own file (``pipeline.data.predlog``), which a rebuild
+leaves alone; only an old file that still keeps a log of its own (made before that file
+existed, and never opened since) has its rows moved into it first, salvaged chunk by chunk
+from a damaged file, the result saying how many rows were lost. Price rows that reached the
+warehouse without a snapshot are written again by the next command that reads their file.
 
 Rebuilds into one folder run one at a time (a lock on the folder), so a work folder found
 while holding that lock was left by a rebuild that was killed, and is removed.
@@ -38,7 +39,7 @@ class RebuildResult:
     kept_as: Path | None
     snapshots: int
     rows: int
-    predictions: int = 0  # logged predictions copied from the old file into the new one
+    predictions: int = 0  # logged predictions moved from the old file into the log
     log_problem: str | None = None  # what of the old file's log could not be read
 
 
@@ -60,17 +61,17 @@ def _state(warehouse: Path, lock_timeout: float) -> str:
     return "previous"
 
 
-def _copy_log(
-    warehouse: Path, state: str, fresh: DuckDBStore, lock_timeout: float
-) -> tuple[int, str | None]:
-    """The old file's prediction log (what can be read of it) written into ``fresh`` in one
-    transaction: (rows copied, what could not be read, or None)."""
+def _move_log(warehouse: Path, state: str, lock_timeout: float) -> tuple[int, str | None]:
+    """A prediction log the old file still keeps (what can be read of it) moved into the
+    warehouse's log file in one transaction: (rows moved, what could not be read, or None).
+    A row the log already holds on the same key was written later and stays."""
     if state == "missing":
         return 0, None
-    log = DuckDBStore(warehouse, lock_timeout).read_log()
-    if log.rows.height:
-        fresh.record(log.rows)
-    return log.rows.height, log.problem
+    old = DuckDBStore(warehouse, lock_timeout)
+    found = old.read_log()
+    if found.rows.height:
+        old.log.adopt(found.rows)
+    return found.rows.height, found.problem
 
 
 def _wal(path: Path) -> Path:
@@ -127,8 +128,8 @@ def rebuild(snapshots: SnapshotStore, warehouse: Path, lock_timeout: float = 60.
             for batch in batches:
                 store.upsert(batch)
             rows = store.verify()  # distinct (ticker, date) rows, read back from the new file
-            # Last before the swap, so predictions logged meanwhile are in the copy.
-            copied, problem = _copy_log(warehouse, state, store, lock_timeout)
+            # Before the old file is set aside: its log, if it still keeps one, is not lost.
+            copied, problem = _move_log(warehouse, state, lock_timeout)
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
             kept = _keep_aside(warehouse, state, stamp)
             fresh.replace(warehouse)

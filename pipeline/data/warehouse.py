@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ import duckdb
 import polars as pl
 
 from pipeline.data.external import first_line
+from pipeline.data.predlog import KEY as LOG_KEY
+from pipeline.data.predlog import SQLiteLog, empty_log, log_path
 from pipeline.data.warehouse_errors import (
     REBUILD_HINT,
     WarehouseCorruptError,
@@ -26,6 +29,8 @@ from pipeline.data.warehouse_errors import (
 from pipeline.domain import LOG_COLUMNS, PRICE_COLUMNS, Fold, FoldSpec, PriceBatch
 from pipeline.errors import DataError
 from pipeline.ordering import unique_keys
+
+log = logging.getLogger(__name__)
 
 
 def sql_dir() -> Path:
@@ -49,29 +54,18 @@ UPSERTS = {
         "DELETE FROM prices AS p USING incoming AS i WHERE p.ticker = i.ticker AND p.date = i.date",
         "INSERT INTO prices BY NAME SELECT * FROM incoming",
     ),
-    "predictions": ("INSERT OR REPLACE INTO predictions BY NAME SELECT * FROM incoming",),
 }
-# Prediction logs made before `source` joined the key (sql/050_predictions.sql) let an API
-# call replace a `score` row. Such a table is renamed, the scripts create the new one, and
-# every row is copied over, in one transaction (the counts must match, or nothing changes).
-OLD_LOG_KEY = (
-    "SELECT count(*) FROM duckdb_constraints() WHERE database_name = current_database() "
-    "AND schema_name = 'main' AND table_name = 'predictions' AND ("
-    "(constraint_type = 'PRIMARY KEY' AND NOT list_contains(constraint_column_names, 'source'))"
-    " OR (constraint_type = 'CHECK' AND constraint_text NOT LIKE '%''cycle''%'))"
+# The prediction log has its own SQLite file (pipeline/data/predlog.py). Warehouses made
+# before kept it in a `predictions` table (with or without `source` in its key) and a view
+# over it: the first open moves the rows out once, then drops both.
+LEGACY_LOG = (
+    "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+    "AND schema_name = 'main' AND table_name = 'predictions'"
 )
-MIGRATE_LOG = (
-    "ALTER TABLE predictions RENAME TO predictions_before_source_key",
-    "INSERT INTO predictions BY NAME SELECT * FROM predictions_before_source_key",
-)
-MIGRATED_COUNTS = (
-    "SELECT (SELECT count(*) FROM predictions_before_source_key), "
-    "(SELECT count(*) FROM predictions)"
-)
-DROP_OLD_LOG = "DROP TABLE predictions_before_source_key"
-# A rebuild copies the prediction log out of the old file; when a damaged block stops that, by
-# rowid ranges, so the block loses only the rows of the chunks stored in it (8192 rows: four
-# DuckDB vectors; chunks cost ~6x a whole read, so they are only the fallback).
+DROP_LEGACY_LOG = ("DROP VIEW IF EXISTS v_prediction_outcomes", "DROP TABLE predictions")
+# A rebuild of a file that still holds such a table moves its rows out first; when a damaged
+# block stops that, by rowid ranges, so the block loses only the rows of the chunks stored in
+# it (8192 rows: four DuckDB vectors; chunks cost ~6x a whole read, so only the fallback).
 LOG_EXTENT = "SELECT count(*), coalesce(max(rowid) + 1, 0) FROM predictions"
 LOG_ALL = "SELECT * FROM predictions"
 LOG_CHUNK = "SELECT * FROM predictions WHERE rowid >= ? AND rowid < ?"
@@ -94,6 +88,8 @@ class DuckDBStore:
     def __init__(self, path: Path | str, lock_timeout_seconds: float = 60.0) -> None:
         self.path = path
         self.lock_timeout = lock_timeout_seconds
+        # The prediction log's own file beside this one (created by its first write).
+        self.log = SQLiteLog(log_path(path))
         self._memory: duckdb.DuckDBPyConnection | None = None
         self._schema_ready = False
 
@@ -134,8 +130,8 @@ class DuckDBStore:
         if not fresh:
             return con
         try:
-            if con.execute(OLD_LOG_KEY).fetchall()[0][0]:
-                _migrate_log(con)
+            if con.execute(LEGACY_LOG).fetchall()[0][0]:
+                self._move_log(con)
             for script in schema_scripts():
                 con.execute(script)
         except BaseException:
@@ -143,6 +139,36 @@ class DuckDBStore:
             raise
         self._schema_ready = True
         return con
+
+    def _move_log(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Move the prediction log this file still keeps into the SQLite log, once: its rows
+        copied in one SQLite transaction (a row already there on the same key was written
+        later, and stays), checked there, then the table and its view dropped. Interrupted
+        in between, the next open copies again and changes nothing."""
+        rows = _log_frame(con.sql(LOG_ALL).to_arrow_table())
+        added = self.log.adopt(rows)
+        kept = self.log.rows().join(rows, on=list(LOG_KEY), how="semi").height
+        if kept != rows.height:  # nothing is dropped unless every row is in the log
+            raise DataError(
+                f"moving the prediction log out of {self.path}: {kept} of {rows.height} rows "
+                f"found in {self.log.path}; nothing was dropped"
+            )
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for statement in DROP_LEGACY_LOG:
+                con.execute(statement)
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+        log.info(
+            "moved %d logged predictions (%d new) from %s to %s",
+            rows.height,
+            added,
+            self.path,
+            self.log.path,
+        )
 
     @contextmanager
     def session(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -184,28 +210,29 @@ class DuckDBStore:
         return int(row[0]) if row else 0
 
     def read_log(self) -> LogCopy:
-        """Every prediction-log row this file still gives, read without writing anything, so
-        that a rebuild keeps them: chunk by chunk, so a damaged block loses only its own
-        rows, with ``problem`` saying what was lost. DataError if the file is locked."""
+        """Every row of a prediction log this file still keeps (made before the log had its
+        own file), read without writing anything, so that a rebuild keeps them: chunk by
+        chunk, so a damaged block loses only its own rows, with ``problem`` saying what was
+        lost. DataError if the file is locked."""
         try:
             con = self._open(read_only=True)
         except WarehouseCorruptError as exc:  # DuckDB's own words, not our rebuild advice
             why = first_line(exc.__cause__ if exc.__cause__ is not None else exc)
-            return LogCopy(_empty_log(), f"no prediction could be read: {why}")
+            return LogCopy(empty_log(), f"no prediction could be read: {why}")
         try:
             try:
                 count, end = con.execute(LOG_EXTENT).fetchall()[0]
-            except duckdb.CatalogException:  # a file made before the log existed
-                return LogCopy(_empty_log())
+            except duckdb.CatalogException:  # no log in this file (moved out, or never kept)
+                return LogCopy(empty_log())
             except duckdb.Error as exc:
-                return LogCopy(_empty_log(), f"no prediction could be read: {first_line(exc)}")
+                return LogCopy(empty_log(), f"no prediction could be read: {first_line(exc)}")
             try:
                 parts, failed = [_log_frame(con.sql(LOG_ALL).to_arrow_table())], 0
             except duckdb.Error:  # a checksum failure: read around the damaged block
                 parts, failed = _log_chunks(con, end)
         finally:
             con.close()
-        rows = pl.concat([_empty_log(), *parts], how="vertical_relaxed")
+        rows = pl.concat([empty_log(), *parts], how="vertical_relaxed")
         if failed == 0:
             return LogCopy(rows)
         return LogCopy(
@@ -215,6 +242,7 @@ class DuckDBStore:
         )
 
     def close(self) -> None:
+        self.log.close()
         if self._memory is not None:
             self._memory.close()
             self._memory = None
@@ -234,13 +262,12 @@ class DuckDBStore:
         return self._insert_or_replace("prices", frame)
 
     def record(self, frame: pl.DataFrame) -> int:
-        """Append predictions to the log in one transaction (idempotent on its key, which
-        holds the source: a source replaces only its own rows)."""
-        return self._insert_or_replace("predictions", frame.select(LOG_COLUMNS))
+        """Append predictions to the log (its own SQLite file, ``self.log``) in one
+        transaction (idempotent on its key, which holds the source: a source replaces only
+        its own rows). Never opens the warehouse, so it never waits for its lock."""
+        return self.log.record(frame)
 
-    def _insert_or_replace(
-        self, table: Literal["prices", "predictions"], frame: pl.DataFrame
-    ) -> int:
+    def _insert_or_replace(self, table: Literal["prices"], frame: pl.DataFrame) -> int:
         """All of ``frame`` into ``table`` by column name in one transaction, or none of it."""
         arrow = frame.to_arrow()
         with self.session() as con:
@@ -259,8 +286,17 @@ class DuckDBStore:
         return frame.height
 
     def outcomes(self) -> pl.DataFrame:
-        """The prediction log joined to realised forward returns (``v_prediction_outcomes``)."""
-        return self._query("SELECT * FROM v_prediction_outcomes", [])
+        """The prediction log joined to realised forward returns: the SQLite log's rows
+        registered as ``predictions`` under ``v_prediction_outcomes``
+        (``sql/log/055_v_prediction_outcomes.sql``), the one definition of an outcome."""
+        with self.session() as con:  # opened first: a log still in this file moves out
+            con.register("predictions", self.log.rows().to_arrow())
+            try:
+                con.execute(_outcomes_view())
+                found = con.sql("SELECT * FROM v_prediction_outcomes").to_arrow_table()
+            finally:
+                con.unregister("predictions")
+        return pl.from_arrow(found)  # type: ignore[return-value]
 
     def _query(self, sql: str, params: list[Any]) -> pl.DataFrame:
         with self.session() as con:
@@ -339,23 +375,6 @@ class DuckDBStore:
         return _to_folds(manifest, spec)
 
 
-def _empty_log() -> pl.DataFrame:
-    """No prediction-log rows, with the log's column types (what polars reads from DuckDB)."""
-    return pl.DataFrame(
-        schema={
-            "ticker": pl.String,
-            "as_of_date": pl.Date,
-            "horizon": pl.Int32,
-            "prediction": pl.Float64,
-            "model_name": pl.String,
-            "model_version": pl.String,
-            "run_id": pl.String,
-            "scored_at": pl.Datetime("us"),
-            "source": pl.String,
-        }
-    ).select(LOG_COLUMNS)
-
-
 def _log_chunks(con: duckdb.DuckDBPyConnection, end: int) -> tuple[list[pl.DataFrame], int]:
     """The log's rows by rowid ranges up to ``end``, and how many ranges failed to read."""
     parts: list[pl.DataFrame] = []
@@ -374,25 +393,9 @@ def _log_frame(arrow: Any) -> pl.DataFrame:
     return pl.from_arrow(arrow).select(LOG_COLUMNS)  # type: ignore[union-attr]
 
 
-def _migrate_log(con: duckdb.DuckDBPyConnection) -> None:
-    """Give an old prediction log the key with ``source`` (see ``OLD_LOG_KEY``), keeping
-    every row, in one transaction: a failure leaves the old table as it was."""
-    rename, copy = MIGRATE_LOG
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(rename)
-        for script in schema_scripts():  # idempotent; creates the new predictions table
-            con.execute(script)
-        con.execute(copy)
-        before, after = con.execute(MIGRATED_COUNTS).fetchall()[0]
-        if before != after:
-            raise DataError(f"prediction log migration copied {after} of {before} rows")
-        con.execute(DROP_OLD_LOG)
-        con.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):
-            con.execute("ROLLBACK")
-        raise
+@functools.cache
+def _outcomes_view() -> str:
+    return (sql_dir() / "log" / "055_v_prediction_outcomes.sql").read_text(encoding="utf-8")
 
 
 def _bounds(

@@ -38,7 +38,6 @@ from pipeline.serving.auth import api_token, guard
 from pipeline.serving.bars import SOURCE, Bars, PredictRequest, parse_bars
 from pipeline.serving.holder import ModelHolder, Served, Slot, Slots
 from pipeline.serving.limits import PredictionSlots, read_body
-from pipeline.serving.logwriter import GroupWriter
 from pipeline.serving.metrics import ServiceMetrics
 from pipeline.serving.openapi import errors, publish, request_body
 from pipeline.serving.predict import (
@@ -94,6 +93,12 @@ def _check_bars(models: Sequence[LoadedModel], frame: pl.DataFrame) -> None:
     benchmarks = sorted({m.benchmark for m in models if m.benchmark is not None})
     if benchmarks and frame["bench_close"].is_null().all():
         raise HTTPException(422, f"model needs bench_close ({', '.join(benchmarks)}) on every bar")
+    # Bars may leave out open/high/low/volume (close-only data): fine unless a model reads them.
+    reads = {str(c) for m in models for c in getattr(m.feature_step, "feature_names_in_", ())}
+    lacking = [c for c in ("open", "high", "low", "volume") if c in reads]
+    lacking = [c for c in lacking if frame[c].is_null().all()]
+    if lacking:
+        raise HTTPException(422, f"model needs {', '.join(lacking)} on every bar")
     need = max(m.warmup for m in models) + 1
     short = short_tickers(frame, need)
     if short:
@@ -172,10 +177,9 @@ async def _await_models(slots: Slots, timeout: float) -> list[Served]:
 
 
 def _lifespan(
-    followers: Sequence[ModelFollower], writer: GroupWriter | None
+    followers: Sequence[ModelFollower],
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Start following the models when the server starts; stop when it stops, after the
-    prediction log has written what it holds."""
+    """Start following the models when the server starts; stop when it stops."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -186,8 +190,6 @@ def _lifespan(
         finally:
             for follower in followers:
                 follower.stop()
-            if writer is not None:
-                await asyncio.to_thread(writer.close)  # joins the flusher: off the loop
 
     return lifespan
 
@@ -218,16 +220,12 @@ def create_app(
     """An app serving ``model`` within ``serving``: a loaded model as it is, a follower's
     (loaded in the background, hot-reloaded), or one follower per horizon (``{horizon:
     follower}``, primary first), each reloaded on its own; with ``record`` every prediction is
-    logged (through a ``GroupWriter``, unless ``record`` is one already). ``default_horizon``
-    is a single model's horizon when its version has no tag. When the environment variable
-    ``serving.api_token_env`` names is set, ``/predict``, ``/model`` and ``/metrics`` need it
-    as a bearer token."""
+    logged before it is returned. ``default_horizon`` is a single model's horizon when its
+    version has no tag. When the environment variable ``serving.api_token_env`` names is set,
+    ``/predict``, ``/model`` and ``/metrics`` need it as a bearer token."""
     slots, followers = _slots(model, default_horizon)
     metrics = ServiceMetrics(slots)
-    # Concurrent requests' rows are committed together (group commit), each request still
-    # answering only once its own rows are in (`serve` passes one over its own log).
-    writer = record if isinstance(record, GroupWriter) or record is None else GroupWriter(record)
-    app = FastAPI(title="stockpipe", version="1", lifespan=_lifespan(followers, writer))
+    app = FastAPI(title="stockpipe", version="1", lifespan=_lifespan(followers))
     app.add_middleware(RequestLog, metrics=metrics, slots=slots)
 
     @app.exception_handler(Exception)
@@ -237,7 +235,7 @@ def create_app(
 
     auth = guard(api_token(serving), serving.api_token_env)
     app.include_router(probe_routes(slots, metrics, auth))
-    _predict_route(app, slots, metrics, serving, policy, writer, auth)
+    _predict_route(app, slots, metrics, serving, policy, record, auth)
     publish(app, PredictRequest)
     return app
 

@@ -5,8 +5,9 @@ With ``--workers 1`` the command builds the app itself and hands it to uvicorn. 
 environment) and each needs an import string: ``create_from_env`` (``factory=True``) reads the
 command's arguments back from one environment variable (a ``ServeSpec`` as JSON) and rebuilds
 the same config and followers that the command would have built. Each worker follows (and
-hot-reloads) its models on its own; their predictions are logged by the command's process
-(``pipeline.serving.logserver``), the one writer of the warehouse.
+hot-reloads) its models on its own and writes its predictions to the prediction log itself:
+the log is a SQLite file in WAL mode (``pipeline.data.predlog``), which takes writers from
+many processes, and the service never opens the DuckDB warehouse.
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.serving.logserver import RemoteLog
-from pipeline.serving.logsession import HeldWarehouse, writer_lock
-from pipeline.serving.logwriter import GroupWriter
-
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from pipeline.data.predlog import SQLiteLog
     from pipeline.domain import PredictionLog
     from pipeline.settings import StockpipeConfig
 
@@ -43,8 +41,6 @@ class ServeSpec:
     reload_interval: float | None = None
     log_level: str = "INFO"
     log_json: bool = False
-    log_address: str | None = None  # the LogServer's socket; None: the worker writes itself
-    log_authkey: str | None = None
 
     def to_env(self) -> dict[str, str]:
         """The environment variable that carries this spec to the worker processes."""
@@ -68,13 +64,12 @@ class ServeSpec:
         return cfg
 
 
-def held_warehouse(cfg: StockpipeConfig) -> HeldWarehouse:
-    """The warehouse's prediction log as the service writes it: a connection kept open while
-    busy, shared with other processes through an OS lock (``pipeline.serving.logsession``)."""
+def prediction_log(cfg: StockpipeConfig) -> SQLiteLog:
+    """The configured warehouse's prediction log (its own SQLite file beside it), written
+    directly by every serving process."""
     from pipeline import bootstrap
 
-    store = bootstrap.store(cfg)
-    return HeldWarehouse(store, writer_lock(store.path))
+    return bootstrap.store(cfg).log
 
 
 def build_app(
@@ -84,8 +79,8 @@ def build_app(
     log: PredictionLog | None = None,
 ) -> FastAPI:
     """The app `serve` runs: one follower per horizon (or only ``model_uri``), the files'
-    contract policy, and every prediction logged: in ``log`` (a worker's ``RemoteLog``), else
-    in the warehouse directly."""
+    contract policy, and every prediction logged: in ``log``, else in the warehouse's
+    prediction log."""
     from pipeline import bootstrap
     from pipeline.serving.api import create_app
 
@@ -94,9 +89,9 @@ def build_app(
     followers = bootstrap.model_followers(cfg, model_uri, reload_interval)
     # The same contract policy as files: one set of rules for every input.
     policy = bootstrap.contract_policy(cfg)
-    # Every prediction served is logged (source api), concurrent requests' rows together.
-    writer = GroupWriter(log if log is not None else held_warehouse(cfg))
-    return create_app(followers, cfg.model.target.horizon, cfg.serving, policy, writer)
+    # Every prediction served is logged (source api) before it is answered.
+    record = log if log is not None else prediction_log(cfg)
+    return create_app(followers, cfg.model.target.horizon, cfg.serving, policy, record)
 
 
 def create_from_env() -> FastAPI:
@@ -106,7 +101,4 @@ def create_from_env() -> FastAPI:
 
     spec = ServeSpec.from_env()
     setup_logging(spec.log_level, json_lines=spec.log_json)
-    log = None
-    if spec.log_address is not None and spec.log_authkey is not None:
-        log = RemoteLog(spec.log_address, spec.log_authkey)  # the one writer, in `serve`
-    return build_app(spec.config(), spec.model_uri, spec.reload_interval, log)
+    return build_app(spec.config(), spec.model_uri, spec.reload_interval)

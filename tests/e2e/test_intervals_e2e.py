@@ -10,18 +10,16 @@ row is numpy's sample std of NVDA's last 20 daily log returns.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import mlflow
 import numpy as np
 import polars as pl
 import pytest
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
-from support import make_project, sample_prices, sqlite_uri, with_bench
+from support import make_project, sample_prices, sqlite_uri, wait_until_ready, with_bench
 
 from pipeline import bootstrap
 from pipeline.cli import main
@@ -110,16 +108,12 @@ def test_score_writes_nested_bounds_but_logs_none(trained: dict[str, Any]) -> No
     assert scores.columns == [*PREDICTION_COLUMNS, *BOUNDS] and scores.height == 1
     _assert_nested(scores.row(0, named=True), trained["tag"])
     cfg = load_config(trained["conf"])
-    with duckdb.connect(str(cfg.resolve(cfg.data.warehouse)), read_only=True) as con:
-        logged = con.sql("SELECT * FROM predictions").pl()
+    logged = bootstrap.store(cfg).log.rows()  # the prediction log's own file
     assert logged.columns == list(LOG_COLUMNS) and logged.height == 1
 
 
 def _ready(client: TestClient) -> dict[str, Any]:
-    deadline = time.monotonic() + 120
-    while client.get("/ready").status_code != 200:
-        assert time.monotonic() < deadline, client.get("/ready").text
-        time.sleep(0.05)
+    wait_until_ready(client, 120)
     return dict(client.get("/model").json())
 
 

@@ -2,8 +2,9 @@
 
 A real `stockpipe --log-json serve --workers 2` process (own process group, free port) serves
 the champion of a registered NVDA Ridge. It must become ready, answer ``/predict`` exactly as
-`score` does (to 1e-9), log every prediction of concurrent clients once in the warehouse
-(both workers writing the same DuckDB file), and stop cleanly, workers included, on SIGTERM.
+`score` does (to 1e-9), log every prediction of concurrent clients once in the prediction log
+(both workers writing the same SQLite file, while a `score` run logs and reads the warehouse
+meanwhile), and stop cleanly, workers included, on SIGTERM.
 Deadlines are generous and never asserted as timings.
 """
 
@@ -19,19 +20,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 import numpy as np
 import polars as pl
 import pytest
 from support import STOCKPIPE, fitted_model, make_project, overlay, sample_prices
+from tracking_server import free_port
 
 from pipeline import bootstrap
 from pipeline.config import load_config
+from pipeline.data.predlog import SQLiteLog
 from pipeline.serving.score import HISTORY_MARGIN, score
 from pipeline.serving.sinks import ParquetSink
 from pipeline.tracking.mlflow_adapter import MlflowRegistry, MlflowTracker
-from pipeline.tracking.server import free_port
 
 pytestmark = pytest.mark.slow  # logs a real model, starts a server with two worker processes
 
@@ -110,7 +111,10 @@ def test_two_workers_serve_log_every_prediction_and_stop_on_sigterm(tmp_path: Pa
             cuts = range(1, CLIENTS * PER_CLIENT + 1)  # one as-of date per request
             bodies = [request_body(fitted.warmup + 1, cut) for cut in cuts]
             with ThreadPoolExecutor(CLIENTS) as pool:
-                answers = list(pool.map(lambda b: client.post("/predict", json=b), bodies))
+                posted = pool.map(lambda b: client.post("/predict", json=b), bodies)
+                # A batch job on the same project while both workers log: never blocked.
+                again = score(cfg, bootstrap.score_ports(cfg), ParquetSink(tmp_path / "p2.parquet"))
+                answers = list(posted)
         assert [a.status_code for a in answers] == [200] * len(bodies), answers[0].text
         proc.send_signal(signal.SIGTERM)  # the supervisor: it stops its workers
         assert proc.wait(DEADLINE) == 0, log.read_text()[-3000:]
@@ -129,14 +133,17 @@ def test_two_workers_serve_log_every_prediction_and_stop_on_sigterm(tmp_path: Pa
 
     # Every prediction served was logged once: one row per (request, ticker), no key lost.
     served = {(r["ticker"], r["as_of_date"]) for a in answers for r in a.json()}
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-        logged = con.execute(
-            "SELECT ticker, CAST(as_of_date AS VARCHAR) FROM predictions "
-            "WHERE source = 'api' AND as_of_date < ?",
-            [predicted["as_of_date"][0]],
-        ).fetchall()
+    in_log = SQLiteLog(tmp_path / "warehouse.log.sqlite").rows()
+    logged = (
+        in_log.with_columns(pl.col("as_of_date").cast(pl.String))
+        .filter(pl.col("source") == "api", pl.col("as_of_date") < predicted["as_of_date"][0])
+        .select("ticker", "as_of_date")
+        .rows()
+    )
     assert len(served) == len(bodies) * len(TICKERS)
     assert sorted(logged) == sorted(served)
+    assert in_log.filter(pl.col("source") == "score").height == 1  # both scores: one key
+    assert again.frame["prediction"][0] == expected
     lines = [json.loads(ln) for ln in log.read_text().splitlines() if ln.startswith("{")]
     statuses = [ln["status"] for ln in lines if ln.get("path") == "/predict"]
     assert statuses == [200] * (len(bodies) + 1)  # each worker's request log, one line each

@@ -1,8 +1,9 @@
 """Several real processes writing the same stores at once lose nothing.
 
 Each writer is a separate Python process; all are released together (they wait for a "go"
-file), so their read-modify-write cycles interleave on the real files: the snapshot manifest
-and the alias history kept in the MLflow sqlite registry.
+file), so their read-modify-write cycles interleave on the real files: the snapshot manifest,
+the alias history kept in the MLflow sqlite registry, and the prediction log (its own SQLite
+file, which `serve --workers N` and batch jobs write at once).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipeline.data.predlog import SQLiteLog
 from pipeline.data.snapshots import SnapshotStore
 from pipeline.tracking.registry import MlflowRegistry
 
@@ -87,6 +89,42 @@ def test_concurrent_snapshot_records_keep_every_manifest_entry(tmp_path: Path) -
     assert sorted(s.path for s in entries) == files
     assert len(files) == WRITERS * count
     assert not list(root.rglob("*.tmp"))
+
+
+# argv: go-file, warehouse, first day, count. Logs `count` requests of 2 tickers through the
+# warehouse's prediction log, one transaction each, as a serving worker or `score` does.
+_LOG = """
+import datetime as dt, os, sys, time
+from pathlib import Path
+import polars as pl
+from pipeline.data.warehouse import DuckDBStore
+from pipeline.domain import LOG_COLUMNS
+
+go, warehouse, first, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+log = DuckDBStore(Path(warehouse)).log
+(go.parent / f"ready-{os.getpid()}").touch()
+while not go.exists():
+    time.sleep(0.01)
+for day in range(first, first + count):
+    log.record(pl.DataFrame({
+        "ticker": ["A", "B"], "as_of_date": [dt.date(2020, 1, 1) + dt.timedelta(days=day)] * 2,
+        "horizon": pl.Series([1, 1], dtype=pl.Int32), "prediction": [0.1, 0.2],
+        "model_name": "M", "model_version": "1", "run_id": "r",
+        "scored_at": dt.datetime(2026, 1, 1), "source": "api",
+    }).select(LOG_COLUMNS))
+"""
+
+
+def test_processes_logging_at_once_lose_no_prediction(tmp_path: Path) -> None:
+    """Each process writes the log file itself; WAL and the busy timeout make them take
+    turns (the log server that used to funnel them through one process is gone)."""
+    warehouse, count = tmp_path / "wh.duckdb", 50
+    argvs = [[str(warehouse), str(i * count), str(count)] for i in range(WRITERS)]
+    run_together(tmp_path, _LOG, argvs)
+    logged = SQLiteLog(tmp_path / "wh.log.sqlite").rows()
+    assert logged.height == WRITERS * count * 2
+    assert logged.select("ticker", "as_of_date").is_unique().all()
+    assert not warehouse.exists()  # logging never opened the warehouse
 
 
 def test_concurrent_identical_records_store_one_snapshot(tmp_path: Path) -> None:

@@ -1,24 +1,26 @@
 """The prediction log (issue 12): idempotent, atomic, joined to realised returns, written by
-`score` and by `POST /predict`. Real DuckDB files; the realised returns are checked against a
-numpy oracle over the shipped prices, never against our own output."""
+`score` and by `POST /predict`; since issue 23 in its own SQLite file, into which the log an
+older warehouse kept is moved once. Real DuckDB and SQLite files; the realised returns are
+checked against a numpy oracle over the shipped prices, never against our own output."""
 
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
+from legacylog import OLD_KEY, SOURCE_KEY, legacy_warehouse, tables
 from support import SAMPLE
 
+from pipeline.data.predlog import SQLiteLog
 from pipeline.data.readers import FileSource
-from pipeline.data.warehouse import DuckDBStore, sql_dir
+from pipeline.data.warehouse import DuckDBStore
 from pipeline.domain import LOG_COLUMNS, LoadedModel
 from pipeline.serving.api import create_app
-from pipeline.serving.logsession import HeldWarehouse, writer_lock
 
 
 def rows(
@@ -91,7 +93,7 @@ def test_each_source_replaces_only_its_own_row(store: DuckDBStore) -> None:
 def test_a_failed_write_leaves_no_rows(store: DuckDBStore) -> None:
     good = rows([dt.date(2024, 1, 2)], 1)
     bad = pl.concat([good, rows([dt.date(2024, 1, 3)], 1, source="nowhere")])
-    with pytest.raises(duckdb.Error):
+    with pytest.raises(sqlite3.IntegrityError):
         store.record(bad)  # the CHECK on source fails on the second row
     assert store.outcomes().height == 0
 
@@ -160,12 +162,12 @@ def test_score_logs_what_it_writes_and_a_refused_score_logs_nothing(
 
 def test_an_api_call_never_rewrites_the_track_record(store: DuckDBStore) -> None:
     """Issue 21 item 2: POST /predict for the key of a `score` row, through the write path
-    `serve` uses (GroupWriter over HeldWarehouse), leaves the score row as it was."""
+    `serve` uses (the warehouse's SQLite log, written directly), leaves the score row as it
+    was."""
     day = dt.date(2026, 9, 25)  # the as-of date of the request's last bar
     store.record(rows([day], 1, version="4", pred=0.01))
     model = LoadedModel(Fixed(), "M", "4", warmup=10, horizon=1, run_id="run-4")
-    log = HeldWarehouse(store, writer_lock(store.path))
-    with TestClient(create_app(model, record=log)) as client:  # closing writes the log
+    with TestClient(create_app(model, record=SQLiteLog(store.log.path))) as client:
         for _ in range(2):
             assert client.post("/predict", json={"bars": _bars()}).status_code == 200
     logged = store.outcomes().filter(pl.col("as_of_date") == day)
@@ -176,42 +178,15 @@ def test_an_api_call_never_rewrites_the_track_record(store: DuckDBStore) -> None
     assert again == [0.02]
 
 
-# The prediction log as warehouses made before issue 21 created it: no source in the key.
-OLD_LOG = """
-CREATE TABLE predictions (
-    ticker        VARCHAR   NOT NULL,
-    as_of_date    DATE      NOT NULL,
-    horizon       INTEGER   NOT NULL,
-    prediction    DOUBLE    NOT NULL,
-    model_name    VARCHAR   NOT NULL,
-    model_version VARCHAR   NOT NULL,
-    run_id        VARCHAR,
-    scored_at     TIMESTAMP NOT NULL,
-    source        VARCHAR   NOT NULL CHECK (source IN ('score', 'api', 'replay')),
-    PRIMARY KEY (model_name, model_version, ticker, as_of_date, horizon)
-);
-"""
+def _key_days(n: int) -> list[dt.date]:
+    return [dt.date(2024, 1, 2) + dt.timedelta(days=i) for i in range(n)]
 
 
-def _old_warehouse(path: Path, logged: pl.DataFrame) -> None:
-    with duckdb.connect(str(path)) as con:
-        con.execute((sql_dir() / "000_tables.sql").read_text())
-        con.execute(OLD_LOG)
-        con.execute((sql_dir() / "055_v_prediction_outcomes.sql").read_text())
-        con.register("incoming", logged.to_arrow())
-        con.execute("INSERT INTO predictions BY NAME SELECT * FROM incoming")
-
-
-def _key(con: duckdb.DuckDBPyConnection) -> list[str]:
-    found = con.sql(
-        "SELECT constraint_column_names FROM duckdb_constraints() "
-        "WHERE table_name = 'predictions' AND constraint_type = 'PRIMARY KEY'"
-    ).fetchall()
-    return list(found[0][0])
-
-
-def test_an_old_warehouse_is_migrated_on_open_without_losing_a_row(tmp_path: Path) -> None:
-    days = [dt.date(2024, 1, 2) + dt.timedelta(days=i) for i in range(300)]
+@pytest.mark.parametrize("ddl", [OLD_KEY, SOURCE_KEY], ids=["before-issue-21", "issue-21"])
+def test_a_log_kept_in_the_warehouse_moves_to_its_own_file_once(tmp_path: Path, ddl: str) -> None:
+    """Issue 23: a warehouse whose log is a table of its own (either key) gives every row to
+    the SQLite log on first use, then drops the table; opened again, nothing moves twice."""
+    days = _key_days(300)
     logged = pl.concat(
         [
             rows(days[:100], 1, pred=0.01),
@@ -220,17 +195,13 @@ def test_an_old_warehouse_is_migrated_on_open_without_losing_a_row(tmp_path: Pat
         ]
     )
     path = tmp_path / "old.duckdb"
-    _old_warehouse(path, logged)
-    with duckdb.connect(str(path)) as con:
-        assert "source" not in _key(con)
+    legacy_warehouse(path, logged, ddl=ddl)
     store = DuckDBStore(path)
     got = store.outcomes().select(LOG_COLUMNS).sort("as_of_date")
     assert got.equals(logged.sort("as_of_date"))
-    with duckdb.connect(str(path), read_only=True) as con:
-        assert _key(con)[-1] == "source"
-        tables = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
-        assert tables == {"prices", "predictions", "fold_params", "panel"}
-    # The new key and CHECK: an API row beside a score row, a `cycle` row accepted.
+    assert not {"predictions", "v_prediction_outcomes"} & tables(path)  # no log, no view
+    assert SQLiteLog(tmp_path / "old.log.sqlite").rows().height == 300
+    # The log's key and CHECK: an API row beside a score row, a `cycle` row accepted.
     store.record(rows(days[:1], 1, pred=0.9, source="api"))
     store.record(rows(days[:1], 1, pred=0.8, source="cycle"))
     first = DuckDBStore(path).outcomes().filter(pl.col("as_of_date") == days[0])
@@ -239,4 +210,33 @@ def test_an_old_warehouse_is_migrated_on_open_without_losing_a_row(tmp_path: Pat
         "api": 0.9,
         "cycle": 0.8,
     }
-    assert DuckDBStore(path).outcomes().height == 302  # opened again: nothing migrated twice
+    assert DuckDBStore(path).outcomes().height == 302  # opened again: nothing moved twice
+
+
+def test_a_move_interrupted_before_the_drop_is_repeated_without_changing_a_row(
+    tmp_path: Path,
+) -> None:
+    """The rows reached the SQLite log but the table was not dropped (a crash in between),
+    and the service logged a newer row on one of their keys since: the next open copies
+    again, keeps the newer row, and adds none twice."""
+    days = _key_days(10)
+    path = tmp_path / "wh.duckdb"
+    legacy_warehouse(path, rows(days, 1, pred=0.01, source="api"))
+    log = SQLiteLog(tmp_path / "wh.log.sqlite")
+    assert log.adopt(rows(days[:6], 1, pred=0.01, source="api")) == 6  # the interrupted copy
+    log.record(rows(days[:1], 1, pred=0.5, source="api"))  # served after it
+    out = DuckDBStore(path).outcomes().sort("as_of_date")
+    assert out.height == 10 and out["prediction"].to_list() == [0.5] + [0.01] * 9
+    assert "predictions" not in tables(path)
+
+
+def test_any_job_opening_an_old_warehouse_moves_its_log_out(tmp_path: Path) -> None:
+    """Not only `monitor`: an import (or `score`, `fetch`) opening the warehouse moves the
+    rows first, so no command ever sees a log split in two."""
+    days = _key_days(40)
+    path = tmp_path / "warehouse.duckdb"
+    legacy_warehouse(path, pl.concat([rows(days, 1), rows(days, 1, pred=0.7, source="api")]))
+    DuckDBStore(path).upsert(FileSource(SAMPLE / "NVDA.csv").load())
+    assert "predictions" not in tables(path)
+    moved = SQLiteLog(tmp_path / "warehouse.log.sqlite").rows()
+    assert moved.height == 80 and sorted(moved["source"].unique()) == ["api", "score"]

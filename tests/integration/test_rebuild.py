@@ -18,9 +18,11 @@ import polars as pl
 import pytest
 from click.testing import CliRunner, Result
 from damage import held_open, real_warehouse
+from legacylog import legacy_warehouse, tables
 from support import SAMPLE
 
 from pipeline.cli import main
+from pipeline.data.predlog import SQLiteLog
 from pipeline.data.rebuild import rebuild
 from pipeline.data.snapshots import SnapshotStore
 from pipeline.data.warehouse import DuckDBStore
@@ -215,17 +217,16 @@ def _log(n: int, source: str, pred: float = 0.01) -> pl.DataFrame:
     ).select(LOG_COLUMNS)
 
 
-def _logged(path: Path) -> pl.DataFrame:
-    with duckdb.connect(str(path), read_only=True) as con:
-        frame = pl.from_arrow(con.sql("SELECT * FROM predictions").to_arrow_table())
-    assert isinstance(frame, pl.DataFrame)
-    return frame.sort(LOG_COLUMNS)
+def _logged(warehouse: Path) -> pl.DataFrame:
+    """Every row of ``warehouse``'s prediction log (its own SQLite file), sorted."""
+    return SQLiteLog(warehouse.with_name(f"{warehouse.stem}.log.sqlite")).rows().sort(LOG_COLUMNS)
 
 
 def test_rebuild_of_a_healthy_warehouse_keeps_every_logged_prediction(
     conf_dir: Path, tmp_path: Path, two_snapshots: tuple[dict[str, str], dict[str, str]]
 ) -> None:
-    """Issue 21 item 3: the log is in no snapshot, so the rebuild copies it over."""
+    """Issue 21 item 3, issue 23: the log is in no snapshot; it has its own file, which the
+    rebuild leaves as it is."""
     warehouse = tmp_path / "warehouse.duckdb"
     store = DuckDBStore(warehouse)
     # Score and API rows on the same keys, and a cycle row: every one is its own row.
@@ -236,10 +237,26 @@ def test_rebuild_of_a_healthy_warehouse_keeps_every_logged_prediction(
     result = _invoke("data", "rebuild", "--config", str(conf_dir))
     assert result.exit_code == 0, result.output
     assert _logged(warehouse).equals(before) and len(_rows(warehouse)) == 400
-    assert "400 rows, 103 logged prediction(s) copied from the old file" in result.output
-    (kept,) = tmp_path.glob("warehouse.duckdb.previous-*")
-    assert _logged(kept).equals(before)  # the old file still holds them too
+    assert "400 rows" in result.output and "moved" not in result.output
+    assert DuckDBStore(warehouse).outcomes().height == 103  # still joined to the prices
     assert "delete" not in result.output.lower() and "warning" not in result.output
+
+
+def test_rebuild_of_a_warehouse_that_still_keeps_its_log_moves_it_out(
+    conf_dir: Path, tmp_path: Path, two_snapshots: tuple[dict[str, str], dict[str, str]]
+) -> None:
+    """A warehouse of the release before issue 23, never opened since: its log table is the
+    only copy of those predictions, so the rebuild moves them into the log file first."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    before = pl.concat([_log(50, "score"), _log(50, "api", pred=0.5), _log(3, "cycle")])
+    legacy_warehouse(warehouse, before)
+    result = _invoke("data", "rebuild", "--config", str(conf_dir))
+    assert result.exit_code == 0, result.output
+    assert _logged(warehouse).equals(before.sort(LOG_COLUMNS))
+    assert "103 logged prediction(s) moved from the old file" in result.output
+    assert "predictions" not in tables(warehouse)
+    (kept,) = tmp_path.glob("warehouse.duckdb.previous-*")
+    assert "predictions" in tables(kept)  # the old file still holds them too
 
 
 def _blocks(path: Path, table: str) -> set[int]:
@@ -267,9 +284,10 @@ def test_rebuild_of_a_damaged_warehouse_salvages_what_of_the_log_it_can_read(
     damaged: str,
 ) -> None:
     warehouse = tmp_path / "warehouse.duckdb"
-    DuckDBStore(warehouse).record(_log(300_000, "score"))  # several row groups
-    DuckDBStore(warehouse).record(_log(20, "api", pred=0.5))
-    before = _logged(warehouse)
+    # A log still kept in the file (before issue 23), of several row groups.
+    batches = (_log(300_000, "score"), _log(20, "api", pred=0.5))
+    legacy_warehouse(warehouse, *batches)
+    before = pl.concat(batches).sort(LOG_COLUMNS)
     prices, log = _blocks(warehouse, "prices"), _blocks(warehouse, "predictions")
     target = prices - log if damaged == "prices" else log - prices
     assert len(target) >= (1 if damaged == "prices" else 2)
@@ -289,6 +307,6 @@ def test_rebuild_of_a_damaged_warehouse_salvages_what_of_the_log_it_can_read(
     assert f"warning: old prediction log not read in full: {lost} of {before.height}" in (
         result.output
     )
-    assert f"{after.height} logged prediction(s) copied" in result.output
+    assert f"{after.height} logged prediction(s) moved" in result.output
     (kept,) = tmp_path.glob("warehouse.duckdb.previous-*")
     assert str(kept) in result.output
