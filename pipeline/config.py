@@ -65,6 +65,49 @@ REQUIRED_KEYS = {"model": {"features": "declare the feature families the model c
 SYNONYMS = {"horizon": "horizons", "horizons": "horizon"}
 
 
+# Keys removed from the files (CHANGELOG.md): section -> dotted key -> what replaces it. An
+# old file that still sets one is told what to do, not pydantic's "extra inputs are not
+# permitted", which reads as a typo.
+REMOVED_KEYS: dict[str, dict[str, str]] = {
+    "data": {
+        "fetch.interval": "fetch always downloads daily bars (1d); delete the key",
+        "fetch.backoff_seconds": "retries wait 1, 2, 4, ... seconds (a constant); delete the "
+        "key and keep fetch.retries",
+    },
+    "model": {
+        "intervals.method": "intervals are always conformal (intervals.scale_feature chooses "
+        "scaled or split); delete the key",
+        "n_trials": "set n_trials in training.yaml or pass --trials N (it is the budget of "
+        "the one model that model.yaml's estimator names)",
+    },
+    "tracking": {
+        "stage_aliases": "models:/NAME/Production follows tracking.champion_alias and "
+        "/Staging training.yaml's promotion.challenger_alias; rename those instead",
+    },
+}
+
+
+def _has_key(doc: Mapping[str, Any], dotted: str) -> bool:
+    """Whether the document sets the dotted key path (``fetch.interval``)."""
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _refuse_removed(name: str, path: Path, doc: Mapping[str, Any]) -> None:
+    """ConfigError naming every removed key ``path`` still sets and what replaced it."""
+    found = [
+        f"{path}: key '{key}' was removed: {replacement} (see CHANGELOG.md)"
+        for key, replacement in REMOVED_KEYS.get(name, {}).items()
+        if _has_key(doc, key)
+    ]
+    if found:
+        raise ConfigError("\n".join(found))
+
+
 Provenance = dict[tuple[str, ...], Path]
 
 
@@ -196,6 +239,8 @@ def _section(name: str, base: Path, overlays: list[Path]) -> BaseModel | None:
         if name not in ABSENT_SECTIONS:
             raise ConfigError(f"{base_file}: required config file is missing")
     sources = [(f, _read_yaml(f)) for f in ([base_file] if base_file.is_file() else []) + layers]
+    for path, doc in sources:  # per file, so the error names the layer that still has it
+        _refuse_removed(name, path, doc)
     merged, prov = _merge(sources)
     for key, why in REQUIRED_KEYS.get(name, {}).items():
         if key not in merged:
@@ -243,7 +288,6 @@ FLAGS: dict[str, tuple[str, str]] = {
     "tracking_uri": ("tracking", "uri"),
     "start": ("data", "fetch.start"),
     "end": ("data", "fetch.end"),
-    "interval": ("data", "fetch.interval"),
     "window": ("monitoring", "window"),
 }
 

@@ -43,13 +43,11 @@ class ContractConfig(_Frozen):
 
 
 class FetchConfig(_Frozen):
-    """yfinance downloads."""
+    """yfinance downloads (always daily bars; the retry backoff is a constant of the source)."""
 
-    interval: Literal["1d"] = "1d"
     start: dt.date | None = None
     end: dt.date | None = None
     retries: StrictInt = Field(3, ge=0)
-    backoff_seconds: float = Field(1.0, ge=0)
     timeout_seconds: float = Field(20.0, gt=0)
 
     @model_validator(mode="after")
@@ -162,7 +160,6 @@ class IntervalsConfig(_Frozen):
     levels: tuple[float, ...] = Field(
         (0.8, 0.95), description="Nominal coverages, whole percents: 0.8 names lower_80/upper_80"
     )
-    method: Literal["conformal"] = "conformal"
     scale_feature: str | None = Field(
         None, description="A feature the model computes (e.g. rolling_std_logret_1_20); null: split"
     )
@@ -198,7 +195,6 @@ class ModelConfig(_Frozen):
     estimator: EstimatorKind | None = None
     params: dict[str, Scalar] = {}
     space: dict[str, ParamSpace] = {}
-    n_trials: StrictInt | None = Field(None, ge=1, description="default: 10 with a space, else 1")
 
     @field_validator("features", mode="before")
     @classmethod
@@ -209,7 +205,8 @@ class ModelConfig(_Frozen):
         """The competition of one model that ``estimator`` names (None when it names none)."""
         if self.estimator is None:
             return None
-        trials = self.n_trials or (10 if self.space else 1)
+        # Its budget; training.n_trials (or --trials) overrides it, as for every candidate.
+        trials = 10 if self.space else 1
         one = CandidateConfig(
             name=self.estimator,
             estimator=self.estimator,
@@ -417,10 +414,6 @@ class TrackingConfig(_Frozen):
     experiment: str = "stockpipe"
     registered_model: str = "StocksPredictionModel"
     champion_alias: str = "champion"
-    stage_aliases: dict[str, str] = Field(
-        default_factory=lambda: {"Production": "champion", "Staging": "challenger"},
-        description="models:/Name/<Stage> -> alias (MLflow 3 has aliases, not stages)",
-    )
     trial_artifacts: bool = Field(
         True, description="each trial run logs trial/oos.parquet (its folds' rows and metrics)"
     )
@@ -561,6 +554,15 @@ class StockpipeConfig(_Frozen):
     def resolve(self, path: Path) -> Path:
         """Resolve a config-relative path against the project root."""
         return path if path.is_absolute() else (self.project_root / path).resolve()
+
+    @property
+    def stage_aliases(self) -> dict[str, str]:
+        """``models:/Name/<Stage>`` -> alias (MLflow 3 has aliases, not stages): derived from
+        the two configured aliases, so a renamed champion or challenger is followed."""
+        return {
+            "Production": self.tracking.champion_alias,
+            "Staging": self.training.promotion.challenger_alias,
+        }
 
     @property
     def tracking_uri(self) -> str:

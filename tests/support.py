@@ -14,12 +14,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 import polars as pl
+import pytest
 import yaml
 from optuna.trial import FrozenTrial
 from sklearn.impute import SimpleImputer
@@ -49,6 +50,7 @@ from pipeline.model.transformer import PolarsFeatures
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
 TICKERS = ("NVDA", "SPY", "QQQ")  # the sample panel
+T = TypeVar("T")
 # The installed console script (`python -m pipeline.cli` does not work: no __main__).
 STOCKPIPE = Path(sys.executable).with_name("stockpipe")
 
@@ -329,12 +331,35 @@ def request_bars(n: int = 6, ticker: str = "ACME", **extra: Any) -> list[dict[st
     ]
 
 
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float,
+    what: str | Callable[[], str],
+    interval: float = 0.01,
+) -> T:
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    The one deadline loop of the tests. ``timeout`` only bounds a hang, it is never a timing
+    assertion; when it passes the test fails naming ``what`` (called first when it is a
+    function, so the message shows the state at the end, e.g. the last ``/ready`` answer).
+    """
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        if time.monotonic() >= deadline:
+            pytest.fail(
+                f"gave up after {timeout:g} s waiting for {what() if callable(what) else what}"
+            )
+        time.sleep(interval)
+    return result
+
+
 def wait_until_ready(client: Any, deadline_seconds: float = 30.0) -> None:
     """Poll ``GET /ready`` on a test client until it is 200 (its last answer if it never is)."""
-    deadline = time.monotonic() + deadline_seconds
-    while client.get("/ready").status_code != 200:
-        assert time.monotonic() < deadline, client.get("/ready").text
-        time.sleep(0.01)
+    wait_until(
+        lambda: client.get("/ready").status_code == 200,
+        deadline_seconds,
+        lambda: f"/ready to answer 200; it said {client.get('/ready').text}",
+    )
 
 
 def interleaved_with_bench(panel: pl.DataFrame) -> pl.DataFrame:
@@ -344,7 +369,7 @@ def interleaved_with_bench(panel: pl.DataFrame) -> pl.DataFrame:
 
 def postgres_problem() -> str | None:
     """Why the PostgreSQL the server tests need is unusable, or None."""
-    from pipeline.tracking.server import PG_CONNINFO
+    from tracking_server import PG_CONNINFO
 
     try:
         import psycopg
@@ -363,8 +388,7 @@ def fresh_databases(kind: str) -> Iterator[dict[str, str]]:
     """A fresh MLflow and a fresh Optuna PostgreSQL database (``mlflow``, ``optuna`` keys),
     dropped afterwards; skips the test when PostgreSQL is unusable."""
     import pytest
-
-    from pipeline.tracking.server import create_database, drop_database
+    from tracking_server import create_database, drop_database
 
     problem = postgres_problem()
     if problem:

@@ -84,11 +84,6 @@ def seed_option(func: F) -> F:
     return click.option("--seed", type=int, default=None, help="Random seed override.")(func)
 
 
-def config_options(func: F) -> F:
-    """All of the above: what training, scoring and inspection commands take."""
-    return base_options(data_options(tracking_options(seed_option(func))))
-
-
 def model_uri_option(func: F) -> F:
     """--model-uri: for commands that load a registered model."""
     return click.option(

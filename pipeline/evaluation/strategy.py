@@ -65,30 +65,6 @@ def _check_horizon(horizon: int) -> None:
         raise ValueError("horizon must be >= 1")
 
 
-def strategy_returns(
-    positions: ArrayLike,
-    realised_log_returns: ArrayLike,
-    cost_bps: float = 0.0,
-    horizon: int = 1,
-) -> NDArray[np.float64]:
-    """Per-period simple returns of a single-asset strategy, net of costs.
-
-    ``return_t = position_t * (exp(r_t) - 1) - cost_bps / 1e4 * |position_t - position_{t-1}|``
-    with ``position_{-1} = 0``. The position at row ``t`` is decided at ``t``'s close and earns
-    the realised return from ``t`` to ``t+h`` (see the module docstring), so nothing is
-    looked ahead. With ``horizon=h > 1`` only rows ``0, h, 2h, ...`` are traded (non-overlapping
-    holding periods) and one return per ``h``-day period is returned.
-    """
-    _check_horizon(horizon)
-    pos = np.asarray(positions, dtype=float).ravel()
-    r = np.asarray(realised_log_returns, dtype=float).ravel()
-    if pos.shape != r.shape:
-        raise ValueError(f"positions has {pos.size} rows but returns has {r.size}")
-    pos, r = pos[::horizon], r[::horizon]
-    prev = np.concatenate(([0.0], pos[:-1]))
-    return np.asarray(pos * np.expm1(r) - cost_bps / 1e4 * np.abs(pos - prev), dtype=float)
-
-
 class PanelStrategyResult(NamedTuple):
     """Output of :func:`panel_strategy_returns`."""
 

@@ -10,7 +10,6 @@ import polars as pl
 
 from pipeline.data.inputs import Inputs, load_inputs, store_inputs
 from pipeline.domain import (
-    PREDICTION_COLUMNS,
     DataPorts,
     LoadedModel,
     ModelLoader,
@@ -25,7 +24,6 @@ log = logging.getLogger(__name__)
 
 # Extra rows beyond the model's declared warm-up: cheap insurance, still not the whole file.
 HISTORY_MARGIN = 5
-SCORE_COLUMNS = PREDICTION_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,11 +27,19 @@ from urllib.parse import urlparse
 import httpx
 import mlflow
 import pytest
-from support import STOCKPIPE, fitted_model, make_project, nvda_rows, run_stockpipe, sample_prices
+from support import (
+    STOCKPIPE,
+    fitted_model,
+    make_project,
+    nvda_rows,
+    run_stockpipe,
+    sample_prices,
+    wait_until,
+)
+from tracking_server import free_port
 
 from pipeline.config import load_config
 from pipeline.tracking.mlflow_adapter import MlflowRegistry, MlflowTracker
-from pipeline.tracking.server import free_port
 
 pytestmark = pytest.mark.slow  # logs three real models, starts a server process
 
@@ -116,10 +123,7 @@ def _status(client: httpx.Client, path: str) -> int:
 
 def until(condition: Callable[[], bool], what: str) -> None:
     """Wait for ``condition`` (polled), failing after DEADLINE seconds with ``what``."""
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.1)
+    wait_until(condition, DEADLINE, what, interval=0.1)
 
 
 @dataclass

@@ -41,8 +41,7 @@ import polars as pl
 import pytest
 import yaml
 from support import FAST_CANDIDATES, REPO, STOCKPIPE, fresh_databases, make_project
-
-from pipeline.tracking.server import (
+from tracking_server import (
     ServerHandle,
     free_port,
     s3_environment,

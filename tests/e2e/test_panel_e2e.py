@@ -17,8 +17,8 @@ from click.testing import CliRunner, Result
 from support import SAMPLE, make_project, sample_prices, sqlite_uri
 
 from pipeline.cli import main
+from pipeline.domain import PREDICTION_COLUMNS
 from pipeline.evaluation.intervals import bound_columns
-from pipeline.serving.score import SCORE_COLUMNS
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,7 @@ def test_folds_cover_every_ticker_on_the_panel_calendar(panel: dict[str, Any]) -
 def test_score_writes_one_row_per_ticker(panel: dict[str, Any]) -> None:
     scores, doc = panel["scores"], panel["summary"]
     # a trained model carries its interval calibration (model.yaml intervals): bounds follow
-    assert scores.columns == [*SCORE_COLUMNS, *bound_columns(["80", "95"])]
+    assert scores.columns == [*PREDICTION_COLUMNS, *bound_columns(["80", "95"])]
     assert scores.schema["as_of_date"] == pl.Date and scores.schema["prediction"] == pl.Float64
     assert sorted(scores["ticker"].to_list()) == sorted(TICKERS)
     for row in scores.iter_rows(named=True):

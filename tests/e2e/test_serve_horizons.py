@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +31,8 @@ from fastapi.testclient import TestClient
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
-from support import STOCKPIPE, make_project, sample_prices, write_yaml
+from support import STOCKPIPE, make_project, sample_prices, wait_until, write_yaml
+from tracking_server import free_port
 
 from pipeline import bootstrap
 from pipeline.config import load_config
@@ -44,7 +44,6 @@ from pipeline.serving.score import HISTORY_MARGIN, score
 from pipeline.serving.sinks import ParquetSink
 from pipeline.settings import StockpipeConfig
 from pipeline.tracking.mlflow_adapter import MlflowRegistry, MlflowTracker
-from pipeline.tracking.server import free_port
 
 pytestmark = pytest.mark.slow  # logs four real models; one test starts a server process
 
@@ -110,10 +109,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 def until(condition: Callable[[], bool], what: str) -> None:
     """Wait for ``condition`` (polled), failing after DEADLINE seconds with ``what``."""
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.05)
+    wait_until(condition, DEADLINE, what, interval=0.05)
 
 
 def request_bars(rows: int) -> tuple[pl.DataFrame, dict[str, Any]]:

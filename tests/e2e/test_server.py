@@ -39,15 +39,15 @@ from support import (
     shared_study_trials,
     spawn_stockpipe,
 )
-
-from pipeline.config import load_config
-from pipeline.tracking.server import (
+from tracking_server import (
     SERVER_ENV,
     ServerHandle,
     free_port,
     server_command,
     start_tracking_server,
 )
+
+from pipeline.config import load_config
 
 pytestmark = pytest.mark.slow
 

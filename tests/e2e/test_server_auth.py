@@ -24,9 +24,7 @@ import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
 from support import FAST_CANDIDATES, REPO, STOCKPIPE, fresh_databases, make_project
-
-from pipeline.errors import EXIT_TRACKING
-from pipeline.tracking.server import (
+from tracking_server import (
     AUTH_APP,
     AdminAccount,
     ServerHandle,
@@ -34,6 +32,8 @@ from pipeline.tracking.server import (
     server_command,
     start_tracking_server,
 )
+
+from pipeline.errors import EXIT_TRACKING
 from pipeline.tracking.store import PASSWORD_VAR, TOKEN_VAR, USERNAME_VAR
 
 SCRIPT = REPO / "docker" / "mlflow-server.sh"

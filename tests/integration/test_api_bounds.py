@@ -26,7 +26,7 @@ import uvicorn
 from click.testing import CliRunner
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from support import write_yaml
+from support import wait_until, write_yaml
 
 from pipeline.cli import main
 from pipeline.domain import LoadedModel
@@ -78,6 +78,11 @@ def bars(tickers: int = 1, per_ticker: int = 1) -> list[dict[str, Any]]:
     ]
 
 
+def _unless_busy(response: httpx.Response) -> httpx.Response | None:
+    """The response, unless it is the 503 of a service with no free prediction slot."""
+    return None if response.status_code == 503 else response
+
+
 @contextmanager
 def serving(app: FastAPI) -> Iterator[httpx.Client]:
     """A real uvicorn server on a free port, and a client for it; stopped on exit."""
@@ -88,10 +93,7 @@ def serving(app: FastAPI) -> Iterator[httpx.Client]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started, "uvicorn did not start"
+    wait_until(lambda: server.started, 10, "uvicorn to start")
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             yield client
@@ -170,10 +172,12 @@ def test_health_answers_while_a_prediction_runs_and_the_rest_is_bounded() -> Non
         assert client.post("/predict", json={"bars": bars()}).status_code == 503
 
         model.gate.set()
-        deadline = time.monotonic() + 5
-        while (done := client.post("/predict", json={"bars": bars()})).status_code == 503:
-            assert time.monotonic() < deadline, "the slot was never given back"
-            time.sleep(0.05)
+        done = wait_until(
+            lambda: _unless_busy(client.post("/predict", json={"bars": bars()})),
+            5,
+            "the slot to be given back",
+            interval=0.05,
+        )
         assert done.status_code == 200 and done.json()[0]["ticker"] == "T0"
 
 

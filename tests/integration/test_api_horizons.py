@@ -14,7 +14,6 @@ import dataclasses
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 from support import request_bars as bars
-from support import wait_until_ready, write_yaml
+from support import wait_until, wait_until_ready, write_yaml
 
 from pipeline import bootstrap
 from pipeline.config import load_config
@@ -245,10 +244,11 @@ def test_ready_is_503_naming_the_horizons_loading_and_a_prediction_waits_for_all
 ) -> None:
     registries[20].gate = threading.Event()  # h20's first load blocks until opened
     with TestClient(create_app(followers_of(registries))) as client:
-        deadline = time.monotonic() + DEADLINE
-        while registries[5].loads != ["1"] or registries[1].loads != ["1"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(
+            lambda: registries[5].loads == ["1"] and registries[1].loads == ["1"],
+            DEADLINE,
+            "h1 and h5 to load version 1",
+        )
         not_yet = client.get("/ready")
         assert not_yet.status_code == 503 and not_yet.json()["status"] == "loading"
         assert not_yet.json()["detail"] == "models not loaded yet for horizon(s) 20"
@@ -274,10 +274,7 @@ def test_a_horizon_that_never_loads_keeps_the_service_unready_with_the_reason(
     registries[5].down = True
     limits = ServingConfig(request_timeout_seconds=0.2)
     with TestClient(create_app(followers_of(registries), serving=limits)) as client:
-        deadline = time.monotonic() + DEADLINE
-        while "unreachable" not in client.get("/ready").text:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(lambda: "unreachable" in client.get("/ready").text, DEADLINE, "h5's failed load")
         detail = client.get("/ready").json()["detail"]
         assert detail.startswith("models not loaded yet for horizon(s) 5; ")
         assert f"h5 ({NAME}_h5) last attempt failed: TrackingError" in detail

@@ -10,7 +10,6 @@ use case as `stockpipe score` runs it, and the app as `stockpipe serve` builds i
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from fastapi.testclient import TestClient
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
-from support import SAMPLE, TICKERS, make_project, sample_prices, with_bench
+from support import SAMPLE, TICKERS, make_project, sample_prices, wait_until_ready, with_bench
 
 from pipeline import bootstrap
 from pipeline.config import load_config
@@ -82,10 +81,7 @@ def _bars(prices: pl.DataFrame, rows: int) -> list[dict[str, Any]]:
 
 
 def _served(client: TestClient) -> dict[str, Any]:
-    deadline = time.monotonic() + 120
-    while client.get("/ready").status_code != 200:
-        assert time.monotonic() < deadline, client.get("/ready").text
-        time.sleep(0.05)
+    wait_until_ready(client, 120)
     return dict(client.get("/model").json())
 
 

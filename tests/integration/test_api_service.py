@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
-from support import nvda_rows, wait_until_ready
+from support import nvda_rows, wait_until, wait_until_ready
 from support import request_bars as bars
 
 from pipeline.cli import main
@@ -169,10 +168,9 @@ def test_a_model_that_never_loads_keeps_ready_503_and_predict_503_with_the_reaso
     registry.down = True
     limits = ServingConfig(request_timeout_seconds=0.2)
     with TestClient(create_app(follower(registry), serving=limits)) as client:
-        deadline = time.monotonic() + DEADLINE
-        while "unreachable" not in client.get("/ready").text:  # the first attempt failed
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(  # the first attempt failed
+            lambda: "unreachable" in client.get("/ready").text, DEADLINE, "the failed load"
+        )
         assert client.get("/ready").status_code == 503
         refused = client.post("/predict", json={"bars": bars()})
         assert refused.status_code == 503 and refused.headers["retry-after"] == "1"

@@ -36,9 +36,9 @@ import pytest
 import yaml
 from compose_support import Compose, load_compose, services, set_at
 from support import REPO
+from tracking_server import is_store_uri, server_command
 
 from pipeline.config import load_config
-from pipeline.tracking.server import is_store_uri, server_command
 
 DOCKERFILE = REPO / "docker" / "mlflow" / "Dockerfile"
 MINIO_CONF = REPO / "conf" / "minio"

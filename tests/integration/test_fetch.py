@@ -9,6 +9,7 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import duckdb
@@ -17,7 +18,7 @@ import polars as pl
 import pytest
 import yfinance
 from click.testing import CliRunner, Result
-from support import SAMPLE, overlay
+from support import SAMPLE
 from yfinance.multi import reindex_dfs
 from yfinance.utils import empty_df
 
@@ -223,9 +224,10 @@ def test_cli_fetch_offline_fails_and_writes_nothing(
 def test_cli_fetch_offline_through_the_module_level_downloader(
     conf_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    overlay(conf_dir, "data", fetch={"backoff_seconds": 0})
     download = Recorder(_offline(["NVDA", "SPY"]))
     monkeypatch.setattr(yahoo, "_yf_download", download)
+    # The backoff is the source's constant: skip its waits without touching time.sleep itself.
+    monkeypatch.setattr(yahoo, "time", SimpleNamespace(sleep=lambda _seconds: None))
     _assert_offline_cli(_fetch(conf_dir), tmp_path)
     assert len(download.calls) == 4
 

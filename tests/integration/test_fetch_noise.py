@@ -12,6 +12,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -56,10 +57,12 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(yfinance, "download", guard)
     monkeypatch.setattr(yahoo, "_yf_download", _noisy_offline)
+    # The retry backoff is the source's constant: skip its waits, not time.sleep everywhere.
+    monkeypatch.setattr(yahoo, "time", SimpleNamespace(sleep=lambda _seconds: None))
 
 
 def _fetch(conf_dir: Path, *before: str, retries: int = 0) -> Result:
-    overlay(conf_dir, "data", fetch={"retries": retries, "backoff_seconds": 0})
+    overlay(conf_dir, "data", fetch={"retries": retries})
     args = [*before, "fetch", "--config", str(conf_dir), "--tickers", "NVDA"]
     return CliRunner().invoke(main, args)
 

@@ -11,14 +11,15 @@ from pydantic import ValidationError
 from support import REPO
 
 from pipeline.config import load_config
-from pipeline.training.summary import SCHEMA_PATH, TrainSummary, write_schema
+from pipeline.schemas import write_schema
+from pipeline.training.summary import SCHEMA_PATH, TrainSummary
 from pipeline.training.train import train
 
 PUBLISHED = REPO / SCHEMA_PATH
 
 
 def test_generator_writes_the_schema(tmp_path: Path) -> None:
-    path = write_schema(tmp_path / "s.json")
+    path = write_schema(TrainSummary, tmp_path / "s.json")
     assert json.loads(path.read_text())["title"] == "TrainSummary"
 
 

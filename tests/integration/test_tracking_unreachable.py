@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tracking_server import free_port
 
 from pipeline.cli import main
 from pipeline.errors import TrackingError, TrackingUnavailableError
 from pipeline.tracking.mlflow_adapter import MlflowModelLoader, MlflowRegistry, MlflowTracker
-from pipeline.tracking.server import free_port
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner, Result
 from damage import real_warehouse
 from support import overlay
+from tracking_server import free_port
 
 from pipeline.cli import main
 from pipeline.errors import EXIT_INPUT, EXIT_TRACKING
-from pipeline.tracking.server import free_port
 
 WAREHOUSE_DAMAGE = {
     "truncated": lambda good: good[: len(good) // 2],

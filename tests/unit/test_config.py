@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support import REPO, write_yaml
+from support import REPO, overlay, write_yaml
 
 from pipeline.bootstrap import apply_overrides
 from pipeline.config import load_config
@@ -280,3 +280,56 @@ def test_declared_features_are_exactly_the_families_named(conf_dir: Path) -> Non
     # ... and stays so through the CLI flags, which re-validate the whole config
     again = apply_overrides(cfg, seed=5)
     assert [d.name for d in build_feature_defs(again.model.features)] == ["rsi_14"]
+
+
+REMOVED = [
+    ("data", {"fetch": {"interval": "1d"}}, "fetch.interval", "daily bars"),
+    ("data", {"fetch": {"backoff_seconds": 0.5}}, "fetch.backoff_seconds", "fetch.retries"),
+    ("model", {"intervals": {"method": "conformal"}}, "intervals.method", "always conformal"),
+    ("model", {"n_trials": 3}, "n_trials", "--trials N"),
+    ("tracking", {"stage_aliases": {"Production": "x"}}, "stage_aliases", "champion_alias"),
+]
+
+
+@pytest.mark.parametrize(("section", "doc", "key", "replacement"), REMOVED)
+def test_a_removed_key_names_its_replacement(
+    conf_dir: Path, section: str, doc: dict[str, object], key: str, replacement: str
+) -> None:
+    local = write_yaml(conf_dir / "local" / f"{section}.yaml", doc)
+    with pytest.raises(ConfigError) as err:
+        load_config(conf_dir)
+    message = str(err.value)
+    assert message.startswith(f"{local}: key '{key}' was removed: ")
+    assert replacement in message and "CHANGELOG.md" in message
+    assert "extra" not in message.lower()  # not pydantic's "extra inputs are not permitted"
+
+
+def test_every_removed_key_is_in_the_changelog() -> None:
+    from pipeline.config import REMOVED_KEYS
+
+    changelog = (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+    removed = [f"{section}.{key}" for section, keys in REMOVED_KEYS.items() for key in keys]
+    assert {f"{s}.{k}" for s, _, k, _ in REMOVED} == set(removed)  # each one tested above
+    assert [key for key in removed if f"`{key}`" not in changelog] == []
+
+
+def test_stage_names_follow_the_configured_aliases(conf_dir: Path) -> None:
+    assert load_config(conf_dir).stage_aliases == {
+        "Production": "champion",
+        "Staging": "challenger",
+    }
+    overlay(conf_dir, "tracking", champion_alias="prod")
+    overlay(conf_dir, "training", promotion={"challenger_alias": "next"})
+    assert load_config(conf_dir).stage_aliases == {"Production": "prod", "Staging": "next"}
+
+
+def test_one_model_budget_and_its_override(conf_dir: Path) -> None:
+    # model.yaml's estimator: 10 trials with a space, 1 without; training.n_trials wins.
+    space = {"alpha": {"type": "float", "low": 0.1, "high": 10.0}}
+    write_yaml(conf_dir / "local" / "model.yaml", {"estimator": "ridge", "space": space})
+    overlay(conf_dir, "training", n_trials=None)
+    (one,) = load_config(conf_dir).candidates.candidates
+    assert one.n_trials == 10
+    overlay(conf_dir, "training", n_trials=3)
+    assert load_config(conf_dir).training.n_trials == 3
+    assert apply_overrides(load_config(conf_dir), trials=4).training.n_trials == 4

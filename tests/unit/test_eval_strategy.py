@@ -9,16 +9,30 @@ import pytest
 
 from pipeline.evaluation.strategy import (
     STRATEGY_METRICS,
+    Mode,
     buy_and_hold,
     max_drawdown,
     panel_strategy_returns,
     positions,
     strategy_metrics,
-    strategy_returns,
 )
 
 R = np.log([1.1, 0.9, 1.05])  # simple returns +10%, -10%, +5%
 PRED = np.array([0.01, -0.02, 0.03])  # signs + - +
+
+
+def _one_ticker(
+    pred: np.ndarray,
+    r: np.ndarray,
+    mode: Mode = "long_flat",
+    cost_bps: float = 0.0,
+    horizon: int = 1,
+) -> np.ndarray:
+    """The strategy's net returns on a single ticker: the panel code with one name."""
+    tickers = np.array(["A"] * r.size)
+    return panel_strategy_returns(
+        np.arange(r.size), tickers, pred, r, mode, cost_bps=cost_bps, horizon=horizon
+    ).returns
 
 
 def test_positions_modes_and_threshold() -> None:
@@ -35,7 +49,7 @@ def test_positions_modes_and_threshold() -> None:
 
 def test_long_flat_with_costs_by_hand() -> None:
     pos = positions(PRED)  # [1, 0, 1]
-    rets = strategy_returns(pos, R, cost_bps=10)
+    rets = _one_ticker(PRED, R, cost_bps=10)
     # 10 bps = 0.001 per unit of turnover; previous position before the start is 0
     # t0: 1 * 0.10 - 0.001 * |1 - 0| = 0.099
     # t1: 0 * -0.10 - 0.001 * |0 - 1| = -0.001
@@ -51,7 +65,7 @@ def test_long_flat_with_costs_by_hand() -> None:
 
 def test_long_short_with_costs_by_hand() -> None:
     pos = positions(PRED, "long_short")  # [1, -1, 1]
-    rets = strategy_returns(pos, R, cost_bps=10)
+    rets = _one_ticker(PRED, R, "long_short", cost_bps=10)
     # t0: 0.10 - 0.001 * 1 = 0.099
     # t1: -1 * -0.10 - 0.001 * |-1 - 1| = 0.1 - 0.002 = 0.098
     # t2: 0.05 - 0.001 * |1 - -1| = 0.048
@@ -69,7 +83,7 @@ def _one_ticker_buy_and_hold(r: np.ndarray, cost_bps: float = 0.0, horizon: int 
 
 
 def test_zero_cost_and_buy_and_hold() -> None:
-    np.testing.assert_allclose(strategy_returns(np.ones(3), R), [0.1, -0.1, 0.05])
+    np.testing.assert_allclose(_one_ticker(np.ones(3), R), [0.1, -0.1, 0.05])
     np.testing.assert_allclose(_one_ticker_buy_and_hold(R), [0.1, -0.1, 0.05])
     # buy and hold compounds to the price ratio: 1.1 * 0.9 * 1.05 = 1.0395
     assert strategy_metrics(_one_ticker_buy_and_hold(R))["total_return"] == pytest.approx(0.0395)
@@ -92,14 +106,14 @@ def test_buy_and_hold_rebalances_a_panel_equally() -> None:
 def test_horizon_uses_non_overlapping_rows() -> None:
     # 2-day targets on 5 rows: rows 0, 2, 4 are traded, rows 1 and 3 overlap them and are dropped
     r2 = np.log([1.2, 9.0, 0.5, 9.0, 1.1])
-    pos = np.array([1.0, 1.0, 1.0, 0.0, 0.0])
+    pred = np.array([1.0, 1.0, 1.0, 0.0, 0.0])  # long, long, long, flat, flat
     # t0: 0.2 - 0.001 ; t2: 1 * -0.5 - 0 (no change) ; t4: 0 - 0.001 * |0 - 1|
     np.testing.assert_allclose(
-        strategy_returns(pos, r2, cost_bps=10, horizon=2), [0.199, -0.5, -0.001], atol=1e-15
+        _one_ticker(pred, r2, cost_bps=10, horizon=2), [0.199, -0.5, -0.001], atol=1e-15
     )
     np.testing.assert_allclose(_one_ticker_buy_and_hold(r2, horizon=2), [0.2, -0.5, 0.1])
     with pytest.raises(ValueError):
-        strategy_returns(pos, r2, horizon=0)
+        _one_ticker(pred, r2, horizon=0)
 
 
 def test_panel_two_tickers_by_hand() -> None:

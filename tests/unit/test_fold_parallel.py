@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -18,6 +17,9 @@ from pipeline.settings import ModelConfig, StrategyConfig, TuningConfig
 from pipeline.training.dataset import TrainingSet, build_training_set
 from pipeline.training.ordered import in_order
 from pipeline.training.tuning import FoldEvaluation, evaluate_params
+
+# Seconds a test waits for another thread before failing: bounds a hang, never reached.
+WAIT = 30.0
 
 PARAMS = {
     "lightgbm": {"n_estimators": 60, "num_leaves": 7, "subsample": 0.8, "subsample_freq": 1,
@@ -74,37 +76,50 @@ def test_a_pruned_trial_keeps_the_same_folds(setup: Any) -> None:
 
 def test_in_order_keeps_order_and_at_most_jobs_running() -> None:
     running, peak, lock = 0, 0, threading.Lock()
+    done = [threading.Event() for _ in range(13)]
 
     def work(i: int) -> int:
         nonlocal running, peak
         with lock:
             running += 1
             peak = max(peak, running)
-        time.sleep(0.01 * (5 - i % 5))  # later items finish first
+        # Later items finish first: within each window of 3 (0-2, 3-5, ...), item i waits
+        # for item i + 1, so all three run at once and finish in reverse order.
+        if i % 3 != 2:
+            assert done[i + 1].wait(WAIT), f"item {i + 1} never finished"
         with lock:
             running -= 1
+        done[i].set()
         return i * i
 
     assert list(in_order(work, range(12), 3)) == [i * i for i in range(12)]
     assert peak == 3
-    assert list(in_order(work, range(4), 1)) == [0, 1, 4, 9]
+    assert list(in_order(lambda i: i * i, range(4), 1)) == [0, 1, 4, 9]
 
 
 def test_stopping_early_waits_for_running_calls_and_starts_no_more() -> None:
     started: list[int] = []
     finished: list[int] = []
+    release = threading.Event()
 
     def work(i: int) -> int:
         started.append(i)
-        time.sleep(0.05)
+        if i > 0:  # held until the test releases it: still running when close() is called
+            assert release.wait(WAIT), "never released"
         finished.append(i)
         return i
 
     fitted = in_order(work, range(10), 2)
     assert next(fitted) == 0
-    fitted.close()
+    closer = threading.Thread(target=fitted.close)
+    closer.start()
+    closer.join(0.05)
+    assert closer.is_alive()  # close() waits for the held call, it does not abandon it
+    release.set()
+    closer.join(WAIT)
+    assert not closer.is_alive()
     assert sorted(started) == sorted(finished)  # nothing left running after close()
-    assert len(started) <= 3
+    assert set(started) <= {0, 1, 2}  # the window at close time; nothing started after it
 
 
 def test_fold_workers_default_to_the_cores_per_trial() -> None:
