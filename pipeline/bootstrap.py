@@ -11,23 +11,25 @@ from typing import TYPE_CHECKING
 
 from pipeline.config import apply_overrides
 from pipeline.data.readers import FileOptions, FileSource
+from pipeline.data.snapshots import SnapshotSource, SnapshotStore
 from pipeline.data.validation import ContractPolicy
 from pipeline.data.warehouse import DuckDBStore
-from pipeline.domain import DataPorts, PriceBatch, PriceSource, scratch_warehouse
+from pipeline.domain import DataPorts, PriceBatch, PriceSource, PriceStore
 from pipeline.errors import DataError
+from pipeline.monitoring.references import MlflowReferences
+from pipeline.serving.reload import ModelFollower
 from pipeline.serving.score import ScorePorts, model_uris
 from pipeline.settings import StockpipeConfig
 from pipeline.tracking.loader import MlflowModelLoader, MlflowVersionResolver, TrainedOn
+from pipeline.tracking.mlflow_adapter import MlflowRegistry, MlflowTracker
 
 if TYPE_CHECKING:
     # Imported where used, so each command pays only for its own adapters: `score` must not
     # import training (optuna, matplotlib, scipy.stats via the evaluation reports), the
-    # yfinance path (pandas) or monitoring (scipy, matplotlib).
-    from pipeline.data.snapshots import SnapshotStore
+    # yfinance path (pandas) or monitoring (scipy, matplotlib). The adapters imported above
+    # cost a few milliseconds once the warehouse and the model loader are in.
     from pipeline.data.yahoo import YFinanceSource
     from pipeline.monitoring.monitor import MonitorPorts
-    from pipeline.serving.reload import ModelFollower
-    from pipeline.tracking.mlflow_adapter import MlflowRegistry, MlflowTracker
     from pipeline.training.backtest import BacktestPorts
     from pipeline.training.callbacks import Progress
     from pipeline.training.job import TrainPorts
@@ -38,8 +40,7 @@ log = logging.getLogger(__name__)
 
 
 def tracker(cfg: StockpipeConfig) -> MlflowTracker:
-    from pipeline.tracking.mlflow_adapter import MlflowTracker
-
+    """The tracking store runs and models are logged to."""
     return MlflowTracker(
         cfg.tracking_uri, cfg.tracking.experiment, cfg.resolve(cfg.tracking.artifact_location)
     )
@@ -52,8 +53,6 @@ def loader(cfg: StockpipeConfig) -> MlflowModelLoader:
 
 def registry(cfg: StockpipeConfig, horizon: int | None = None) -> MlflowRegistry:
     """The registered model of ``horizon`` (the primary one by default)."""
-    from pipeline.tracking.mlflow_adapter import MlflowRegistry
-
     name = cfg.registered_model_for(horizon) if horizon else cfg.tracking.registered_model
     return MlflowRegistry(cfg.tracking_uri, name)
 
@@ -75,16 +74,13 @@ def file_options(cfg: StockpipeConfig) -> FileOptions:
 
 
 def snapshots(cfg: StockpipeConfig) -> SnapshotStore:
-    from pipeline.data.snapshots import SnapshotStore
-
+    """The raw snapshot store."""
     return SnapshotStore(cfg.resolve(cfg.data.raw_dir))
 
 
 def source(cfg: StockpipeConfig) -> PriceSource:
     """Pinned or latest snapshots, or the configured file (the shipped sample by default)."""
     if cfg.data.snapshot or cfg.data.source == "snapshots":
-        from pipeline.data.snapshots import SnapshotSource
-
         return SnapshotSource(snapshots(cfg), cfg.data.tickers, cfg.data.snapshot)
     return FileSource(cfg.resolve(cfg.data.path), cfg.data.tickers, file_options(cfg))
 
@@ -106,7 +102,17 @@ def yfinance_source(cfg: StockpipeConfig, tickers: tuple[str, ...]) -> YFinanceS
 
 
 def store(cfg: StockpipeConfig) -> DuckDBStore:
+    """The configured warehouse."""
     return DuckDBStore(cfg.resolve(cfg.data.warehouse))
+
+
+def scratch_warehouse() -> PriceStore:
+    """A fresh in-memory warehouse, where a job plans or computes before writing anything real.
+
+    An in-memory DuckDB is computation, not I/O, so every use case gets one as its
+    ``workspace`` (``DataPorts``): the ports themselves name no adapter.
+    """
+    return DuckDBStore(":memory:")
 
 
 def benchmark_source(cfg: StockpipeConfig) -> FileSource | None:
@@ -128,6 +134,7 @@ def train_ports(cfg: StockpipeConfig, progress: Progress | None = None) -> Train
         progress=progress or NoProgress(),
         snapshots=snapshots(cfg),
         registries={h: registry(cfg, h) for h in cfg.horizons},
+        workspace=scratch_warehouse,
     )
 
 
@@ -154,6 +161,7 @@ def score_ports(cfg: StockpipeConfig, data: ModelData | None = None) -> ScorePor
         benchmark=data.benchmark if data else benchmark_source(cfg),
         loader=loader(cfg),
         log=warehouse.log,  # the prediction log: its own SQLite file beside the warehouse
+        workspace=scratch_warehouse,
     )
 
 
@@ -163,6 +171,7 @@ def data_ports(cfg: StockpipeConfig, in_memory: bool = False) -> DataPorts:
         source=source(cfg),
         store=scratch_warehouse() if in_memory else store(cfg),
         benchmark=benchmark_source(cfg),
+        workspace=scratch_warehouse,
     )
 
 
@@ -178,6 +187,7 @@ def backtest_ports(cfg: StockpipeConfig, data: ModelData | None = None) -> Backt
         benchmark=data.benchmark if data else benchmark_source(cfg),
         loader=loader(cfg),
         tracker=tracker(cfg),
+        workspace=scratch_warehouse,
     )
 
 
@@ -191,8 +201,6 @@ def model_follower(
 ) -> ModelFollower:
     """A model `serve` serves: loaded in the background, hot-reloaded when its URI follows an
     alias (the champion by default), polled every ``serving.reload_interval_seconds``."""
-    from pipeline.serving.reload import ModelFollower
-
     return ModelFollower(
         loader(cfg),
         version_resolver(cfg),
@@ -218,7 +226,6 @@ def monitor_ports(cfg: StockpipeConfig, data: ModelData | None = None) -> Monito
     warehouse (whose prediction log it reads), the model and its references in MLflow, and
     the tracker its monitoring run is logged to."""
     from pipeline.monitoring.monitor import MonitorPorts
-    from pipeline.monitoring.references import MlflowReferences
 
     warehouse = store(cfg)
     return MonitorPorts(
@@ -229,6 +236,7 @@ def monitor_ports(cfg: StockpipeConfig, data: ModelData | None = None) -> Monito
         tracker=tracker(cfg),
         references=MlflowReferences(cfg.tracking_uri),
         outcomes=warehouse,  # the prediction log joined to the warehouse's prices
+        workspace=scratch_warehouse,
     )
 
 
@@ -299,8 +307,6 @@ def _configured(
 
 def _replayed(cfg: StockpipeConfig, trained: TrainedOn) -> ModelData:
     """The snapshots the model was trained on, panel and benchmark."""
-    from pipeline.data.snapshots import SnapshotSource
-
     if not trained.recorded:
         raise DataError(f"{trained.model} records no training data (no snapshot_ids tag)")
     store = snapshots(cfg)
@@ -318,8 +324,6 @@ def _replayed(cfg: StockpipeConfig, trained: TrainedOn) -> ModelData:
 def _current(cfg: StockpipeConfig, trained: TrainedOn) -> ModelData:
     """The source the model was trained from, as it is now: its file, or its newest
     snapshots (a model trained from snapshots, or whose file is gone)."""
-    from pipeline.data.snapshots import SnapshotSource
-
     if not trained.tickers:
         raise DataError(f"{trained.model} records no training data (no tickers tag)")
     store, tickers = snapshots(cfg), trained.tickers

@@ -274,17 +274,6 @@ class PredictionSink(Protocol):
     def write(self, frame: pl.DataFrame) -> Path: ...
 
 
-def scratch_warehouse() -> PriceStore:
-    """A fresh in-memory warehouse, where a job plans or computes before writing anything real.
-
-    An in-memory DuckDB is computation, not I/O, so it is the default everywhere. Imported when
-    called: the adapter imports this module, and the ports stay free of DuckDB until used.
-    """
-    from pipeline.data.warehouse import DuckDBStore
-
-    return DuckDBStore(":memory:")
-
-
 @dataclass(frozen=True, kw_only=True)
 class DataPorts:
     """The data side every use case shares: prices, the warehouse, the benchmark, a scratch store.
@@ -296,4 +285,7 @@ class DataPorts:
     source: PriceSource
     store: PriceStore
     benchmark: PriceSource | None = None  # price file of the benchmark, when not in the panel
-    workspace: Callable[[], PriceStore] = field(default=scratch_warehouse)
+    # A fresh scratch store per call, where a job plans or computes before writing anything
+    # real: the composition root passes one (an in-memory DuckDB, bootstrap.scratch_warehouse),
+    # so the ports name no adapter.
+    workspace: Callable[[], PriceStore]

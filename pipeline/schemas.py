@@ -14,7 +14,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-SCHEMA_DIR = Path("docs/schemas")
+from pipeline.monitoring.report import MonitorReport
+from pipeline.training.summary import SCHEMA_PATH as TRAIN_SUMMARY_SCHEMA
+from pipeline.training.summary import TrainSummary
+
+SCHEMA_DIR = TRAIN_SUMMARY_SCHEMA.parent  # docs/schemas: one folder for every schema
 
 
 def schema_text(model: type[BaseModel]) -> str:
@@ -36,11 +40,8 @@ def write_schema(model: type[BaseModel], path: Path) -> Path:
 
 def published() -> dict[Path, type[BaseModel]]:
     """Every published schema's path (relative to the repository root) and its model."""
-    from pipeline.monitoring.report import MonitorReport
-    from pipeline.training.summary import TrainSummary
-
     return {
-        SCHEMA_DIR / "train_summary.schema.json": TrainSummary,
+        TRAIN_SUMMARY_SCHEMA: TrainSummary,
         SCHEMA_DIR / "monitor.schema.json": MonitorReport,
     }
 

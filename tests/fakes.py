@@ -12,6 +12,7 @@ from typing import Any
 
 from support import SAMPLE
 
+from pipeline.bootstrap import scratch_warehouse
 from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.errors import TrackingError
@@ -163,6 +164,7 @@ def train_ports(
     and a fresh FakeTracker and FakeRegistry unless ``ports`` passes them (or other ports)."""
     ports.setdefault("tracker", FakeTracker())
     ports.setdefault("registry", FakeRegistry())
+    ports.setdefault("workspace", scratch_warehouse)
     return TrainPorts(
         source=FileSource(data),
         store=DuckDBStore(":memory:"),

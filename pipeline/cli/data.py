@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pipeline.cli.common import with_config
+from pipeline.errors import DataError, StockpipeError
 
 if TYPE_CHECKING:  # settings (pydantic) is imported when a command runs, not for --help
     from pipeline.settings import StockpipeConfig
@@ -62,8 +63,7 @@ def validate(cfg: StockpipeConfig, contract_only: bool) -> None:
     train on it (history, folds, summary path, tracking store); write nothing."""
     from pipeline import bootstrap
     from pipeline.data.readers import FileSource
-    from pipeline.errors import DataError, StockpipeError
-    from pipeline.training.plan import readiness
+    from pipeline.readiness import readiness
 
     src = bootstrap.source(cfg)
     try:

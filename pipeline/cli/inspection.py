@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pipeline.cli.common import data_given, model_uri_option, num, parquet_path, with_config
+from pipeline.cli.run import portfolio_lines
 
 if TYPE_CHECKING:  # settings (pydantic) is imported when a command runs, not for --help
     from pipeline.settings import StockpipeConfig
@@ -78,7 +79,6 @@ def backtest(cfg: StockpipeConfig, model_uri: str | None, output_dir: Path) -> N
     (its lineage), so the backtest re-measures what training measured."""
     from pipeline import bootstrap
     from pipeline.atomic import ensure_writable_dir
-    from pipeline.cli.run import portfolio_lines
     from pipeline.training.backtest import backtest_horizons
 
     ensure_writable_dir(output_dir, "--output-dir")  # before the refits, not after them

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pipeline.cli.common import data_given, model_uri_option, num, parquet_path, with_config
+from pipeline.cli.interrupts import stop_at_safe_points
 
 if TYPE_CHECKING:  # the command imports its use case lazily, to keep the CLI quick to start
     from pipeline.evaluation.results import PortfolioReport
@@ -57,8 +58,6 @@ def train(
     quiet: bool,
 ) -> None:
     """Run the model competition, track it, register the winner behind a promotion gate."""
-    from pipeline.cli.interrupts import stop_at_safe_points
-
     with stop_at_safe_points():  # a signal stops the job between fits, not inside one
         _compete(cfg, study_name, quiet, force_promote=force_promote, register=not no_register)
 
@@ -70,8 +69,6 @@ def tune(cfg: StockpipeConfig, study_name: str | None, quiet: bool) -> None:
 
     The winner's logged model can be scored with --model-uri (its URI is in the summary).
     """
-    from pipeline.cli.interrupts import stop_at_safe_points
-
     with stop_at_safe_points():  # a signal stops the job between fits, not inside one
         _compete(cfg, study_name, quiet, force_promote=False, register=False)
 
@@ -210,6 +207,7 @@ def score(
     """
     from pipeline import bootstrap
     from pipeline.atomic import ensure_writable
+    from pipeline.serving.replay import check_range, replay
     from pipeline.serving.score import score as run_score
     from pipeline.serving.sinks import ParquetSink
 
@@ -219,15 +217,11 @@ def score(
             "the latest date"
         )
     if start is not None and end is not None:
-        from pipeline.serving.replay import check_range
-
         check_range(start.date(), end.date())
     path = ensure_writable(output, "output")
     data = bootstrap.model_data(cfg, model_uri, given=data_given(), replay=False)
     click.echo(data.note)
     if start is not None and end is not None:
-        from pipeline.serving.replay import replay
-
         ports, sink = bootstrap.score_ports(cfg, data), ParquetSink(path)
         replayed = replay(cfg, ports, sink, start.date(), end.date(), model_uri)
         click.echo("\n".join([str(replayed.frame), *_replay_lines(replayed, output)]))

@@ -13,7 +13,7 @@ from pipeline.cli.common import model_uri_option, with_config
 from pipeline.errors import StockpipeError
 
 if TYPE_CHECKING:
-    from pipeline.serving.factory import ServeSpec
+    from pipeline.serving_app import ServeSpec
     from pipeline.settings import StockpipeConfig
 
 # What the `serve` extra installs, by import name (pyproject.toml's optional-dependencies).
@@ -59,7 +59,7 @@ def serve(
     require_serving_extra()
     import uvicorn
 
-    from pipeline.serving.factory import FACTORY, build_app
+    from pipeline.serving_app import FACTORY, build_app
 
     # log_config=None: uvicorn's records go through our handler (JSON with --log-json); its
     # access log is replaced by the service's own request log (request id, latency, version).
@@ -93,7 +93,7 @@ def require_serving_extra() -> None:
 
 def _spec(model_uri: str | None, reload_interval: float | None) -> ServeSpec:
     """The command's arguments (and the root group's logging flags) as a ``ServeSpec``."""
-    from pipeline.serving.factory import ServeSpec
+    from pipeline.serving_app import ServeSpec
 
     ctx = click.get_current_context()
     params, root = ctx.params, ctx.find_root().params

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.data.sql_files import sql_dir
 from pipeline.domain import LOG_COLUMNS
 
 # The log's primary key (sql/log/050_predictions.sql).
@@ -60,8 +61,6 @@ def log_path(warehouse: Path | str) -> Path | str:
 
 @functools.cache
 def _ddl() -> str:
-    from pipeline.data.warehouse import sql_dir  # the warehouse module imports this one
-
     return (sql_dir() / "log" / "050_predictions.sql").read_text(encoding="utf-8")
 
 

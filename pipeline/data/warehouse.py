@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +19,7 @@ import polars as pl
 from pipeline.data.external import first_line
 from pipeline.data.predlog import KEY as LOG_KEY
 from pipeline.data.predlog import SQLiteLog, empty_log, log_path
+from pipeline.data.sql_files import sql_dir
 from pipeline.data.warehouse_errors import (
     REBUILD_HINT,
     WarehouseCorruptError,
@@ -31,14 +31,6 @@ from pipeline.errors import DataError
 from pipeline.ordering import unique_keys
 
 log = logging.getLogger(__name__)
-
-
-def sql_dir() -> Path:
-    """The ``sql/`` folder: next to the package in a checkout, or packaged as data."""
-    here = Path(__file__).resolve().parents[2] / "sql"
-    if here.is_dir():
-        return here
-    return Path(str(resources.files("pipeline") / "sql"))
 
 
 @functools.cache

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
-from pipeline.data.inputs import Inputs, LoadedSource, load_inputs, store_inputs
-from pipeline.domain import Fold, PriceBatch, PriceSource, PriceStore, scratch_warehouse
-from pipeline.errors import TrackingUnavailableError
+from pipeline.data.inputs import Inputs, load_inputs, store_inputs
+from pipeline.domain import Fold, PriceBatch, PriceSource, PriceStore
 from pipeline.features.columns import feature_columns
 from pipeline.features.engine import add_features, collect
 from pipeline.features.spec import (
@@ -30,7 +28,6 @@ from pipeline.features.spec import (
 from pipeline.settings import AUTO, FoldsConfig, ModelConfig, StockpipeConfig
 from pipeline.training.dataset import TrainingSet, build_training_set
 from pipeline.training.folds import FoldLayout, resolve_folds
-from pipeline.training.quality import quality_lines
 
 log = logging.getLogger(__name__)
 
@@ -163,37 +160,6 @@ def plan_horizons(
     return plans
 
 
-def readiness(cfg: StockpipeConfig, batch: PriceBatch, benchmark: PriceSource | None) -> list[str]:
-    """What `validate` adds to the contract: can this config train on this batch?
-
-    Runs the same plan as `train` in a scratch in-memory warehouse, checks that the real
-    warehouse reads back whole, that the summary can be written and that the tracking store
-    can be reached, and writes nothing. Raises the error `train` would raise (with its exit
-    code); returns human lines otherwise.
-    """
-    from pipeline.atomic import ensure_writable
-
-    plan = plan_training(
-        cfg.model,
-        cfg.training.folds,
-        cfg.data.short_history,
-        LoadedSource(batch),
-        benchmark,
-        scratch_warehouse(),
-    )
-    warehouse = check_warehouse(cfg.resolve(cfg.data.warehouse))
-    summary = ensure_writable(cfg.resolve(cfg.training.summary_path), "summary")
-    uri = check_tracking(cfg.tracking_uri)
-    return [
-        *plan.describe(),
-        *quality_lines(plan.data, plan.inputs),
-        *unused_selection_k(cfg),
-        warehouse,
-        f"summary: {summary} (writable)",
-        f"tracking: {uri} (reachable)",
-    ]
-
-
 def unused_selection_k(cfg: StockpipeConfig) -> list[str]:
     """A note when ``selection.k`` decides nothing: it is the fixed k of the candidates that
     do not tune ``selector__k``, and every enabled candidate here tunes it."""
@@ -206,34 +172,3 @@ def unused_selection_k(cfg: StockpipeConfig) -> list[str]:
         f"note: selection.k ({cfg.model.selection.k}) is unused: every enabled candidate "
         "tunes selector__k (model_candidates.yaml); it applies to candidates that do not"
     ]
-
-
-def check_warehouse(path: Path) -> str:
-    """Read every stored row of the warehouse, writing nothing, as `train` would find it.
-
-    Raises WarehouseCorruptError (pointing to `stockpipe data rebuild`) for a damaged file,
-    with the message `train` gives; a missing file is fine (train creates it).
-    """
-    from pipeline.data.warehouse import DuckDBStore
-
-    if not path.exists():
-        return f"warehouse: {path} (created on first use)"
-    rows = DuckDBStore(path).verify()
-    return f"warehouse: {path} ({rows} rows, readable)"
-
-
-def check_tracking(uri: str) -> str:
-    """Reach the tracking store the way `train` will; TrackingUnavailableError (exit 4, as
-    in `train`) if it cannot be reached or created."""
-    from pipeline.atomic import OutputError, ensure_writable
-    from pipeline.tracking.store import probe_server, sqlite_path
-
-    db = sqlite_path(uri)
-    if db is not None:
-        try:
-            ensure_writable(db, "tracking store")
-        except OutputError as exc:  # train fails here creating the store: exit 4, not 2
-            raise TrackingUnavailableError(str(exc)) from exc
-    elif uri.startswith(("http://", "https://")):
-        probe_server(uri)
-    return uri

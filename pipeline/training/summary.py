@@ -7,12 +7,12 @@ Other tools and CI read ``outputs/train_summary.json``; its JSON schema is publi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import model_validator
 from typing_extensions import TypedDict  # pydantic needs it, not typing's, before 3.12
 
-from pipeline import schemas
 from pipeline.evaluation.results import (
     FoldReport,
     ForecastMetrics,
@@ -22,7 +22,9 @@ from pipeline.evaluation.results import (
     WalkForwardReport,
 )
 
-SCHEMA_PATH = schemas.SCHEMA_DIR / "train_summary.schema.json"
+# Where the schema is published (relative to the repository root); pipeline.schemas lists it
+# from here, so the summary depends on nothing that lists the published schemas.
+SCHEMA_PATH = Path("docs/schemas/train_summary.schema.json")
 
 
 class CandidateSummary(Record):

@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 from support import REPO, SAMPLE, nvda_rows, write_csv
 
+from pipeline.bootstrap import scratch_warehouse
 from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.domain import LoadedModel
@@ -36,7 +37,10 @@ class Loader:
 
 def _score(cfg: StockpipeConfig, data: Path, model: LoadedModel, tmp: Path) -> object:
     ports = ScorePorts(
-        source=FileSource(data), store=DuckDBStore(tmp / "wh.duckdb"), loader=Loader(model)
+        source=FileSource(data),
+        store=DuckDBStore(tmp / "wh.duckdb"),
+        loader=Loader(model),
+        workspace=scratch_warehouse,
     )
     return score(cfg, ports, ParquetSink(tmp / "out" / "p.parquet"))
 

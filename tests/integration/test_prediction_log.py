@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from legacylog import OLD_KEY, SOURCE_KEY, legacy_warehouse, tables
 from support import SAMPLE
 
+from pipeline.bootstrap import scratch_warehouse
 from pipeline.data.predlog import SQLiteLog
 from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
@@ -145,7 +146,11 @@ def test_score_logs_what_it_writes_and_a_refused_score_logs_nothing(
 
     def run(data: Path) -> pl.DataFrame:
         ports = ScorePorts(
-            source=FileSource(data), store=warehouse, loader=Loader(ridge_model), log=warehouse
+            source=FileSource(data),
+            store=warehouse,
+            loader=Loader(ridge_model),
+            log=warehouse,
+            workspace=scratch_warehouse,
         )
         return score(cfg, ports, ParquetSink(tmp_path / "p.parquet")).frame
 

@@ -24,6 +24,7 @@ from support import SAMPLE, sample_prices, with_bench
 
 import pipeline.serving.replay as replay_module
 import pipeline.serving.score as score_module
+from pipeline.bootstrap import scratch_warehouse
 from pipeline.cli import main
 from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
@@ -108,6 +109,7 @@ def ports(data: Path, model: LoadedModel, store: DuckDBStore, bench: Path | None
         benchmark=None if bench is None else FileSource(bench),
         loader=Loader(model),
         log=store,
+        workspace=scratch_warehouse,
     )
 
 

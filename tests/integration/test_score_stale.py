@@ -53,7 +53,13 @@ def _cfg(conf_dir: Path) -> StockpipeConfig:
 
 
 def _ports(data: Path, model: LoadedModel, store: DuckDBStore) -> ScorePorts:
-    return ScorePorts(source=FileSource(data), store=store, loader=Loader(model), log=store)
+    return ScorePorts(
+        source=FileSource(data),
+        store=store,
+        loader=Loader(model),
+        log=store,
+        workspace=bootstrap.scratch_warehouse,
+    )
 
 
 def _score(cfg: StockpipeConfig, data: Path, model: LoadedModel, tmp: Path) -> ScoreResult:

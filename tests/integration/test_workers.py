@@ -29,7 +29,7 @@ from support import (
 )
 
 import pipeline.training.worker as worker_mod
-from pipeline.bootstrap import apply_overrides
+from pipeline.bootstrap import apply_overrides, scratch_warehouse
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.data.readers import FileSource
@@ -77,6 +77,7 @@ def _ports() -> DataPorts:
         source=FileSource(SAMPLE / "NVDA.csv"),
         store=DuckDBStore(":memory:"),
         benchmark=FileSource(SAMPLE / "SPY.csv"),
+        workspace=scratch_warehouse,
     )
 
 

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from support import REPO, SAMPLE, write_yaml
 
+from pipeline.bootstrap import scratch_warehouse
 from pipeline.config import load_config
 from pipeline.data.readers import FileSource
-from pipeline.domain import scratch_warehouse
 from pipeline.errors import ConfigError
 from pipeline.features.columns import feature_columns
 from pipeline.features.engine import add_features, collect

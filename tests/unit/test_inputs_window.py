@@ -8,8 +8,9 @@ import datetime as dt
 import polars as pl
 import pytest
 
+from pipeline.bootstrap import scratch_warehouse
 from pipeline.data.inputs import Inputs, store_inputs
-from pipeline.domain import PriceBatch, scratch_warehouse
+from pipeline.domain import PriceBatch
 
 
 def bars(ticker: str, start: dt.date, days: int, base: float) -> pl.DataFrame:

@@ -18,13 +18,13 @@ import pytest
 from click.testing import CliRunner
 from support import make_project, sqlite_uri
 
+from pipeline import serving_app as factory
 from pipeline.cli import main
 from pipeline.cli.common import load
 from pipeline.data.predlog import SQLiteLog, log_path
 from pipeline.data.warehouse import DuckDBStore
 from pipeline.domain import LOG_COLUMNS
-from pipeline.serving import factory
-from pipeline.serving.factory import ENV_VAR, FACTORY, ServeSpec
+from pipeline.serving_app import ENV_VAR, FACTORY, ServeSpec
 
 
 def rows(day: int, tickers: int = 1, prediction: float = 0.1, source: str = "api") -> pl.DataFrame:

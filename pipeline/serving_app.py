@@ -1,5 +1,9 @@
 """How `stockpipe serve` builds its app, in the serving process or in each worker process.
 
+Beside the composition root (``bootstrap``): a worker process starts here, so this is where
+it maps its config to adapters; no serving module imports it. Imported by `serve` only once
+the `serve` extra is checked, so fastapi stays off every other command's start-up.
+
 With ``--workers 1`` the command builds the app itself and hands it to uvicorn. With
 ``--workers N`` uvicorn starts N processes (spawned, so nothing is inherited but the
 environment) and each needs an import string: ``create_from_env`` (``factory=True``) reads the
@@ -17,17 +21,20 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from fastapi import FastAPI
+from fastapi import FastAPI
 
-    from pipeline.data.predlog import SQLiteLog
-    from pipeline.domain import PredictionLog
-    from pipeline.settings import StockpipeConfig
+from pipeline import bootstrap
+from pipeline.config import apply_overrides, load_config
+from pipeline.data.predlog import SQLiteLog
+from pipeline.domain import PredictionLog
+from pipeline.logging_setup import setup_logging
+from pipeline.serving.api import create_app
+from pipeline.settings import StockpipeConfig
 
 ENV_VAR = "STOCKPIPE_SERVE_SPEC"
-FACTORY = "pipeline.serving.factory:create_from_env"
+FACTORY = f"{__name__}:create_from_env"  # uvicorn's import string for the worker processes
 
 
 @dataclass(frozen=True)
@@ -58,17 +65,13 @@ class ServeSpec:
 
     def config(self) -> StockpipeConfig:
         """The config as the command loaded it: files, --env overlay and the flags."""
-        from pipeline.cli.common import load
-
-        cfg: StockpipeConfig = load(Path(self.config_dir), self.env, tracking_uri=self.tracking_uri)
-        return cfg
+        cfg = load_config(Path(self.config_dir), self.env)
+        return apply_overrides(cfg, tracking_uri=self.tracking_uri)
 
 
 def prediction_log(cfg: StockpipeConfig) -> SQLiteLog:
     """The configured warehouse's prediction log (its own SQLite file beside it), written
     directly by every serving process."""
-    from pipeline import bootstrap
-
     return bootstrap.store(cfg).log
 
 
@@ -81,9 +84,6 @@ def build_app(
     """The app `serve` runs: one follower per horizon (or only ``model_uri``), the files'
     contract policy, and every prediction logged: in ``log``, else in the warehouse's
     prediction log."""
-    from pipeline import bootstrap
-    from pipeline.serving.api import create_app
-
     # One follower per horizon; each model's horizon is its version's tag, else the one it
     # was configured for (the primary horizon for --model-uri).
     followers = bootstrap.model_followers(cfg, model_uri, reload_interval)
@@ -97,8 +97,6 @@ def build_app(
 def create_from_env() -> FastAPI:
     """uvicorn's app factory in each worker process: logging as the command set it, then
     the app built from the ``ServeSpec`` in the environment."""
-    from pipeline.logging_setup import setup_logging
-
     spec = ServeSpec.from_env()
     setup_logging(spec.log_level, json_lines=spec.log_json)
     return build_app(spec.config(), spec.model_uri, spec.reload_interval)
