@@ -1,4 +1,4 @@
-"""The price contract's error rules: pandera (``PriceSchema``) against the hand-written checks.
+"""The price contract's error rules: the shipped pass and pandera against hand-written checks.
 
     pytest benchmarks/test_bench_contract.py -s              # 100 tickers x 5,000 days = 500k rows
     STOCKPIPE_BENCH_TICKERS=500 pytest benchmarks/test_bench_contract.py -s   # 2.5M rows
@@ -9,9 +9,11 @@ Three ways to find the broken rules of one frame, timed in the same process, int
 * ``hand``: the contract as it was before pandera (below, kept only as the timing reference and
   an oracle): every rule one Polars expression, all evaluated in one ``select``.
 * ``pandera``: ``pandera_broken_rules``, one lazy ``PriceSchema.validate`` (pandera runs each
-  check as a few small Polars queries) and its errors turned into rules and rows.
+  check as a few small Polars queries) and its ``failure_cases`` turned into rules and rows:
+  what a user's subclass of ``PriceSchema`` pays on top of ``shipped``.
 * ``shipped``: ``broken_rules`` as ``check_contract`` calls it: one Polars query over the
-  schema's own rule expressions, then pandera only if that finds a broken rule.
+  rules of ``pipeline.data.rules`` (each rule's ``any``), and, only when one is broken, a
+  second that finds their rows; pandera is not run.
 
 On the seeded panel (``conftest.make_panel``), clean and with ~0.3% of rows broken, and on one
 request-sized frame (1 ticker x 322 bars, what ``POST /predict`` validates). The warnings
@@ -33,7 +35,7 @@ import pytest
 from conftest import BenchConfig, make_panel
 
 from pipeline.data.contract import broken_rules, pandera_broken_rules
-from pipeline.data.validation import FIRST_DATE, LAST_DATE, MAX_PRICE, MAX_VOLUME, MIN_PRICE
+from pipeline.data.rules import FIRST_DATE, LAST_DATE, MAX_PRICE, MAX_VOLUME, MIN_PRICE
 
 GROUP = "contract"
 Rules = dict[tuple[str, str], list[int]]

@@ -35,7 +35,7 @@ RULE = (
     " (case and surrounding spaces are ignored)"
 )
 CONTRACT_RULE = f"ticker must be {RULE}"
-"""The data contract's text for the rule (``pipeline.data.price_rules.VALID_TICKER``)."""
+"""The data contract's text for the rule (``pipeline.data.rules.VALID_TICKER``)."""
 _WRITTEN = re.compile(WRITTEN[1:-1])  # for fullmatch: `$` would also match before a "\n"
 
 

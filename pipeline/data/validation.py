@@ -1,7 +1,8 @@
 """The data contract every batch must meet before anything is written anywhere.
 
-The errors are the rules of ``PriceSchema``, a pandera model (``pipeline.data.contract``) run
-lazily so that every broken rule is found in one validation; the warnings (suspicious but
+The errors are the contract's rules (``pipeline.data.rules``), evaluated in one Polars pass,
+plus the checks a user's subclass of ``PriceSchema`` (``pipeline.data.contract``) adds; the
+warnings (suspicious but
 possible data: a split that was not adjusted, a long gap, stale data) depend on the policy's
 thresholds and stay here as Polars expressions. The report names the source (a file, or
 ``request`` for the HTTP service), the rule, the column, how many rows break it and the first
@@ -20,23 +21,15 @@ from typing import TYPE_CHECKING, Literal
 
 import polars as pl
 
+from pipeline.data.rules import OPTIONAL_BARS, Broken, find_broken
 from pipeline.data.tickers import CONTRACT_RULE
 from pipeline.errors import DataError
 
 if TYPE_CHECKING:
     from pandera.polars import DataFrameModel
 
-    from pipeline.data.contract import Broken
-
 MAX_ROWS_SHOWN = 5
 SHOWN_CHARS = 40  # of a value shown in a message (a 10,000-character ticker)
-# Bounds that keep every feature finite: ratios, squares and rolling sums of values in these
-# ranges stay far below float64's 1.8e308, and the dates stay inside pandas' nanosecond range.
-MIN_PRICE, MAX_PRICE, MAX_VOLUME = 1e-12, 1e15, 1e18
-FIRST_DATE, LAST_DATE = dt.date(1800, 1, 1), dt.date(2199, 12, 31)
-PRICES = ("open", "high", "low", "close")
-# Columns a source may lack (close-only data): null on every row means absent, not missing.
-OPTIONAL_BARS = ("open", "high", "low", "volume")
 log = logging.getLogger(__name__)
 
 Locator = Callable[[int], str]
@@ -191,21 +184,15 @@ def _warnings(frame: pl.DataFrame, policy: ContractPolicy, locate: Locator) -> l
     return [_violation(frame, b, "warning", locate) for b in found if b[2].len()]
 
 
-def _is_price_schema(schema: type[DataFrameModel] | None) -> bool:
-    if schema is None:
-        return True
-    # A caller holding a schema has imported pandera already: this import costs nothing.
-    from pipeline.data.contract import PriceSchema
-
-    return schema is PriceSchema
-
-
 def _broken(frame: pl.DataFrame, schema: type[DataFrameModel] | None) -> list[Broken]:
-    # Imported only here: pandera takes ~0.4 s to import, which a clean input (and commands
-    # that never validate) should not pay.
-    from pipeline.data.contract import PriceSchema, pandera_broken_rules
+    """The contract's broken rules (one Polars pass), then those of a user's own checks."""
+    found = find_broken(frame)
+    if schema is None:
+        return found
+    # Only a caller holding a schema imports pandera (~0.4 s), and it has already.
+    from pipeline.data.contract import user_broken_rules
 
-    return pandera_broken_rules(frame, schema or PriceSchema)
+    return found + user_broken_rules(frame, schema, found)
 
 
 def without_absent(frame: pl.DataFrame) -> pl.DataFrame:
@@ -228,23 +215,20 @@ def check_contract(
 ) -> ContractReport:
     """Evaluate every rule; ``frame`` has the canonical columns, and ``row`` (0-based data row).
 
-    Errors are the rules of ``schema`` (default ``PriceSchema``, the pandera model in
-    ``pipeline.data.contract``; pass a subclass to add rules). An optional ``bench_close``
+    Errors are the contract's rules (``pipeline.data.rules``) and, for ``schema``, a subclass
+    of ``PriceSchema`` (``pipeline.data.contract``), the checks it adds. An optional ``bench_close``
     column is held to the price rules where it is not null; open, high, low and volume are
     checked only when present and not null on every row (close-only data). ``locate``
     renders rows in the report (``csv_line`` for CSV files); without a ``row`` column rows
     are frame positions.
     Returns the report; call ``raise_for_errors`` to block on errors.
     """
-    from pipeline.data.price_rules import keeps_every_rule  # it reads this module's bounds
-
     policy = policy or ContractPolicy()
     frame = without_absent(frame)
     if "row" not in frame.columns:
         frame = frame.with_row_index("row")
     report = ContractReport(path, frame.height)
-    screened = _is_price_schema(schema) and keeps_every_rule(frame)
-    for found in [] if screened else _broken(frame, schema):
+    for found in _broken(frame, schema):
         broken = (found.column, found.rule, found.rows)
         report.violations.append(_violation(frame, broken, "error", locate))
     if any(v.count == 0 for v in report.errors):

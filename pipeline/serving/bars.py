@@ -2,7 +2,7 @@
 
 Bytes are parsed by pydantic (JSON types only: no numbers as text, no booleans as numbers, no
 unknown fields), bounded by the request limits, then held to the SAME data contract as files
-(``check_contract`` with ``PriceSchema``, the pandera model), so a request breaking a rule gets
+(``check_contract``, the rules of ``pipeline.data.rules``), so a request breaking a rule gets
 the rule's usual message, located at ``bars[i]``, the index in the request. JSON's NaN and
 Infinity parse as floats and are refused by the contract's finiteness rule; absurdly large
 prices by its range rule. Tickers follow the one ticker rule (``pipeline.data.tickers``): they
@@ -27,8 +27,6 @@ from fastapi import HTTPException
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import from_json
 
-# Imported with the app, not by the first request: pandera's import takes ~0.5 s.
-from pipeline.data.contract import PriceSchema
 from pipeline.data.tickers import MAX_TICKER_LENGTH, RULE, invalid, normalised
 from pipeline.data.validation import (
     ContractPolicy,
@@ -207,7 +205,7 @@ def _warnings_by_ticker(
         return {}
     found: dict[str, list[str]] = {}
     for (ticker,), bars in frame.partition_by("ticker", as_dict=True).items():
-        own = check_contract(bars, SOURCE, policy, list_item("bars"), PriceSchema)
+        own = check_contract(bars, SOURCE, policy, list_item("bars"))
         if own.warnings:
             found[str(ticker)] = [v.describe(SOURCE) for v in own.warnings]
     return found
@@ -230,7 +228,7 @@ def parse_bars(body: bytes, limits: ServingConfig, policy: ContractPolicy | None
     # Order does not matter in a request; sorting first leaves duplicates as the only way to
     # break the contract's "strictly increasing dates" rule.
     frame = frame.sort("ticker", "date", maintain_order=True)
-    report = check_contract(frame, SOURCE, policy, list_item("bars"), PriceSchema)
+    report = check_contract(frame, SOURCE, policy, list_item("bars"))
     try:
         report.raise_for_errors()
     except DataError as exc:

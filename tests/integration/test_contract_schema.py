@@ -106,3 +106,18 @@ def test_commands_that_do_not_validate_do_not_import_pandera() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+class WithSector(PriceSchema):
+    """A user's contract that also requires a column of their own."""
+
+    sector: str
+
+
+def test_a_users_own_column_is_reported_and_the_contracts_rules_once() -> None:
+    frame = bars().with_columns(pl.Series("high", [11.0, 10.0, 11.0, 11.0]))
+    report = check_contract(frame, "notebook", schema=WithSector)
+    assert [v.describe("notebook") for v in report.errors] == [
+        "notebook: column 'high': high must be >= max(open, close): 1 row(s) at row 1",
+        "notebook: column 'sector': required column is missing",
+    ]

@@ -2,8 +2,8 @@
 
 The oracle of every rule is a hand-built frame whose defects sit at known rows: the expected
 positions are written out here, not computed by any rule. Both ways of running the schema
-must find exactly them: ``broken_rules`` (the one-pass screen, then pandera) and
-``pandera_broken_rules`` (pandera alone).
+must find exactly them: ``broken_rules`` (the one Polars pass over ``pipeline.data.rules``)
+and ``pandera_broken_rules`` (pandera alone, running ``PriceSchema``, built from those rules).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 
 from pipeline.data.contract import PriceSchema, broken_rules, pandera_broken_rules
 from pipeline.data.contract import report as contract_report
-from pipeline.data.price_rules import COLUMNS, keeps_every_rule
+from pipeline.data.rules import COLUMNS, RULES, find_broken
 from pipeline.data.validation import check_contract
 
 Frame = Callable[[pl.DataFrame], pl.DataFrame]
@@ -179,39 +179,49 @@ def test_lazy_validation_reports_every_broken_rule_in_one_error() -> None:
     ]
 
 
-def test_a_clean_frame_is_screened_without_pandera(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_contract_never_runs_pandera(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clean or broken, PriceSchema's own rules are one Polars pass; pandera is not run."""
+
     def pandera_called(*args: Any) -> None:
-        raise AssertionError("pandera ran on a frame the screen passed")
+        raise AssertionError("pandera ran for the contract's own rules")
 
     monkeypatch.setattr(contract_report, "pandera_broken_rules", pandera_called)
-    assert broken_rules(bars()) == []
-    assert keeps_every_rule(bars())
+    assert broken_rules(bars()) == [] and find_broken(bars()) == []
+    broken = put("high", {1: 10.5})(bars())
+    assert found(broken_rules(broken)) == {("high", "high must be >= max(open, close)"): [1]}
 
 
-def test_the_screen_declares_what_price_schema_declares() -> None:
-    """``price_rules.COLUMNS`` (what the pandera-free screen checks) is PriceSchema's own
-    declaration: the same columns, required and nullable flags, types and (rule, ignore_na)."""
+def test_price_schema_is_built_from_the_rules() -> None:
+    """Every column and rule of ``pipeline.data.rules`` is in PriceSchema, and nothing else:
+    each rule a check on its column, named and worded as the rule; null left to the rules."""
     schema = PriceSchema.to_schema()
-    assert not schema.checks and not schema.unique  # no dataframe-level rule to screen
+    assert not schema.checks and not schema.unique  # no dataframe-level rule
     declared = {
         name: (
             col.required,
             col.nullable,
-            sorted((c.error, c.ignore_na) for c in col.checks),
+            sorted((c.name, c.error, c.ignore_na) for c in col.checks),
         )
         for name, col in schema.columns.items()
     }
-    screened = {c.name: (c.required, c.nullable, sorted(c.rules)) for c in COLUMNS}
-    assert screened == declared
+    expected = {
+        c.name: (
+            c.required,
+            True,
+            sorted((r.name, r.message, False) for r in RULES if r.column == c.name),
+        )
+        for c in COLUMNS
+    }
+    assert declared == expected
     others = [pl.Float32(), pl.Int64(), pl.String(), pl.Date(), pl.Datetime(), pl.Float64()]
     for c in COLUMNS:
-        for dtype in others:  # the screen accepts exactly the types pandera accepts
+        for dtype in others:  # the pass accepts exactly the types pandera accepts
             assert schema.columns[c.name].dtype.check(dtype) is (dtype == c.dtype), (c, dtype)
 
 
 def test_a_frame_of_other_types_goes_to_pandera() -> None:
     frame = bars().with_columns(pl.col("volume").cast(pl.Int64))
-    assert not keeps_every_rule(frame)
+    assert [b.rule for b in pandera_broken_rules(frame)] == ["must be of type Float64, got Int64"]
     assert [b.rule for b in broken_rules(frame)] == ["must be of type Float64, got Int64"]
 
 
@@ -222,16 +232,16 @@ def test_pandera_settings_cannot_switch_the_contract_off() -> None:
         assert found(broken_rules(frame)) == {("high", "high must be >= max(open, close)"): [1]}
 
 
-def test_passing_price_schema_explicitly_still_skips_pandera_on_a_clean_frame(
+def test_passing_price_schema_explicitly_does_not_run_pandera(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The service passes PriceSchema by name; a clean request must not pay pandera (~30 ms)."""
-    import pipeline.data.contract as contract
+    """A caller may pass PriceSchema by name; its rules still cost one Polars pass."""
+    import pipeline.data.contract.report as report
 
     def pandera_called(*args: Any) -> None:
-        raise AssertionError("pandera ran on a frame the screen passed")
+        raise AssertionError("pandera ran for the contract's own rules")
 
-    monkeypatch.setattr(contract, "pandera_broken_rules", pandera_called)
+    monkeypatch.setattr(report, "pandera_broken_rules", pandera_called)
     assert check_contract(bars(), "request", schema=PriceSchema).errors == []
-    with pytest.raises(AssertionError, match="pandera ran"):
-        check_contract(put("high", {1: 10.5})(bars()), "request", schema=PriceSchema)
+    broken = check_contract(put("high", {1: 10.5})(bars()), "request", schema=PriceSchema)
+    assert [v.rule for v in broken.errors] == ["high must be >= max(open, close)"]

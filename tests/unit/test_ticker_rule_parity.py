@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pipeline.data.price_rules import KEEPS, VALID_TICKER
+from pipeline.data.rules import RULES, VALID_TICKER
 from pipeline.data.tickers import invalid, normalise_ticker, normalised
 
 CASES: list[tuple[str, str | None]] = [  # (as written, normalised or None when invalid)
@@ -52,5 +52,6 @@ def test_python_and_polars_agree_with_the_written_answer(raw: str, expected: str
 
 def test_the_contract_rule_leaves_empty_tickers_to_the_empty_rule() -> None:
     frame = pl.DataFrame({"ticker": ["NVDA", " nvda", "", "   ", None, "NVDA\x00"]})
-    keeps = frame.select(KEEPS[VALID_TICKER]("ticker"))["ticker"].to_list()
-    assert keeps == [True, True, True, True, True, False]
+    (rule,) = [r for r in RULES if r.message == VALID_TICKER]
+    broken = frame.select(rule.broken)["ticker"].to_list()
+    assert broken == [False, False, False, False, False, True]

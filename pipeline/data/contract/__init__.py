@@ -18,17 +18,17 @@ Import it, extend it and run it in a notebook like any pandera model::
     # The pipeline's messages (file, column, rule, count, first rows) for the same schema:
     check_contract(frame, "my frame", schema=MySchema).raise_for_errors()
 
-The pipeline runs the same model before every job and for every ``POST /predict``
-(``check_contract`` in ``pipeline.data.validation`` calls ``broken_rules``), and reports in
-the contract's words: file, column, rule, count and the first offending lines. Rules that need
-the policy or a file's raw text stay outside the schema: the warnings (big moves, gaps,
-staleness) in ``validation.py``; the missing-value policy and stored types in ``readers.py``.
+``PriceSchema`` is built from the contract's rules (``pipeline.data.rules``), which the
+pipeline evaluates itself in one Polars pass before every job and for every ``POST /predict``;
+pandera runs only for a subclass, for the checks it adds. Rules that need the policy or a
+file's raw text stay outside the schema: the warnings (big moves, gaps, staleness) in
+``validation.py``; the missing-value policy and stored types in ``readers.py``.
 
-This package imports pandera (~0.5 s), so ``validation.py`` imports it only when it validates.
+This package imports pandera (~0.5 s); nothing else in ``pipeline.data`` imports it.
 """
 
-from pipeline.data.contract.report import Broken, broken_rules, pandera_broken_rules
+from pipeline.data.contract.report import broken_rules, pandera_broken_rules, user_broken_rules
 from pipeline.data.contract.schema import PriceSchema
-from pipeline.data.price_rules import KEEPS
+from pipeline.data.rules import Broken
 
-__all__ = ["KEEPS", "Broken", "PriceSchema", "broken_rules", "pandera_broken_rules"]
+__all__ = ["Broken", "PriceSchema", "broken_rules", "pandera_broken_rules", "user_broken_rules"]

@@ -1,108 +1,56 @@
-"""A schema's failures as the contract's messages, and a one-pass screen that skips pandera.
+"""A pandera schema's failures as the contract's messages, read from ``failure_cases``.
 
-pandera runs each check as several small Polars queries (~60 for ``PriceSchema``): about as
-fast as one big query on 2.5M rows, but ~12 ms of fixed cost per call, which on
-``POST /predict`` (a few hundred rows) made the contract 8x slower and roughly halved the
-service's throughput under 8 concurrent clients. So ``broken_rules`` first evaluates the
-schema's own rules (``keeps_every_rule`` in ``pipeline.data.price_rules``: the columns, null
-handling and types the schema declares) in a single Polars query; only when that finds
-something does pandera validate, lazily, to report every broken rule. Schemas other than
-``PriceSchema`` (a user's subclass) always go to pandera.
+The contract's own rules never need pandera: ``rules.find_broken`` evaluates them in one
+Polars pass. pandera runs only for a user's subclass of ``PriceSchema``, for the checks the
+user added; its failures are read through pandera's public ``SchemaErrors.failure_cases``
+frame (columns ``schema_context``, ``column``, ``check``, ``failure_case``, ``index``), not
+through ``SchemaError`` objects, whose attributes change between minor versions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import pandera.polars as pa
 import polars as pl
-from pandera.constants import CHECK_OUTPUT_KEY
-from pandera.errors import SchemaError, SchemaErrorReason, SchemaErrors
+from pandera.errors import SchemaErrors
 
 from pipeline.data.contract.schema import PriceSchema
-from pipeline.data.price_rules import (
-    DATE_RANGE,
-    DUPLICATE,
-    EMPTY_TICKER,
-    FINITE_PRICE,
-    FINITE_VOLUME,
-    HIGH,
-    INCREASING,
-    LOW,
-    OPTIONAL,
-    PRICE_RANGE,
-    VALID_TICKER,
-    VOLUME_RANGE,
-    keeps_every_rule,
-)
-from pipeline.data.validation import PRICES
+from pipeline.data.rules import MISSING_COLUMN, RULES, Broken, find_broken
 
-# Messages come out in this order (the hand-written contract's, before pandera), whatever
-# order pandera runs its checks in; other rules (a user's) follow in pandera's order.
-ORDER = [
-    *[(c, rule) for c in (*PRICES, *OPTIONAL) for rule in (FINITE_PRICE, PRICE_RANGE)],
-    ("volume", FINITE_VOLUME),
-    ("volume", VOLUME_RANGE),
-    ("ticker", EMPTY_TICKER),
-    ("ticker", VALID_TICKER),
-    ("date", DATE_RANGE),
-    ("high", HIGH),
-    ("low", LOW),
-    ("date", DUPLICATE),
-    ("date", INCREASING),
-]
 # pandera's own checks are named by strings; these are their texts in the contract's messages.
 BUILTIN = {
     "not_nullable": "values must not be missing",
-    "column_in_dataframe": "required column is missing",
+    "column_in_dataframe": MISSING_COLUMN,
     "field_uniqueness": "values must be unique",
 }
+# The contract's row rules, which find_broken reports itself.
+OWN = {(r.column, r.message) for r in RULES}
 
 
-@dataclass(frozen=True)
-class Broken:
-    """One broken rule: the column, the rule's text and the 0-based positions of its rows.
-
-    ``rows`` is empty for a rule about the frame's schema (a missing column, a wrong type).
-    """
-
-    column: str
-    rule: str
-    rows: pl.Series
-
-
-def _rule(err: SchemaError) -> str:
-    check: Any = err.check
-    if isinstance(check, pa.Check):
-        text = check.error or check.name or str(check)
-    elif isinstance(check, str) and check.startswith("dtype("):
-        text = f"must be of type {check[7:-2]}, got {err.failure_cases}"
-    else:
-        text = BUILTIN.get(str(check), str(check))
-    if err.reason_code == SchemaErrorReason.CHECK_ERROR:  # e.g. a column it reads is missing
-        text += f" (the check failed: {str(err.failure_cases).splitlines()[0]})"
+def _rule(check: str, case: str | None, rows: int) -> str:
+    """The message of one pandera check, from its name (or ``error``) and a failure case."""
+    if check.startswith("dtype("):
+        return f"must be of type {check[7:-2]}, got {case}"
+    text = BUILTIN.get(check, check)
+    if not rows and case is not None and check not in BUILTIN:  # the check itself raised
+        text += f" (the check failed: {case.splitlines()[0]})"
     return text
 
 
-def _broken(err: SchemaError) -> Broken:
-    if err.reason_code == SchemaErrorReason.COLUMN_NOT_IN_DATAFRAME:
-        column = str(err.failure_cases)  # reported by the schema, naming the column
-    elif isinstance(err.schema, pa.Column):
-        column = str(err.schema.name)
-    else:
-        column = "*"  # a dataframe-level check (a user's): pandera's key for "all columns"
-    output = err.check_output
-    if isinstance(output, pl.DataFrame) and CHECK_OUTPUT_KEY in output.columns:
-        rows = output.get_column(CHECK_OUTPUT_KEY).not_().arg_true()
-    else:
-        rows = pl.Series("rows", [], dtype=pl.UInt32)
-    return Broken(column, _rule(err), rows)
-
-
-def _rank(broken: Broken) -> int:
-    key = (broken.column, broken.rule)
-    return ORDER.index(key) if key in ORDER else len(ORDER)
+def _from_failure_cases(cases: pl.DataFrame) -> list[Broken]:
+    """One ``Broken`` per (column, check) of pandera's ``failure_cases``, in pandera's order."""
+    groups = cases.group_by("schema_context", "column", "check", maintain_order=True).agg(
+        pl.col("index").drop_nulls().sort().cast(pl.UInt32).alias("rows"),
+        pl.col("failure_case").first().alias("case"),
+    )
+    found = []
+    for context, column, check, rows, case in groups.iter_rows():
+        if check == "column_in_dataframe":
+            column = case  # reported by the schema, naming the column
+        elif context == "DataFrameSchema":
+            column = "*"  # a dataframe-level check (a user's): pandera's key for all columns
+        text = _rule(str(check), case, len(rows))
+        found.append(Broken(str(column), text, pl.Series("rows", rows, dtype=pl.UInt32)))
+    return found
 
 
 def pandera_broken_rules(
@@ -117,18 +65,29 @@ def pandera_broken_rules(
         try:
             schema.validate(frame, lazy=True)
         except SchemaErrors as exc:
-            return sorted((_broken(err) for err in exc.schema_errors), key=_rank)
+            return _from_failure_cases(exc.failure_cases)
     return []
+
+
+def user_broken_rules(
+    frame: pl.DataFrame, schema: type[pa.DataFrameModel], found: list[Broken]
+) -> list[Broken]:
+    """The failures of the checks ``schema`` adds to the contract, in pandera's order, given
+    ``found``, what ``find_broken`` reported; ``[]`` for ``PriceSchema``, not run in pandera.
+
+    A subclass's own field declarations (a column it makes required) are kept: only what
+    ``find_broken`` reports itself, every contract rule and ``found``, is left out.
+    """
+    if schema is PriceSchema:
+        return []
+    seen = OWN | {(b.column, b.rule) for b in found}
+    return [b for b in pandera_broken_rules(frame, schema) if (b.column, b.rule) not in seen]
 
 
 def broken_rules(
     frame: pl.DataFrame, schema: type[pa.DataFrameModel] = PriceSchema
 ) -> list[Broken]:
-    """Every rule of ``schema`` that ``frame`` breaks (``[]`` when it keeps them all).
-
-    ``PriceSchema``'s rules are screened in one Polars query first; pandera validates only a
-    frame that breaks one of them (or a schema the screen does not know), to report them all.
-    """
-    if schema is PriceSchema and keeps_every_rule(frame):
-        return []
-    return pandera_broken_rules(frame, schema)
+    """Every rule of ``schema`` that ``frame`` breaks (``[]`` when it keeps them all): the
+    contract's own in one Polars pass, then the user's, if any, from pandera."""
+    found = find_broken(frame)
+    return found + user_broken_rules(frame, schema, found)
