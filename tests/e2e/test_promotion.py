@@ -23,6 +23,8 @@ from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.data.readers import FileSource
 from pipeline.data.warehouse import DuckDBStore
+from pipeline.features.columns import feature_columns
+from pipeline.features.spec import build_feature_defs, total_warmup
 from pipeline.tracking.mlflow_adapter import MlflowRegistry
 from pipeline.training import lineage
 from pipeline.training.folds import fold_spec, folds_hash
@@ -114,9 +116,10 @@ def test_first_model_is_promoted_with_lineage(story: dict[str, Any]) -> None:
     assert tags["feature_spec_hash"] == lineage.feature_spec_hash(cfg.model)
     store = DuckDBStore(":memory:")
     store.upsert(FileSource(SAMPLE / "NVDA.csv").load())
-    assert tags["folds_hash"] == folds_hash(
-        store.folds(("NVDA",), fold_spec(cfg.training.folds, cfg.model.target.horizon))
-    )
+    columns = feature_columns(cfg.model)
+    warmup = total_warmup([d for d in build_feature_defs(cfg.model.features) if d.name in columns])
+    spec = fold_spec(cfg.training.folds, cfg.model.target.horizon, warmup=warmup)
+    assert tags["folds_hash"] == folds_hash(store.folds(("NVDA",), spec))
     assert tags["git_commit"] == story["head"]
     assert tags["seed"] == "42"
     versions = json.loads(tags["package_versions"])
