@@ -89,6 +89,7 @@ def test_pyfunc_predicts_the_recorded_values(bars: pl.DataFrame) -> None:
     _assert_bit_equal(preds[-N_LAST:], EXPECTED["predictions_hex"], "mlflow.pyfunc")
 
 
+@pytest.mark.slow  # the project's MLflow loader on the fixture (seconds)
 def test_project_loader_takes_the_local_path(tmp_path: Path, bars: pl.DataFrame) -> None:
     from pipeline.serving.predict import predict_bars
     from pipeline.tracking.loader import MlflowModelLoader

@@ -276,6 +276,7 @@ def _damage_block(path: Path, block: int) -> None:
         f.write(b"\xab" * 4096)
 
 
+@pytest.mark.slow  # writes, damages and rebuilds a real warehouse with a log (seconds)
 @pytest.mark.parametrize("damaged", ["prices", "predictions"])
 def test_rebuild_of_a_damaged_warehouse_salvages_what_of_the_log_it_can_read(
     conf_dir: Path,

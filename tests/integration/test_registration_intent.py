@@ -52,6 +52,9 @@ print(version, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
+# Real sqlite registries and a SIGKILLed process per test (seconds each).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def uri(conf_dir: Path) -> str:
