@@ -61,6 +61,7 @@ def app(monkeypatch: pytest.MonkeyPatch) -> FastAPI:
     return small_app()
 
 
+@pytest.mark.slow  # schemathesis: up to 50 generated requests per operation and mode
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_every_answer_conforms_to_the_document(app: FastAPI, mode: GenerationMode) -> None:
     """Up to 50 generated requests per operation and mode. (A loop over the operations, not

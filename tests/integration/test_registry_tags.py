@@ -21,6 +21,9 @@ from pipeline.tracking.mlflow_adapter import MlflowRegistry
 
 MODEL = "StocksPredictionModel"
 
+# Real sqlite MLflow registries, several versions each (seconds per test).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def registry(conf_dir: Path) -> MlflowRegistry:

@@ -29,6 +29,7 @@ def _error_line(result: Result, marker: str) -> str:
     return next(line for line in result.output.splitlines() if marker in line)
 
 
+@pytest.mark.slow  # runs validate and train on each damaged warehouse (seconds each)
 @pytest.mark.parametrize("damage", sorted(WAREHOUSE_DAMAGE))
 def test_validate_refuses_a_corrupt_warehouse_as_train_does(
     conf_dir: Path, tmp_path: Path, damage: str
