@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -33,6 +34,17 @@ class Inputs:
     @property
     def tickers(self) -> tuple[str, ...]:
         return self.batch.tickers
+
+    def stale(self) -> tuple[dict[str, dt.date], dt.date]:
+        """Tickers whose last bar is before the panel's last date (each with that bar's
+        date), and the panel's last date: what `score` leaves out and `validate` reports.
+
+        No tolerance: a ticker whose exchange was closed on the panel's last day is stale for
+        that evening too; scoring it would label an older bar's forecast as tonight's.
+        """
+        ranges = self.batch.ranges
+        last_date = max(hi for _, hi in ranges.values())
+        return {t: hi for t, (_, hi) in sorted(ranges.items()) if hi < last_date}, last_date
 
     def history(self, store: PriceStore, rows: int | None = None) -> pl.LazyFrame:
         """Price history of the panel (with ``bench_close`` when a benchmark is used)."""

@@ -122,17 +122,11 @@ def _predict_latest(
 
 
 def without_stale(inputs: Inputs) -> tuple[Inputs, dict[str, dt.date], dt.date]:
-    """``inputs`` without its stale tickers, those tickers' last dates, and the panel's.
-
-    Stale means a last bar strictly before the panel's last date: no tolerance, so a ticker
-    whose exchange was closed on the panel's last day (a holiday the others traded) is stale
-    for that evening too; scoring it would label an older bar's forecast as tonight's. The
-    in-panel benchmark keeps its rows (the other tickers' market features read them); its
-    prediction is dropped after the model call instead.
+    """``inputs`` without its stale tickers (:meth:`Inputs.stale`), those tickers' last
+    dates, and the panel's. The in-panel benchmark keeps its rows (the other tickers' market
+    features read them); its prediction is dropped after the model call instead.
     """
-    ranges = inputs.batch.ranges
-    last_date = max(hi for _, hi in ranges.values())
-    stale = {t: hi for t, (_, hi) in sorted(ranges.items()) if hi < last_date}
+    stale, last_date = inputs.stale()
     drop = [t for t in stale if t != inputs.benchmark]
     return without(inputs, drop), stale, last_date
 

@@ -67,21 +67,12 @@ def _first_missing(data: TrainingSet, j: int) -> str:
     return f"{data.columns[j]} ({rows.size} rows, first {where})"
 
 
-def _last_dates(frame: pl.DataFrame) -> dict[str, object]:
-    last = frame.group_by("ticker").agg(pl.col("date").max()).sort("ticker")
-    return dict(zip(last.get_column("ticker"), last.get_column("date"), strict=True))
-
-
 def _stale_lines(inputs: Inputs) -> list[str]:
-    panel = inputs.batch.frame.filter(pl.col("ticker") != (inputs.benchmark or ""))
-    if panel.height == 0:
-        return []
-    last = _last_dates(panel)
-    newest = max(last.values())  # type: ignore[type-var]
-    stale = [f"{t} (last bar {d})" for t, d in last.items() if d != newest]
+    stale, newest = inputs.stale()
     if not stale:
         return []
-    return [f"stale tickers (the panel ends {newest}; not scored as of then): {_listed(stale)}"]
+    named = [f"{t} (last bar {d})" for t, d in stale.items()]
+    return [f"stale tickers (the panel ends {newest}; not scored as of then): {_listed(named)}"]
 
 
 def _bench_dates(inputs: Inputs) -> pl.Series | None:
