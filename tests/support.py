@@ -22,6 +22,7 @@ import optuna
 import polars as pl
 import pytest
 import yaml
+from click.testing import CliRunner, Result
 from optuna.trial import FrozenTrial
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Ridge
@@ -222,6 +223,15 @@ def spawn_stockpipe(cwd: Path, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def invoke_ok(*args: str) -> Result:
+    """``stockpipe *args`` in this process (click's runner); the command must exit 0."""
+    from pipeline.cli import main
+
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
 
 
 def run_stockpipe(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -17,10 +17,9 @@ import mlflow
 import numpy as np
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 from realdata import LAST, business_day_panel, close_only
-from support import make_project, sample_prices, sqlite_uri, with_bench
+from support import invoke_ok, make_project, sample_prices, sqlite_uri, with_bench
 
 from pipeline import bootstrap
 from pipeline.config import load_config
@@ -31,14 +30,6 @@ pytestmark = pytest.mark.slow
 LEFT_OUT = {"rolling_zscore", "natr", "stochastic", "obv_ratio", "volume_ratio", "hl_range"}
 OHLV_PREFIXES = ("natr_", "stoch_", "obv_", "volume_ratio_", "hl_range", "rolling_zscore_volume")
 MARGIN = 5  # bars beyond the warm-up sent to /predict
-
-
-def _invoke(*args: str) -> Result:
-    from pipeline.cli import main
-
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +44,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     conf = make_project(root, candidates=None, data={"benchmark_path": str(spy)})
     args = ("--config", str(conf), "--data", str(data))
     summary = root / "summary.json"
-    trained = _invoke("train", *args, "--trials", "2", "--summary", str(summary))
-    _invoke("backtest", *args, "--output-dir", str(root / "backtest"))
-    _invoke("score", *args, "--output", str(root / "scores.parquet"))
+    trained = invoke_ok("train", *args, "--trials", "2", "--summary", str(summary))
+    invoke_ok("backtest", *args, "--output-dir", str(root / "backtest"))
+    invoke_ok("score", *args, "--output", str(root / "scores.parquet"))
     return {
         "root": root,
         "conf": conf,

@@ -10,8 +10,8 @@ from typing import Any
 import mlflow
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
-from support import SAMPLE, make_project, sqlite_uri, write_yaml
+from click.testing import CliRunner
+from support import SAMPLE, invoke_ok, make_project, sqlite_uri, write_yaml
 
 from pipeline.cli import main
 from pipeline.data.readers import FileSource
@@ -23,19 +23,13 @@ NAMES = {1: "StocksPredictionModel", 5: "StocksPredictionModel_h5", 20: "StocksP
 RIDGE = {"candidates": [{"name": "ridge", "estimator": "ridge", "params": {"alpha": 10.0}}]}
 
 
-def _invoke(*args: str) -> Result:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("horizons")
     conf = make_project(root, training={"folds": {"n_folds": 3}}, candidates=RIDGE)
     write_yaml(conf / "local" / "model.yaml", {"target": {"horizons": list(HORIZONS)}})
     summary = root / "summary.json"
-    out = _invoke("train", "--config", str(conf), "--trials", "1", "--summary", str(summary))
+    out = invoke_ok("train", "--config", str(conf), "--trials", "1", "--summary", str(summary))
     return {
         "root": root,
         "conf": conf,
@@ -88,7 +82,7 @@ def test_folds_purge_each_horizon(project: dict[str, Any]) -> None:
 
 def test_score_and_replay_write_one_row_per_horizon(project: dict[str, Any]) -> None:
     conf, root = str(project["conf"]), project["root"]
-    _invoke("score", "--config", conf, "--output", str(root / "p.parquet"))
+    invoke_ok("score", "--config", conf, "--output", str(root / "p.parquet"))
     scored = pl.read_parquet(root / "p.parquet").sort("horizon")
     assert scored["horizon"].to_list() == list(HORIZONS)
     assert scored["model_name"].to_list() == [NAMES[h] for h in HORIZONS]
@@ -96,13 +90,13 @@ def test_score_and_replay_write_one_row_per_horizon(project: dict[str, Any]) -> 
     for h in HORIZONS:
         alone = root / f"alone{h}.parquet"
         uri = f"models:/{NAMES[h]}@champion"
-        _invoke("score", "--config", conf, "--model-uri", uri, "--output", str(alone))
+        invoke_ok("score", "--config", conf, "--model-uri", uri, "--output", str(alone))
         row = pl.read_parquet(alone)
         assert row["horizon"].to_list() == [h]
         assert row["prediction"][0] == scored.filter(pl.col("horizon") == h)["prediction"][0]
     replayed = root / "r.parquet"
     args = ["--start", "2026-08-03", "--end", "2026-09-25", "--output", str(replayed)]
-    _invoke("score", "--config", conf, *args)
+    invoke_ok("score", "--config", conf, *args)
     counts = pl.read_parquet(replayed).group_by("horizon").len().sort("horizon")
     assert counts["horizon"].to_list() == list(HORIZONS)
     assert len(set(counts["len"].to_list())) == 1  # every date for every horizon
@@ -110,7 +104,7 @@ def test_score_and_replay_write_one_row_per_horizon(project: dict[str, Any]) -> 
 
 def test_backtest_writes_a_report_per_horizon(project: dict[str, Any]) -> None:
     out = project["root"] / "bt"
-    _invoke("backtest", "--config", str(project["conf"]), "--output-dir", str(out))
+    invoke_ok("backtest", "--config", str(project["conf"]), "--output-dir", str(out))
     assert not (out / "metrics.json").exists()
     for h in HORIZONS:
         metrics = json.loads((out / f"h{h}" / "metrics.json").read_text())
@@ -122,7 +116,7 @@ def test_backtest_writes_a_report_per_horizon(project: dict[str, Any]) -> None:
 
 def test_monitor_reports_every_horizon(project: dict[str, Any]) -> None:
     out = project["root"] / "mon"
-    result = _invoke("monitor", "--config", str(project["conf"]), "--output-dir", str(out))
+    result = invoke_ok("monitor", "--config", str(project["conf"]), "--output-dir", str(out))
     for h in HORIZONS:
         report = json.loads((out / f"h{h}" / "monitor.json").read_text())
         assert report["model"]["name"] == NAMES[h]
@@ -132,9 +126,9 @@ def test_monitor_reports_every_horizon(project: dict[str, Any]) -> None:
 
 def test_models_commands_take_a_horizon(project: dict[str, Any]) -> None:
     conf = str(project["conf"])
-    listed = _invoke("models", "list", "--config", conf, "--horizon", "5", "--format", "json")
+    listed = invoke_ok("models", "list", "--config", conf, "--horizon", "5", "--format", "json")
     assert [v["tags"]["horizon"] for v in json.loads(listed.output)] == ["5"]
-    moved = _invoke("models", "promote", "1", "--config", conf, "--horizon", "20")
+    moved = invoke_ok("models", "promote", "1", "--config", conf, "--horizon", "20")
     assert "StocksPredictionModel_h20@champion -> v1" in moved.output
     bad = CliRunner().invoke(main, ["models", "list", "--config", conf, "--horizon", "2"])
     assert bad.exit_code == 2 and "horizon 2 is not configured" in bad.output

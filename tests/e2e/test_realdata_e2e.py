@@ -15,23 +15,15 @@ import numpy as np
 import polars as pl
 import polars.selectors as cs
 import pytest
-from click.testing import CliRunner, Result
 from realdata import DELISTS, LAST, business_day_panel, with_stale_stretch
-from support import make_project
+from support import invoke_ok, make_project
 
-from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.evaluation.portfolio import portfolio_report
 
 pytestmark = pytest.mark.slow
 
 TICKERS = ("ALPHA", "LATE", "GONE")
-
-
-def _invoke(*args: str) -> Result:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +36,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     conf = make_project(root, candidates=None)
     args = ("--config", str(conf), "--data", str(path))
     summary = root / "summary.json"
-    trained = _invoke("train", *args, "--trials", "2", "--quiet", "--summary", str(summary))
-    backtest = _invoke("backtest", *args, "--output-dir", str(root / "backtest"))
-    scored = _invoke("score", *args, "--output", str(root / "scores.parquet"))
-    _invoke("features", *args, "--output", str(root / "features.parquet"))
+    trained = invoke_ok("train", *args, "--trials", "2", "--quiet", "--summary", str(summary))
+    backtest = invoke_ok("backtest", *args, "--output-dir", str(root / "backtest"))
+    scored = invoke_ok("score", *args, "--output", str(root / "scores.parquet"))
+    invoke_ok("features", *args, "--output", str(root / "features.parquet"))
     return {"root": root, "conf": conf, "summary": json.loads(summary.read_text())} | {
         "outputs": trained.output + backtest.output + scored.output
     }

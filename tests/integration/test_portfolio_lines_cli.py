@@ -13,21 +13,12 @@ from typing import Any
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
 from realdata import DELISTS, business_day_panel
-from support import make_project
-
-from pipeline.cli import main
+from support import invoke_ok, make_project
 
 pytestmark = pytest.mark.slow  # trains a ridge (--trials 1) on three tickers
 
 RIDGE = {"name": "ridge", "estimator": "ridge", "params": {"alpha": 1.0}}
-
-
-def _invoke(*args: str) -> Result:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +34,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     conf = make_project(root, training=training, candidates={"candidates": [RIDGE]})
     args = ["--config", str(conf), "--data", str(data)]
     summary, out = root / "summary.json", root / "report"
-    trained = _invoke("train", *args, "--trials", "1", "--quiet", "--summary", str(summary))
-    tested = _invoke("backtest", *args, "--output-dir", str(out))
+    trained = invoke_ok("train", *args, "--trials", "1", "--quiet", "--summary", str(summary))
+    tested = invoke_ok("backtest", *args, "--output-dir", str(out))
     return {
         "train": trained.output,
         "backtest": tested.output,
