@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.config import apply_overrides
+from pipeline.data.predlog import log_path
 from pipeline.data.readers import FileOptions, FileSource
 from pipeline.data.snapshots import SnapshotSource, SnapshotStore
 from pipeline.data.validation import ContractPolicy
@@ -18,18 +19,24 @@ from pipeline.domain import DataPorts, PriceBatch, PriceSource, PriceStore
 from pipeline.errors import DataError
 from pipeline.monitoring.references import MlflowReferences
 from pipeline.serving.reload import ModelFollower
+from pipeline.serving.requeststore import BufferedRequests, RequestStore
 from pipeline.serving.score import ScorePorts, model_uris
 from pipeline.settings import StockpipeConfig
 from pipeline.tracking.loader import MlflowModelLoader, MlflowVersionResolver, TrainedOn
 from pipeline.tracking.mlflow_adapter import MlflowRegistry, MlflowTracker
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     # Imported where used, so each command pays only for its own adapters: `score` must not
     # import training (optuna, matplotlib, scipy.stats via the evaluation reports), the
     # yfinance path (pandas) or monitoring (scipy, matplotlib). The adapters imported above
     # cost a few milliseconds once the warehouse and the model loader are in.
     from pipeline.data.yahoo import YFinanceSource
     from pipeline.monitoring.monitor import MonitorPorts
+    from pipeline.operations.ports import CyclePorts, Ingested, Steps
+    from pipeline.operations.sources import Download
+    from pipeline.serving.export import ExportPorts
     from pipeline.training.backtest import BacktestPorts
     from pipeline.training.callbacks import Progress
     from pipeline.training.job import TrainPorts
@@ -196,6 +203,17 @@ def version_resolver(cfg: StockpipeConfig) -> MlflowVersionResolver:
     return MlflowVersionResolver(cfg.tracking_uri, cfg.stage_aliases)
 
 
+def export_ports(cfg: StockpipeConfig) -> ExportPorts:
+    """`predictions`: the warehouse's prediction log (its file beside the warehouse), the
+    warehouse's outcomes (None while there is no warehouse file: a host that only serves has
+    the log alone, and an export creates nothing), and the registry for --model-uri."""
+    from pipeline.serving.export import ExportPorts
+
+    warehouse = store(cfg)
+    prices = warehouse if Path(warehouse.path).exists() else None
+    return ExportPorts(log=warehouse.log, outcomes=prices, versions=version_resolver(cfg))
+
+
 def model_follower(
     cfg: StockpipeConfig, model_uri: str | None = None, interval: float | None = None
 ) -> ModelFollower:
@@ -221,10 +239,21 @@ def model_followers(
     return {h: model_follower(cfg, uri, interval) for h, uri in zip(horizons, uris, strict=True)}
 
 
+def request_store(cfg: StockpipeConfig) -> RequestStore:
+    """The service's request log: a table of the prediction log's file beside the warehouse
+    (``sql/log/060_requests.sql``), kept to its newest rows."""
+    return RequestStore(log_path(cfg.resolve(cfg.data.warehouse)))
+
+
+def request_writer(cfg: StockpipeConfig) -> BufferedRequests:
+    """What each serving process hands its requests to: queued, written by a thread."""
+    return BufferedRequests(request_store(cfg))
+
+
 def monitor_ports(cfg: StockpipeConfig, data: ModelData | None = None) -> MonitorPorts:
     """`monitor`: the data (``data``, see :func:`model_data`, or the configured data) and
-    warehouse (whose prediction log it reads), the model and its references in MLflow, and
-    the tracker its monitoring run is logged to."""
+    warehouse (whose prediction log and request log it reads), the model and its references
+    in MLflow, and the tracker its monitoring run is logged to."""
     from pipeline.monitoring.monitor import MonitorPorts
 
     warehouse = store(cfg)
@@ -236,8 +265,83 @@ def monitor_ports(cfg: StockpipeConfig, data: ModelData | None = None) -> Monito
         tracker=tracker(cfg),
         references=MlflowReferences(cfg.tracking_uri),
         outcomes=warehouse,  # the prediction log joined to the warehouse's prices
+        requests=request_store(cfg),  # the service's request log (latency per endpoint)
         workspace=scratch_warehouse,
     )
+
+
+def cycle_ports(cfg: StockpipeConfig, given: bool) -> CyclePorts:
+    """`cycle`: its lock and records in ``operations.records_dir``; the ingest step (the
+    ``given`` --data file, else ``operations.ingest``: the configured file, or yfinance since
+    each ticker's last stored date); score, monitor and train on that one validated batch,
+    cut at the as-of date; the registry and the prediction log its decisions read."""
+    from functools import partial
+
+    from pipeline.operations.adapters import LiveSteps, LogScoredDates, RegistryModels
+    from pipeline.operations.lock import LOCK_NAME, cycle_lock
+    from pipeline.operations.ports import CyclePorts
+    from pipeline.operations.record import RecordStore
+    from pipeline.operations.sources import UpTo
+
+    folder, warehouse, raw = cfg.resolve(cfg.operations.records_dir), store(cfg), snapshots(cfg)
+    data, ingest = _cycle_data(cfg, given, warehouse, raw)
+    bench = benchmark_source(cfg)
+
+    def steps(as_of: dt.date) -> Steps:
+        src = UpTo(data, as_of)  # every step of the evening reads the same batch
+        score = ScorePorts(
+            source=src,
+            store=warehouse,
+            benchmark=bench,
+            loader=loader(cfg),
+            log=warehouse.log,
+            workspace=scratch_warehouse,
+        )
+        return LiveSteps(
+            cfg,
+            score,
+            lambda: replace(monitor_ports(cfg), source=src, benchmark=bench),
+            lambda: replace(train_ports(cfg), source=src, benchmark=bench),
+            folder,
+            as_of,
+        )
+
+    names = {h: cfg.registered_model_for(h) for h in cfg.horizons}
+    alias, primary = cfg.tracking.champion_alias, cfg.model.target.horizon
+    return CyclePorts(
+        lock=partial(cycle_lock, folder / LOCK_NAME),
+        tracker=tracker(cfg),
+        ingest=ingest,
+        steps=steps,
+        models=RegistryModels(cfg.tracking_uri, names, alias, primary, raw),
+        scored=LogScoredDates(warehouse.log),
+        records=RecordStore(folder),
+    )
+
+
+def _cycle_data(
+    cfg: StockpipeConfig, given: bool, warehouse: DuckDBStore, raw: SnapshotStore
+) -> tuple[PriceSource, Callable[[], Ingested]]:
+    """The prices the cycle's steps read, and its ingest step, by mode."""
+    from pipeline.operations.sources import CachedSource, FetchIngest, FileIngest, WarehouseSource
+
+    if given or cfg.operations.ingest == "file":
+        path = cfg.resolve(cfg.data.path)
+        file = CachedSource(FileSource(path, cfg.data.tickers, file_options(cfg)))
+        label = f"--data {path}" if given else f"data.path {path}"
+        return file, FileIngest(file, raw, warehouse, label)
+
+    def tickers() -> tuple[str, ...]:
+        names = cfg.data.tickers or loader(cfg).trained_on(cfg.tracking.champion_uri).tickers
+        if not names:
+            raise DataError("operations.ingest: fetch needs data.yaml tickers (or a champion)")
+        return names
+
+    def download(names: tuple[str, ...], start: dt.date | None) -> Download:
+        return yfinance_source(apply_overrides(cfg, start=start) if start else cfg, names)
+
+    stored = CachedSource(WarehouseSource(warehouse, tickers, f"warehouse {warehouse.path}"))
+    return stored, FetchIngest(tickers, download, raw, warehouse, stored)
 
 
 # --------------------------------------------------------------------------- the model's data

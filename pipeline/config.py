@@ -21,6 +21,7 @@ from pipeline.settings import (
     DataConfig,
     ModelConfig,
     MonitoringConfig,
+    OperationsConfig,
     ServingConfig,
     StockpipeConfig,
     TrackingConfig,
@@ -36,9 +37,10 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "tracking": TrackingConfig,
     "serving": ServingConfig,
     "monitoring": MonitoringConfig,
+    "operations": OperationsConfig,
 }
 # Sections added after the first release: a config directory without their file gets defaults.
-OPTIONAL_SECTIONS = frozenset({"serving", "monitoring"})
+OPTIONAL_SECTIONS = frozenset({"serving", "monitoring", "operations"})
 # Sections that may be absent altogether (the config then says what replaces them):
 # without model_candidates.yaml, model.yaml names the one estimator to train.
 ABSENT_SECTIONS = frozenset({"model_candidates"})
@@ -232,11 +234,13 @@ def _section(name: str, base: Path, overlays: list[Path]) -> BaseModel | None:
     base_file = base / f"{name}.yaml"
     layers = [d / f"{name}.yaml" for d in overlays if (d / f"{name}.yaml").is_file()]
     if not base_file.is_file():
-        if name in OPTIONAL_SECTIONS:
+        # An optional section's overlay still applies without a base file (a config folder
+        # made before the section existed, with conf/local/operations.yaml added).
+        if name in OPTIONAL_SECTIONS and not layers:
             return model()
         if name in ABSENT_SECTIONS and not layers:
             return None
-        if name not in ABSENT_SECTIONS:
+        if name not in ABSENT_SECTIONS | OPTIONAL_SECTIONS:
             raise ConfigError(f"{base_file}: required config file is missing")
     sources = [(f, _read_yaml(f)) for f in ([base_file] if base_file.is_file() else []) + layers]
     for path, doc in sources:  # per file, so the error names the layer that still has it
@@ -271,6 +275,7 @@ def load_config(config_dir: str | Path, env: str | None = None) -> StockpipeConf
             tracking=sections["tracking"],
             serving=sections["serving"],
             monitoring=sections["monitoring"],
+            operations=sections["operations"],
         )
     except ValidationError as exc:
         msgs = "; ".join(e["msg"] for e in exc.errors())

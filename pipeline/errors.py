@@ -6,6 +6,7 @@ from __future__ import annotations
 EXIT_INPUT = 2  # bad input, configuration or usage: fix it and run again
 EXIT_ALERT = 3  # `monitor` found drift or decay that crosses an alert threshold
 EXIT_TRACKING = 4  # the tracking store is unreachable, or failed mid-run
+EXIT_BUSY = 5  # another `cycle` of this project is running: this one did nothing
 
 
 class StockpipeError(Exception):

@@ -31,6 +31,7 @@ from pipeline.data.predlog import SQLiteLog
 from pipeline.domain import PredictionLog
 from pipeline.logging_setup import setup_logging
 from pipeline.serving.api import create_app
+from pipeline.serving.requeststore import RequestSink
 from pipeline.settings import StockpipeConfig
 
 ENV_VAR = "STOCKPIPE_SERVE_SPEC"
@@ -80,10 +81,11 @@ def build_app(
     model_uri: str | None = None,
     reload_interval: float | None = None,
     log: PredictionLog | None = None,
+    requests: RequestSink | None = None,
 ) -> FastAPI:
     """The app `serve` runs: one follower per horizon (or only ``model_uri``), the files'
-    contract policy, and every prediction logged: in ``log``, else in the warehouse's
-    prediction log."""
+    contract policy, every prediction logged (in ``log``, else in the warehouse's prediction
+    log) and every request (in ``requests``, else in the request log beside it)."""
     # One follower per horizon; each model's horizon is its version's tag, else the one it
     # was configured for (the primary horizon for --model-uri).
     followers = bootstrap.model_followers(cfg, model_uri, reload_interval)
@@ -91,7 +93,9 @@ def build_app(
     policy = bootstrap.contract_policy(cfg)
     # Every prediction served is logged (source api) before it is answered.
     record = log if log is not None else prediction_log(cfg)
-    return create_app(followers, cfg.model.target.horizon, cfg.serving, policy, record)
+    # Every request, probes included, is queued for the request log `monitor` reads.
+    sink = requests if requests is not None else bootstrap.request_writer(cfg)
+    return create_app(followers, cfg.model.target.horizon, cfg.serving, policy, record, sink)
 
 
 def create_from_env() -> FastAPI:

@@ -449,7 +449,12 @@ class ServingConfig(_Frozen):
 class MonitoringConfig(_Frozen):
     """`stockpipe monitor`: the recent window, drift thresholds and the live-performance band.
 
-    A feature's PSI warns above ``psi_warn`` and alerts above ``psi_alert``; with
+    Drift (``detector: novelty``, the default): an input warns or alerts on a day when at
+    least ``run_days`` of the last ``run_window`` days lie outside its training range by more
+    than ``warn_margin`` / ``alert_margin`` range widths (see pipeline/monitoring/novelty.py;
+    the margins were chosen by the detector benchmark). With ``detector: psi`` (and for
+    versions whose profile predates format 2): a feature's PSI warns above ``psi_warn`` and
+    alerts above ``psi_alert``; with
     ``calibrated`` (the default) it must also exceed the largest PSI that windows of the same
     length show within the training rows themselves to warn, and ``null_alert_factor`` times
     that to alert, since a 60-day window of a slow feature covers few bins without any drift. Live
@@ -459,6 +464,13 @@ class MonitoringConfig(_Frozen):
 
     window: StrictInt = Field(60, ge=2, description="recent trading days compared with training")
     output_dir: Path = Path("outputs/monitor")
+    detector: Literal["novelty", "psi"] = Field(
+        "novelty", description="novelty: training range + run rule; psi: calibrated PSI"
+    )
+    warn_margin: float = Field(0.1, ge=0, description="excess (range widths) a warn day needs")
+    alert_margin: float = Field(0.25, ge=0, description="excess an alert day needs")
+    run_days: StrictInt = Field(3, ge=1, description="flagged days needed ...")
+    run_window: StrictInt = Field(5, ge=1, description="... among this many last days")
     psi_warn: float = Field(0.1, gt=0)
     psi_alert: float = Field(0.25, gt=0)
     calibrated: bool = Field(True, description="thresholds also beat the training windows' PSI")
@@ -477,7 +489,42 @@ class MonitoringConfig(_Frozen):
             raise ValueError("psi_warn must be <= psi_alert")
         if self.band_alert_quantile > self.band_warn_quantile:
             raise ValueError("band_alert_quantile must be <= band_warn_quantile")
+        if self.warn_margin > self.alert_margin:
+            raise ValueError("warn_margin must be <= alert_margin")
+        if self.run_days > self.run_window:
+            raise ValueError("run_days must be <= run_window")
         return self
+
+
+class RetrainConfig(_Frozen):
+    """When `stockpipe cycle` retrains (see :class:`OperationsConfig`)."""
+
+    every_days: StrictInt = Field(
+        20,
+        ge=1,
+        description="retrain when the last retrain (promoted or not) used data ending this "
+        "many trading days or more before the as-of date",
+    )
+    on_alert: bool = Field(
+        True,
+        description="also retrain when `monitor` alerts, once per alert episode (a challenger "
+        "that lost the gate does not bring a retrain every evening after it)",
+    )
+
+
+class OperationsConfig(_Frozen):
+    """`stockpipe cycle`, one evening's work: where new prices come from, when to retrain,
+    and where each evening's record (and the lock) is kept."""
+
+    ingest: Literal["file", "fetch"] = Field(
+        "file",
+        description="without --data: re-read data.path (file) or download each ticker's bars "
+        "since its last stored date through yfinance (fetch)",
+    )
+    retrain: RetrainConfig = RetrainConfig()
+    records_dir: Path = Field(
+        Path("outputs/cycles"), description="<as-of>.json per evening, and the cycle lock"
+    )
 
 
 class StockpipeConfig(_Frozen):
@@ -495,6 +542,7 @@ class StockpipeConfig(_Frozen):
     tracking: TrackingConfig
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    operations: OperationsConfig = OperationsConfig()
 
     @model_validator(mode="before")
     @classmethod

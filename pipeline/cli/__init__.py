@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli import data, inspection, models, monitor, run, serve
+from pipeline.cli import cycle, data, inspection, models, monitor, predictions, run, serve
 from pipeline.cli.interrupts import install_handlers  # already in: cli.common needs it
 
 
@@ -38,6 +38,7 @@ for command in (
     run.score,
     serve.serve,
     monitor.monitor,
+    cycle.cycle,
     inspection.folds,
     inspection.features,
     inspection.backtest,
@@ -45,6 +46,7 @@ for command in (
     data.fetch,
     data.validate,
     data.data,
+    predictions.predictions,
 ):
     main.add_command(command)
 # The brief's verbs are fetch, train, tune, predict and serve: `predict` is `score`.

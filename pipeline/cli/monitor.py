@@ -12,8 +12,11 @@ from pipeline.cli.common import data_given, model_uri_option, num, with_config
 from pipeline.errors import EXIT_ALERT
 
 if TYPE_CHECKING:
-    from pipeline.monitoring.report import MonitorReport
+    from pipeline.monitoring.report import HealthSection, MonitorReport
     from pipeline.settings import StockpipeConfig
+
+
+ALERT_LINES = 8  # drift lines printed; monitor.json has them all
 
 
 @click.command()
@@ -79,13 +82,15 @@ def monitor(
 
 def _echo(report: MonitorReport, folder: Path) -> None:
     drift, perf = report.drift, report.performance
-    flagged = [
-        f"{n} ({d.status})" for n, d in drift.features.items() if d.status in {"warn", "alert"}
-    ]
     click.echo(
-        f"{report.model.name} v{report.model.version} (h={report.model.horizon}): {report.status}"
+        f"{report.model.name} v{report.model.version} (h={report.model.horizon}): "
+        f"{report.headline or report.status}"
     )
-    click.echo(f"  drift: {drift.status}" + (f"; {', '.join(flagged)}" if flagged else ""))
+    click.echo(f"  drift: {drift.status} ({drift.detector or 'no detector'})")
+    for line in drift.alerts[:ALERT_LINES]:
+        click.echo(f"    {line}")
+    if len(drift.alerts) > ALERT_LINES:
+        click.echo(f"    ... and {len(drift.alerts) - ALERT_LINES} more in monitor.json")
     if drift.reason:
         click.echo(f"    {drift.reason}")
     click.echo(
@@ -94,10 +99,24 @@ def _echo(report: MonitorReport, folder: Path) -> None:
         f"{num(perf.directional_accuracy)}, ic {num(perf.ic)}"
         + (f" ({perf.reason})" if perf.reason else "")
     )
-    health = report.health
-    click.echo(
-        "  health: no API predictions logged"
-        if health is None
-        else f"  health: {health.requests} requests, {health.prediction_rows} rows"
-    )
+    click.echo(_health(report.health))
     click.echo(f"  files: {folder / 'monitor.json'}, {folder / 'dashboard.png'}")
+
+
+def _health(health: HealthSection | None) -> str:
+    """``health: 1,234 requests; /predict p50 14.9 ms p95 22.0 ms p99 40.1 ms; ...``: the
+    request log's count and /predict's latency (else the busiest endpoint's), then the API's
+    logged predictions."""
+    if health is None:
+        return "  health: no API prediction and no service request logged"
+    parts = [f"{health.logged_requests:,} requests"]
+    if health.latency:
+        name = "/predict" if "/predict" in health.latency else ""
+        name = name or max(health.latency, key=lambda e: health.latency[e].requests)
+        e = health.latency[name]
+        parts.append(f"{name} p50 {e.p50_ms:,.1f} ms p95 {e.p95_ms:,.1f} ms p99 {e.p99_ms:,.1f} ms")
+    else:
+        parts.append(health.latency_note or "no latency")
+    logged = f"{health.requests:,} API requests, {health.prediction_rows:,} rows"
+    parts.append(f"prediction log: {logged}")
+    return "  health: " + "; ".join(parts)

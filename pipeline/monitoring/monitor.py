@@ -24,7 +24,7 @@ from pipeline.errors import ConfigError, TrackingError
 from pipeline.horizons import per_horizon
 from pipeline.monitoring.dashboard import write_dashboard
 from pipeline.monitoring.datadrift import drift_section
-from pipeline.monitoring.health import health_section
+from pipeline.monitoring.health import RequestTimes, health_section, latency_start
 from pipeline.monitoring.performance import (
     LOG_SOURCES,
     TRACK_RECORD,
@@ -50,12 +50,13 @@ class OutcomeLog(Protocol):
 
 @dataclass(frozen=True, kw_only=True)
 class MonitorPorts(DataPorts):
-    """The data, the model, its references, the prediction log and the tracker."""
+    """The data, the model, its references, the prediction and request logs, the tracker."""
 
     loader: ModelLoader
     tracker: Tracker
     references: References
     outcomes: OutcomeLog
+    requests: RequestTimes
 
 
 def monitor_horizons(
@@ -101,6 +102,7 @@ def monitor(
     recent = _recent(cfg, ports, model, uri)
     profile, profile_problem = _profile(ports.references, model)
     rows = _version_rows(ports.outcomes.outcomes(), model)
+    since = latency_start(cfg.monitoring.window)  # calendar days of requests (health.py)
     report = MonitorReport.combine(
         ModelRef(
             name=model.name,
@@ -113,7 +115,7 @@ def monitor(
         recent.info(),
         drift_section(profile, recent, cfg.monitoring, profile_problem),
         _performance(cfg, ports.references, model, rows, sources),
-        health_section(rows),
+        health_section(rows, ports.requests.since(since), since),
     )
     with ports.tracker.start_run("monitor") as run:
         report = report.model_copy(update={"run_id": run.run_id})

@@ -7,7 +7,7 @@ model sees and says (no second feature code, no train/serve skew).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ import polars as pl
 
 from pipeline.domain import LoadedModel
 from pipeline.errors import ModelError
+from pipeline.monitoring.datacolumns import data_columns
 from pipeline.monitoring.report import WindowInfo
 
 
@@ -28,6 +29,7 @@ class RecentWindow:
     columns: tuple[str, ...]
     X: np.ndarray  # one column per model input
     predictions: np.ndarray
+    data: dict[str, np.ndarray] = field(default_factory=dict)  # monitored data columns
 
     def info(self) -> WindowInfo:
         return WindowInfo(
@@ -74,4 +76,5 @@ def recent_window(model: LoadedModel, bars: pl.DataFrame, days: int, uri: str) -
         columns=columns,
         X=X[keep],
         predictions=predictions[keep],
+        data={name: values[keep] for name, values in data_columns(bars).items()},
     )

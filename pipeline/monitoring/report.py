@@ -44,24 +44,51 @@ class _Result(BaseModel):
 
 
 class Drift(_Result):
-    """One model input (or the predictions) on the recent window against its reference."""
+    """One model input (or the predictions) on the recent window against its reference.
+
+    ``detector`` says what set the status: ``novelty`` (the training range and the run rule,
+    :mod:`pipeline.monitoring.novelty`) or ``psi`` (calibrated PSI: profiles older than format
+    2, or ``monitoring.detector: psi``). PSI and KS are reported either way.
+    """
 
     status: Status
+    detector: str | None = None
     psi: Score = None
     ks_statistic: Score = None
     ks_pvalue: Score = None  # informational: assumes independent rows
     n: int = 0  # finite recent values
-    warn_above: Score = None  # the PSI thresholds this input was judged with
+    warn_above: Score = None  # the PSI thresholds (detector psi)
     alert_above: Score = None
+    # novelty: the training range (pooled; each ticker is judged on its own when it has one),
+    # days of the window beyond it, the largest excess in range widths, the last value and
+    # the first day of the episode that holds the status.
+    training_low: Score = None
+    training_high: Score = None
+    days_beyond: int | None = None
+    max_excess: Score = None
+    last_value: Score = None
+    since: str | None = None
+    tickers: list[str] = []  # the tickers at this status (panels)
+    message: str | None = None  # one line: what moved, how far, since when
     reason: str | None = None
 
 
 class DriftSection(_Result):
     status: Status
     window: int  # trading days per ticker
-    null_window: int | None = None  # the stored calibration window used (see profile.py)
+    detector: str | None = None
+    # novelty: a day counts beyond these margins (range widths) and a status needs
+    # ``run_days`` such days among the last ``run_window``.
+    warn_margin: Score = None
+    alert_margin: Score = None
+    run_days: int | None = None
+    run_window: int | None = None
+    null_window: int | None = None  # the stored calibration window used (detector psi)
     features: dict[str, Drift] = {}
+    data: dict[str, Drift] = {}  # monitored data columns (the volume level)
     predictions: Drift | None = None
+    tickers: dict[str, Status] = {}  # each ticker's worst input status
+    alerts: list[str] = []  # one line per input at warn or alert, alerts first
     reason: str | None = None
 
 
@@ -112,18 +139,33 @@ class DayCount(_Result):
     prediction_rows: int
 
 
+class EndpointLatency(_Result):
+    """The requests to one endpoint (its route path) in the request log, and their latency
+    percentiles in milliseconds (``HealthSection.latency_method``)."""
+
+    requests: int
+    server_errors: int  # answered 5xx
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+
 class HealthSection(_Result):
-    """What the prediction log says about the API; latency is the service's own metric."""
+    """The API: this version's predictions in the prediction log (``requests`` to
+    ``per_day``), and every request the service logged since ``latency_since`` whatever
+    version answered, probes included, with its latency per endpoint (``latency``)."""
 
     status: Status = "ok"
-    requests: int  # distinct request times among the API's surviving rows: a lower bound
-    prediction_rows: int
-    first_request: str
-    last_request: str
-    per_day: list[DayCount]
-    latency: str = (
-        "not in the prediction log: see the service's GET /metrics (request duration histogram)"
-    )
+    requests: int = 0  # distinct request times among the API's surviving rows: a lower bound
+    prediction_rows: int = 0
+    first_request: str | None = None  # None: the API logged no prediction of this version
+    last_request: str | None = None
+    per_day: list[DayCount] = []
+    latency_since: str  # UTC: the request log's rows from then to now are counted
+    logged_requests: int = 0  # every request in the request log since latency_since
+    latency: dict[str, EndpointLatency] = {}  # by endpoint: /predict, /health, /ready, ...
+    latency_method: str = "linear"  # the percentiles' interpolation (numpy's default)
+    latency_note: str | None = None  # why latency is empty
     note: str = (
         "a later request for the same ticker and as-of date replaces the earlier row, so "
         "requests counts the requests whose rows survive"
@@ -150,12 +192,13 @@ class MonitorReport(_Result):
     """The whole of ``monitor.json``."""
 
     status: Status
+    headline: str = ""  # the status in one line, naming the tickers and inputs that moved
     model: ModelRef
     generated_at: str
     window: WindowInfo
     drift: DriftSection
     performance: PerformanceSection
-    health: HealthSection | None  # only when the API has logged predictions of this version
+    health: HealthSection | None  # None: no API prediction of this version, no request logged
     run_id: str | None = None  # the MLflow monitoring run
 
     @classmethod
@@ -170,8 +213,10 @@ class MonitorReport(_Result):
     ) -> MonitorReport:
         """The report with its top-level status: the worst of its sections."""
         sections = [drift.status, performance.status, *([health.status] if health else [])]
+        status = worst(sections)
         return cls(
-            status=worst(sections),
+            status=status,
+            headline=headline(status, drift, performance),
             model=model,
             generated_at=generated_at,
             window=window,
@@ -179,3 +224,19 @@ class MonitorReport(_Result):
             performance=performance,
             health=health,
         )
+
+
+def headline(status: Status, drift: DriftSection, performance: PerformanceSection) -> str:
+    """``alert: drift in NVDA (ewm_vol_logret_1_10, natr_14); performance ok``."""
+    moved = {**drift.features, **drift.data}
+    if drift.predictions is not None:
+        moved["predictions"] = drift.predictions
+    flagged = [n for n, d in moved.items() if d.status == drift.status and n]
+    where = [t for t, s in drift.tickers.items() if s == drift.status]
+    text = f"drift {drift.status}"
+    if drift.status in ("warn", "alert"):
+        shown = ", ".join(flagged[:5]) + (
+            f" and {len(flagged) - 5} more" if len(flagged) > 5 else ""
+        )
+        text = f"drift {drift.status} in {', '.join(where) or 'the window'} ({shown})"
+    return f"{status}: {text}; performance {performance.status}"

@@ -49,6 +49,7 @@ from pipeline.serving.predict import (
 from pipeline.serving.probes import probe_routes, waiting_for
 from pipeline.serving.reload import ModelFollower
 from pipeline.serving.requestlog import RequestLog
+from pipeline.serving.requeststore import RequestSink
 from pipeline.serving.score import model_bars
 from pipeline.settings import ServingConfig
 
@@ -177,9 +178,10 @@ async def _await_models(slots: Slots, timeout: float) -> list[Served]:
 
 
 def _lifespan(
-    followers: Sequence[ModelFollower],
+    followers: Sequence[ModelFollower], requests: RequestSink | None
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Start following the models when the server starts; stop when it stops."""
+    """Start following the models when the server starts; stop when it stops, and write
+    the request log's queued rows."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -190,6 +192,8 @@ def _lifespan(
         finally:
             for follower in followers:
                 follower.stop()
+            if requests is not None:
+                await asyncio.to_thread(requests.close)
 
     return lifespan
 
@@ -216,17 +220,19 @@ def create_app(
     serving: ServingConfig = ServingConfig(),  # noqa: B008 - frozen, so a shared default is safe
     policy: ContractPolicy | None = None,
     record: PredictionLog | None = None,
+    requests: RequestSink | None = None,
 ) -> FastAPI:
     """An app serving ``model`` within ``serving``: a loaded model as it is, a follower's
     (loaded in the background, hot-reloaded), or one follower per horizon (``{horizon:
     follower}``, primary first), each reloaded on its own; with ``record`` every prediction is
-    logged before it is returned. ``default_horizon`` is a single model's horizon when its
-    version has no tag. When the environment variable ``serving.api_token_env`` names is set,
-    ``/predict``, ``/model`` and ``/metrics`` need it as a bearer token."""
+    logged before it is returned, and with ``requests`` every request is handed to it (the
+    request log). ``default_horizon`` is a single model's horizon when its version has no
+    tag. When the environment variable ``serving.api_token_env`` names is set, ``/predict``,
+    ``/model`` and ``/metrics`` need it as a bearer token."""
     slots, followers = _slots(model, default_horizon)
     metrics = ServiceMetrics(slots)
-    app = FastAPI(title="stockpipe", version="1", lifespan=_lifespan(followers))
-    app.add_middleware(RequestLog, metrics=metrics, slots=slots)
+    app = FastAPI(title="stockpipe", version="1", lifespan=_lifespan(followers, requests))
+    app.add_middleware(RequestLog, metrics=metrics, slots=slots, requests=requests)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:

@@ -9,7 +9,8 @@ A model registered with an interval calibration also gets ``lower_<level>`` and
 ``upper_<level>`` around each prediction (``lower_80, upper_80, lower_95, upper_95``). For the
 adaptive method the band scales with a volatility feature's value on the predicted row, read
 from the model's own feature step over the same bars; where it is undefined (warm-up) or not
-positive, that row's bounds are null. Only the outputs gain them, not the prediction log.
+positive, that row's bounds are null. The prediction log keeps them too, as one JSON column
+(``pipeline.data.predlog.encode_bounds``), since the levels are the model's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
+from pipeline.data.predlog import encode_bounds
 from pipeline.domain import PREDICTION_COLUMNS, LoadedModel
 from pipeline.errors import ModelError
 from pipeline.evaluation.intervals import IntervalCalibration
@@ -130,12 +132,16 @@ def latest_predictions(
 
 
 def log_rows(out: pl.DataFrame, model: LoadedModel, source: str) -> pl.DataFrame:
-    """``out`` as prediction-log rows (``LOG_COLUMNS``): its prediction columns (not the
-    interval bounds, which the log does not keep), the model's run, the UTC time, the source."""
+    """``out`` as prediction-log rows: ``LOG_COLUMNS`` (its prediction columns, the model's
+    run, the UTC time, the source), then ``intervals``, its interval bounds as JSON (null for
+    a model without a calibration). Every model's rows have the same columns, so the rows of
+    several concatenate as they are."""
     scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    bounds = [c for c in model.intervals.columns if c in out.columns] if model.intervals else []
     return out.select(
         *PREDICTION_COLUMNS,
         pl.lit(model.run_id, dtype=pl.String).alias("run_id"),
         pl.lit(scored_at).alias("scored_at"),
         pl.lit(source).alias("source"),
-    )  # LOG_COLUMNS, in order
+        encode_bounds(bounds),
+    )  # LOG_COLUMNS, in order, then intervals

@@ -80,13 +80,15 @@ def replay(
     start: dt.date,
     end: dt.date,
     model_uri: str | None = None,
+    source: str = "replay",
 ) -> ReplayResult:
     """Predict every trading date in ``[start, end]`` for every ticker, as `score` would have:
     with every configured horizon's champion, or the one ``model_uri``.
 
     Everything is checked before anything is written: the range, the input, the models and
-    every ticker's history. Rows are logged with ``source='replay'``; the log is idempotent on
-    (model, version, ticker, date, horizon, source), so replaying a range again replaces its rows.
+    every ticker's history. Rows are logged with ``source`` ('replay'; `cycle` backfills with
+    'cycle'); the log is idempotent on (model, version, ticker, date, horizon, source), so
+    replaying a range again replaces its rows.
     """
     check_range(start, end)
     batch = ports.source.load()
@@ -107,7 +109,7 @@ def replay(
         horizon = model.horizon if model.horizon is not None else cfg.horizons[i]
         predicted, n = _predict_range(model, workspace, inputs, indexed, targets, uri)
         outs.append(as_predictions(predicted, model, horizon, uri))
-        logged.append(log_rows(outs[-1], model, "replay"))
+        logged.append(log_rows(outs[-1], model, source))
         calls += n
     out = pl.concat(outs, how="diagonal_relaxed")
     log.info(

@@ -6,7 +6,9 @@ caller's ``X-Request-ID`` when it is a sane token, else a fresh uuid4 hex; it is
 response's ``X-Request-ID`` header and logged with the method, path, status, latency, the model
 version that answered (``"3"``; serving several horizons, every one's: ``"h1=3,h5=2,h20=2"``)
 and, for ``/predict``, the ticker count. Endpoints add those last two to ``scope["state"]``
-(``request.state``). With ``--log-json`` they are fields of the JSON line.
+(``request.state``). With ``--log-json`` they are fields of the JSON line. Given a
+``RequestSink``, the same fields (the matched route instead of the raw path) are handed to it
+as a ``RequestRecord`` for the request log `monitor` reads (``pipeline.serving.requeststore``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.serving.holder import Slots
 from pipeline.serving.metrics import OTHER, ServiceMetrics
+from pipeline.serving.requeststore import RequestRecord, RequestSink
 
 log = logging.getLogger("pipeline.serving.requests")
 HEADER = "X-Request-ID"
@@ -47,13 +50,35 @@ def _endpoint(scope: Scope) -> str:
     return str(getattr(route, "path", OTHER)) if route is not None else OTHER
 
 
-class RequestLog:
-    """ASGI middleware: request id, one log line and the request metrics for every request."""
+def _record(endpoint: str, seconds: float, fields: dict[str, Any]) -> RequestRecord:
+    """The request log's row of one request (``fields``: those of its log line)."""
+    return RequestRecord(
+        at=time.time() - seconds,  # when it arrived
+        endpoint=endpoint,
+        method=fields["method"],
+        status=fields["status"],
+        latency_ms=seconds * 1000,
+        request_id=fields["request_id"],
+        model_version=fields["model_version"],
+        tickers=fields["tickers"],
+    )
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, slots: Slots) -> None:
+
+class RequestLog:
+    """ASGI middleware: request id, one log line, the request metrics and (given
+    ``requests``) a request-log record for every request."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: ServiceMetrics,
+        slots: Slots,
+        requests: RequestSink | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.slots = slots
+        self.requests = requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,6 +118,8 @@ class RequestLog:
             "model_version": version,
             "tickers": state.get("tickers"),
         }
+        if self.requests is not None:  # queued only: written by the sink's own thread
+            self.requests.add(_record(endpoint, seconds, fields))
         level = logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO
         log.log(
             level,

@@ -1,7 +1,8 @@
-"""Prediction sinks: parquet files written atomically (temp file then rename)."""
+"""Prediction sinks: parquet or CSV files written atomically (temp file then rename)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,13 +28,45 @@ class ParquetSink:
 
     def write(self, frame: pl.DataFrame) -> Path:
         """Write ``frame`` to the sink's path (mode from the umask, like any new file)."""
-        try:
-            return atomic_write(
-                self.path, lambda tmp: frame.write_parquet(tmp, compression=self.compression)
-            )
-        except OSError as exc:
-            # Callers check the path up front; this covers what changed since (disk full...).
-            raise OutputError(
-                f"cannot write {self.path} ({exc.strerror or exc}); choose another output path "
-                "or fix its permissions"
-            ) from exc
+        return _write(self.path, lambda tmp: frame.write_parquet(tmp, compression=self.compression))
+
+
+class CsvSink:
+    """Writes a frame to one CSV file (a header, ISO dates and times, empty for null)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, frame: pl.DataFrame) -> Path:
+        """Write ``frame`` to the sink's path, atomically as every sink."""
+        return _write(self.path, frame.write_csv)
+
+
+# The file formats a command that exports a table chooses from by the output's suffix.
+SINKS: dict[str, Callable[[Path], ParquetSink | CsvSink]] = {
+    ".parquet": ParquetSink,
+    ".csv": CsvSink,
+}
+
+
+def file_sink(path: Path) -> ParquetSink | CsvSink:
+    """The sink writing ``path`` in the format its suffix names (case does not matter);
+    OutputError (exit 2) for any other suffix."""
+    make = SINKS.get(path.suffix.lower())
+    if make is None:
+        raise OutputError(
+            f"{path} ends in neither {' nor '.join(SINKS)}: the suffix chooses the format "
+            f"(e.g. {path.with_suffix('.parquet').name})"
+        )
+    return make(path)
+
+
+def _write(path: Path, write: Callable[[Path], object]) -> Path:
+    try:
+        return atomic_write(path, write)
+    except OSError as exc:
+        # Callers check the path up front; this covers what changed since (disk full...).
+        raise OutputError(
+            f"cannot write {path} ({exc.strerror or exc}); choose another output path "
+            "or fix its permissions"
+        ) from exc

@@ -10,10 +10,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import polars as pl
+
 from pipeline.domain import Run
 from pipeline.evaluation.report import flat_metrics, fold_mean, walk_forward_report
 from pipeline.evaluation.report_files import write_report_files
 from pipeline.evaluation.results import WalkForwardReport
+from pipeline.monitoring.datacolumns import aligned
 from pipeline.monitoring.profile import PROFILE_ARTIFACT, build_profile
 from pipeline.settings import PortfolioConfig, StrategyConfig
 from pipeline.training.competition import CompetitionResult, selection_stability
@@ -67,7 +70,16 @@ def log_report(
     )
     # What `stockpipe monitor` compares recent windows with: every model input on the training
     # rows and the predictions above (registration tags the version with this run).
-    profile = build_profile(data.X, data.columns, data.dates.to_numpy(), oos.y_pred, oos.dates)
+    rows = pl.DataFrame({"ticker": data.tickers, "date": data.dates})
+    profile = build_profile(
+        data.X,
+        data.columns,
+        data.dates.to_numpy(),
+        oos.y_pred,
+        oos.dates,
+        tickers=data.tickers.to_numpy(),
+        data=aligned(data.raw, rows),
+    )
     parent.log_text(profile.model_dump_json(), PROFILE_ARTIFACT)
     return report
 

@@ -8,6 +8,8 @@
 -- make one) can never rewrite the track record of `score`, `replay` or `cycle` rows that
 -- `monitor` grades. Dates are ISO text (sortable, readable in the sqlite3 shell); scored_at is
 -- UTC with microseconds. STRICT: a wrong type is refused, not coerced.
+-- Since issue 25 every file also gets a nullable `intervals` column (the bounds as JSON),
+-- added by sql/log/070_predictions_intervals.sql to new and old files alike.
 CREATE TABLE IF NOT EXISTS predictions (
     ticker        TEXT    NOT NULL,
     as_of_date    TEXT    NOT NULL,  -- YYYY-MM-DD

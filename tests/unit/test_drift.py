@@ -4,13 +4,11 @@ never against the module's own output."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 from statistics import NormalDist
 
 import numpy as np
-import polars as pl
 import pytest
 from scipy import stats
 
@@ -25,7 +23,6 @@ from pipeline.monitoring.drift import (
     quantile_bins,
     window_psis,
 )
-from pipeline.monitoring.health import health_section
 from pipeline.monitoring.performance import bootstrap_band, rolling_view
 from pipeline.monitoring.profile import SAMPLE_SIZE, ReferenceProfile, build_profile, reference
 from pipeline.monitoring.recent import RecentWindow
@@ -154,16 +151,25 @@ def test_calibration_uses_the_nearest_window_not_longer() -> None:
     assert thresholds(ref, 60, MonitoringConfig(calibrated=False)) == (0.1, 0.25, None)
 
 
-def test_a_tripled_scale_alerts_while_the_same_distribution_is_ok() -> None:
+def _window(values: np.ndarray) -> RecentWindow:
+    n = values.size
+    return RecentWindow(n, np.arange(n), np.array(["A"] * n), ("f",), values[:, None], values)
+
+
+def test_a_tripled_level_alerts_while_the_same_distribution_is_ok() -> None:
+    """A volatility-like input (positive level with noise) tripled: both detectors alert."""
     rng = np.random.default_rng(RNG_SEED)
-    ref = reference(rng.normal(0, 1, 3000), np.arange(3000))
-    cfg = MonitoringConfig()
-    same, _ = input_drift(ref, rng.normal(0, 1, 60), 60, cfg, EPS)
-    wide, _ = input_drift(ref, rng.normal(0, 3, 60), 60, cfg, EPS)
-    assert same.status == "ok" and wide.status == "alert"
-    assert wide.psi is not None and wide.alert_above is not None and wide.psi > wide.alert_above
-    missing, _ = input_drift(ref, np.full(60, np.nan), 60, cfg, EPS)
-    assert missing.status == "unavailable" and missing.n == 0
+    ref = reference(rng.normal(1, 0.1, 3000), np.arange(3000), np.array(["A"] * 3000))
+    for detector in ("novelty", "psi"):
+        cfg = MonitoringConfig(detector=detector)
+        same = input_drift(ref, _window(v := rng.normal(1, 0.1, 60)), v, cfg, EPS)[0]
+        wide = input_drift(ref, _window(v := rng.normal(3, 0.3, 60)), v, cfg, EPS)[0]
+        assert same.status == "ok" and wide.status == "alert", detector
+        assert same.detector == wide.detector == detector
+        assert wide.psi is not None and same.psi is not None and wide.psi > same.psi
+        nan = np.full(60, np.nan)
+        missing = input_drift(ref, _window(nan), nan, cfg, EPS)[0]
+        assert missing.status == "unavailable" and missing.n == 0
 
 
 def test_a_version_without_profile_is_unavailable_not_an_error() -> None:
@@ -225,17 +231,3 @@ def test_rolling_view_by_hand() -> None:
         t, p = y[k : k + 20], pred[k : k + 20]
         assert view.directional_accuracy[k] == pytest.approx(np.mean((t > 0) == (p > 0)))
         assert view.ic[k] == pytest.approx(np.corrcoef(t, p)[0, 1], rel=1e-12)
-
-
-def test_health_counts_the_api_rows_only() -> None:
-    t0 = dt.datetime(2026, 9, 1, 12)
-    times = [t0, t0, t0 + dt.timedelta(minutes=5), t0 + dt.timedelta(days=1), t0]
-    rows = pl.DataFrame({"source": ["api", "api", "api", "api", "score"], "scored_at": times})
-    health = health_section(rows)
-    assert health is not None and (health.requests, health.prediction_rows) == (3, 4)
-    assert [(d.day, d.requests, d.prediction_rows) for d in health.per_day] == [
-        ("2026-09-01", 2, 3),
-        ("2026-09-02", 1, 1),
-    ]
-    assert "/metrics" in health.latency
-    assert health_section(rows.filter(pl.col("source") == "score")) is None

@@ -7,6 +7,7 @@ sample); the scale feature's oracle is numpy's sample std of the last 20 log ret
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -189,9 +190,13 @@ def test_a_model_without_calibration_gets_no_interval_columns(ridge_model: Loade
     assert out.columns == list(PREDICTION_COLUMNS)
 
 
-def test_the_prediction_log_keeps_its_columns(ridge_model: LoadedModel) -> None:
-    out = latest_predictions(_with(ridge_model, SCALED), sample_prices("NVDA").tail(300), 1, "m")
-    assert log_rows(out, ridge_model, "score").columns == list(LOG_COLUMNS)
+def test_the_prediction_log_keeps_the_bounds_as_json(ridge_model: LoadedModel) -> None:
+    model = _with(ridge_model, SCALED)
+    out = latest_predictions(model, sample_prices("NVDA").tail(300), 1, "m")
+    logged = log_rows(out, model, "score")
+    assert logged.columns == [*LOG_COLUMNS, "intervals"]
+    assert json.loads(logged["intervals"][0]) == {c: out[c][0] for c in BOUNDS}
+    assert log_rows(out, ridge_model, "score")["intervals"][0] is None  # no calibration
 
 
 def test_bound_columns_follow_the_levels() -> None:

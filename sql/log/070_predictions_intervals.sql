@@ -1,0 +1,12 @@
+-- The interval bounds of each logged prediction (issue 25): one nullable column added to the
+-- prediction log's table (sql/log/050_predictions.sql), to a new log file and to one made
+-- before alike, by SQLiteLog when it connects and finds the column missing (checked again
+-- inside its write transaction, so two processes opening an old file add it once). Rows
+-- logged before have NULL; so do the rows of a model registered without an interval
+-- calibration. The key, the NOT NULLs and STRICT are as they were.
+-- The bounds are a JSON object of the prediction's `lower_<level>`/`upper_<level>` values,
+-- `{"lower_80": -0.021, "upper_80": 0.034, "lower_95": ..., "upper_95": ...}`, because the
+-- levels are the model's (model.yaml intervals.levels, any whole percents), not fixed columns;
+-- a bound its model cannot give for that row is null. `stockpipe predictions` spreads them
+-- back into one REAL column per bound. The CHECK refuses anything that is not JSON.
+ALTER TABLE predictions ADD COLUMN intervals TEXT CHECK (intervals IS NULL OR json_valid(intervals));
