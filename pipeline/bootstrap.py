@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     # cost a few milliseconds once the warehouse and the model loader are in.
     from pipeline.data.yahoo import YFinanceSource
     from pipeline.monitoring.monitor import MonitorPorts
-    from pipeline.operations.ports import CyclePorts, Ingested, Steps
+    from pipeline.operations.ports import CyclePorts, Ingest, Steps
     from pipeline.operations.sources import Download
     from pipeline.serving.export import ExportPorts
     from pipeline.training.backtest import BacktestPorts
@@ -321,15 +321,18 @@ def cycle_ports(cfg: StockpipeConfig, given: bool) -> CyclePorts:
 
 def _cycle_data(
     cfg: StockpipeConfig, given: bool, warehouse: DuckDBStore, raw: SnapshotStore
-) -> tuple[PriceSource, Callable[[], Ingested]]:
+) -> tuple[PriceSource, Ingest]:
     """The prices the cycle's steps read, and its ingest step, by mode."""
-    from pipeline.operations.sources import CachedSource, FetchIngest, FileIngest, WarehouseSource
+    from pipeline.operations import sources as ops
 
+    stored_label = f"warehouse {warehouse.path}"
     if given or cfg.operations.ingest == "file":
         path = cfg.resolve(cfg.data.path)
-        file = CachedSource(FileSource(path, cfg.data.tickers, file_options(cfg)))
+        file = ops.CachedSource(FileSource(path, cfg.data.tickers, file_options(cfg)))
+        history = ops.WarehouseSource(warehouse, lambda: file.load().tickers, stored_label)
+        read = ops.CachedSource(ops.FileOrStored(file, history))  # read after the ingest
         label = f"--data {path}" if given else f"data.path {path}"
-        return file, FileIngest(file, raw, warehouse, label)
+        return read, ops.FileIngest(file, read, raw, warehouse, label)
 
     def tickers() -> tuple[str, ...]:
         names = cfg.data.tickers or loader(cfg).trained_on(cfg.tracking.champion_uri).tickers
@@ -340,8 +343,8 @@ def _cycle_data(
     def download(names: tuple[str, ...], start: dt.date | None) -> Download:
         return yfinance_source(apply_overrides(cfg, start=start) if start else cfg, names)
 
-    stored = CachedSource(WarehouseSource(warehouse, tickers, f"warehouse {warehouse.path}"))
-    return stored, FetchIngest(tickers, download, raw, warehouse, stored)
+    stored = ops.CachedSource(ops.WarehouseSource(warehouse, tickers, stored_label))
+    return stored, ops.FetchIngest(tickers, download, raw, warehouse, stored)
 
 
 # --------------------------------------------------------------------------- the model's data

@@ -18,6 +18,7 @@ from pipeline.atomic import atomic_write_text
 from pipeline.data.predlog import SQLiteLog
 from pipeline.data.snapshots import SnapshotStore
 from pipeline.errors import DataError
+from pipeline.monitoring.performance import TRACK_RECORD
 from pipeline.operations.ports import Champion, Scored, Watched
 from pipeline.operations.record import Retrained
 from pipeline.operations.schedule import LastRetrain
@@ -31,9 +32,6 @@ from pipeline.tracking.store import ensure_store
 if TYPE_CHECKING:
     from pipeline.monitoring.monitor import MonitorPorts
     from pipeline.training.job import TrainPorts
-
-# The log's track record: what `monitor` grades, and what counts as "scored" for an evening.
-TRACK_RECORD = ("score", "cycle", "replay")
 
 
 class RegistryModels:
@@ -91,7 +89,8 @@ class RegistryModels:
 
 
 class LogScoredDates:
-    """The newest as-of date a version has in the prediction log's track record."""
+    """The newest as-of date a version has in the prediction log's track record (the sources
+    `monitor` grades: an API call is no evening's prediction)."""
 
     def __init__(self, log: SQLiteLog) -> None:
         self.log = log

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from pipeline.errors import StockpipeError
 from pipeline.operations.evening import run_steps
-from pipeline.operations.ports import Champion, CyclePorts, Ingested
+from pipeline.operations.ports import Champion, CyclePorts, Ingest, Ingested
 from pipeline.operations.record import CycleRecord, Journal, Step, now
 from pipeline.operations.schedule import resolve_as_of
 from pipeline.settings import StockpipeConfig
@@ -66,8 +66,10 @@ def run_cycle(
     rerun adds no prediction, no version and no run, and says so (``repeated``)."""
     options = options or CycleOptions()
     with ports.lock():
+        started = time.perf_counter()
+        ports.ingest.validate()  # a bad file stops here: nothing written, no store reached
         ports.tracker.check()  # reaps orphan runs and settles registrations a kill left
-        ingested, ingest = _timed_ingest(ports.ingest)
+        ingested, ingest = _timed_ingest(ports.ingest, started)
         as_of = resolve_as_of(ingested.dates, options.as_of)
         path = str(ports.records.path(as_of))
         earlier = ports.records.read(as_of)
@@ -84,8 +86,7 @@ def run_cycle(
         return CycleResult(journal.record, False, ingest, path)
 
 
-def _timed_ingest(ingest: Callable[[], Ingested]) -> tuple[Ingested, Step]:
-    started = time.perf_counter()
+def _timed_ingest(ingest: Ingest, started: float) -> tuple[Ingested, Step]:
     ingested = ingest()
     fresh = ingested.new_dates > 0 or ingested.counts.get("snapshots_new", 0) > 0
     step = Step(

@@ -15,8 +15,14 @@ from contextlib import AbstractContextManager
 
 from pipeline.errors import EXIT_ALERT
 from pipeline.operations.ports import Champion, CyclePorts, Ingested, Steps
-from pipeline.operations.record import CycleRecord, Journal, Step, now
-from pipeline.operations.schedule import alert_since, dates_to_score, decide_retrain
+from pipeline.operations.record import CycleRecord, Journal, Retrained, Step, now
+from pipeline.operations.schedule import (
+    LastRetrain,
+    RetrainDecision,
+    alert_since,
+    dates_to_score,
+    decide_retrain,
+)
 from pipeline.settings import StockpipeConfig
 
 Guard = Callable[[], AbstractContextManager[object]]
@@ -62,10 +68,12 @@ def score(
         if champ.version is None:
             said.append(f"h={h}: no champion, nothing scored")
             continue
-        after = ports.scored.last_scored(champ) or ports.models.trained_through(champ)
+        last = ports.scored.last_scored(champ)
+        after = last or ports.models.trained_through(champ)
         todo = dates_to_score(dates, after, as_of)
         if not todo:
-            said.append(f"h={h} v{champ.version}: no trading date after {after}, nothing scored")
+            why = "already logged" if last and last >= as_of else "no trading date after it"
+            said.append(f"h={h} v{champ.version}: {why} ({after}), nothing to score")
             continue
         result = steps.score(todo[0], todo[-1], champ.uri)
         rows, count = rows + result.rows, count + result.dates
@@ -120,6 +128,10 @@ def retrain(
     start = alert_since(ports.records.alert_history(), record.as_of) if alerted else None
     last = ports.models.last_retrain()
     decision = decide_retrain(cfg.operations.retrain, dates, record.as_of, last, alerted, start)
+    earlier = record.retrain  # an earlier run of this evening decided before it was cut short
+    if earlier is not None and _registered_before(decision, earlier, last, record.as_of):
+        _retrained_before(cfg, ports, journal, earlier, last.version)
+        return
     journal.update(retrain=decision)
     if not decision.due:
         journal.step("retrain", Step(status="skipped", seconds=0.0, said=decision.reason))
@@ -137,6 +149,39 @@ def retrain(
     }
     step = Step(status="done", seconds=_since(started), said=said, counts=counts)
     journal.update(retrained=outcomes, steps={**journal.record.steps, "retrain": step})
+
+
+def _registered_before(
+    now_: RetrainDecision, earlier: RetrainDecision, last: LastRetrain, as_of: dt.date
+) -> bool:
+    """Whether a retrain an earlier run of this evening decided on registered its version
+    before that run was cut short: due then, not due now, as the newest version has this
+    evening's data."""
+    ends = last.through is not None and last.through >= as_of
+    return earlier.due and not now_.due and ends
+
+
+def _retrained_before(
+    cfg: StockpipeConfig,
+    ports: CyclePorts,
+    journal: Journal,
+    earlier: RetrainDecision,
+    version: str | None,
+) -> None:
+    """An earlier run of this evening was killed after its retrain registered ``version``
+    (``tracker.check()`` has since settled that registration: its alias moved, or it was
+    abandoned): that retrain stands, as the earlier run's decision said why it ran."""
+    primary = cfg.model.target.horizon
+    promoted = ports.models.champions()[primary].version == version
+    said = (
+        f"h={primary} v{version}: {'promoted' if promoted else 'not promoted'} (registered by "
+        "an earlier run of this evening before it was cut short; its registration settled)"
+    )
+    outcome = Retrained(horizon=primary, version=version, promoted=promoted, reason=said)
+    step = Step(status="reused", seconds=0.0, said=said, counts={"promoted": int(promoted)})
+    journal.update(
+        retrain=earlier, retrained=[outcome], steps={**journal.record.steps, "retrain": step}
+    )
 
 
 def exit_code(record: CycleRecord) -> int:

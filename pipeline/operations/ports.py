@@ -60,6 +60,19 @@ class Watched:
     status: str
 
 
+class Ingest(Protocol):
+    """The evening's prices in: read and validate first, then keep and store them."""
+
+    def validate(self) -> None:
+        """Read (or download) and validate the input, writing nothing: a bad file stops the
+        cycle before the tracking store is reached or anything is written."""
+        ...
+
+    def __call__(self) -> Ingested:
+        """Keep the validated input as snapshots and upsert it into the warehouse."""
+        ...
+
+
 class Steps(Protocol):
     """The evening's work on the data as of one date (``CyclePorts.steps`` builds them)."""
 
@@ -108,7 +121,7 @@ class CyclePorts:
 
     lock: Callable[[], AbstractContextManager[object]]
     tracker: Tracker
-    ingest: Callable[[], Ingested]
+    ingest: Ingest
     steps: Callable[[dt.date], Steps]
     models: Models
     scored: ScoredDates

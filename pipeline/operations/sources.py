@@ -3,9 +3,10 @@
 Every step of one evening reads the same validated batch: the ingest step reads it once (the
 data contract, as always), and score, monitor and retrain reuse it, cut at the as-of date.
 ``file`` mode (and ``--data``) ingests a file as `data import` does: a snapshot (identical
-content reuses the one already kept) and an upsert. ``fetch`` mode downloads each ticker's
-bars since its last stored date, keeps what came in as a snapshot, upserts it, and the steps
-then read the tickers' whole history back from the warehouse.
+content reuses the one already kept) and an upsert; the file may hold the whole history or
+only the new rows (then the steps read the history from the warehouse). ``fetch`` mode
+downloads each ticker's bars since its last stored date, keeps what came in as a snapshot,
+upserts it, and the steps then read the tickers' whole history back from the warehouse.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import polars as pl
@@ -65,6 +67,20 @@ class WarehouseSource:
         return PriceBatch(frame, f"{self.label} ({', '.join(names)})", content_sha256(frame))
 
 
+class FileOrStored:
+    """What the steps read after a file was ingested: the file itself when it holds every
+    stored row of its tickers (the whole history: the model's lineage then names the file,
+    as `train --data` would), else the warehouse's history of those tickers (the file held
+    only the new rows; the warehouse, upserted from it, has them all)."""
+
+    def __init__(self, file: PriceSource, stored: PriceSource) -> None:
+        self.file, self.stored = file, stored
+
+    def load(self) -> PriceBatch:
+        batch, stored = self.file.load(), self.stored.load()
+        return batch if batch.frame.height == stored.frame.height else stored
+
+
 class Download(Protocol):
     """A download of some tickers' bars (yfinance), with the parameters its snapshot keeps."""
 
@@ -83,15 +99,23 @@ def stored_through(store: PriceStore, tickers: tuple[str, ...]) -> dict[str, dt.
 
 
 def ingested(
-    batch: PriceBatch, before: dict[str, dt.date], new: int, reused: int, label: str
+    batch: PriceBatch,
+    read: PriceBatch,
+    before: dict[str, dt.date],
+    snapshots: tuple[int, int],
+    label: str,
 ) -> Ingested:
-    """What an ingest brought: counts, every trading date, and one line saying so."""
+    """What an ingest brought (``batch``; ``snapshots``: new and identical ones), every
+    trading date of what the steps will ``read``, and one line saying so."""
     newest_before = max(before.values(), default=None)
-    dates = tuple(batch.frame.get_column("date").unique().sort().to_list())
+    dates = tuple(read.frame.get_column("date").unique().sort().to_list())
+    new, reused = snapshots
+    span = batch.frame.select(pl.col("date").min().alias("lo"), pl.col("date").max().alias("hi"))
+    first, last = span.row(0)
     fresh = sum(1 for d in dates if newest_before is None or d > newest_before)
     said = (
         f"{label}: {batch.frame.height} rows of {', '.join(batch.tickers)}, "
-        f"{dates[0]}..{dates[-1]}; {fresh} new trading date(s)"
+        f"{first}..{last}; {fresh} new trading date(s)"
         f"{f' after {newest_before}' if newest_before else ''}; "
         f"{new} new snapshot(s), {reused} identical (kept as they were)"
     )
@@ -103,18 +127,39 @@ class FileIngest:
     """Ingest a file (``--data``, or ``data.path`` in ``file`` mode), as `data import` does."""
 
     def __init__(
-        self, source: CachedSource, snapshots: SnapshotStore, store: PriceStore, label: str
+        self,
+        source: CachedSource,
+        read: PriceSource,
+        snapshots: SnapshotStore,
+        store: PriceStore,
+        label: str,
     ) -> None:
-        self.source, self.snapshots, self.store, self.label = source, snapshots, store, label
+        self.source, self.read, self.snapshots, self.store = source, read, snapshots, store
+        self.label = label
+
+    def validate(self) -> None:
+        self.source.load()  # read once, kept for the ingest and the steps
 
     def __call__(self) -> Ingested:
-        batch = self.source.load()  # validated here: nothing is written for a bad file
+        batch = self.source.load()
         before = stored_through(self.store, batch.tickers)
         known = {s.id for s in self.snapshots.entries()}
         params = {"path": batch.source, "file_sha256": batch.sha256}
         done = ingest(self.source, self.snapshots, self.store, "file", params)
         new = sum(s.id not in known for s in done.snapshots)
-        return ingested(batch, before, new, len(done.snapshots) - new, self.label)
+        counts = (new, len(done.snapshots) - new)
+        return ingested(batch, self.read.load(), before, counts, self.label)
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """One download, validated (``batch``), with the parameters its snapshot keeps."""
+
+    batch: PriceBatch
+    params: dict[str, Any]
+
+    def load(self) -> PriceBatch:
+        return self.batch
 
 
 class FetchIngest:
@@ -136,18 +181,34 @@ class FetchIngest:
     ) -> None:
         self.tickers, self.download = tickers, download
         self.snapshots, self.store, self.stored = snapshots, store, stored
+        self._fetched: tuple[tuple[str, ...], dict[str, dt.date], list[_Fetched]] | None = None
+
+    def validate(self) -> None:
+        """Every download made and validated, before anything is written."""
+        self._downloads()
+
+    def _downloads(self) -> tuple[tuple[str, ...], dict[str, dt.date], list[_Fetched]]:
+        """The tickers, their last stored dates and the downloads (made once)."""
+        if self._fetched is None:
+            names = self.tickers()
+            before = stored_through(self.store, names)
+            groups: dict[dt.date | None, list[str]] = defaultdict(list)
+            for ticker in names:
+                groups[before.get(ticker)].append(ticker)
+            fetched = []
+            for start, group in sorted(groups.items(), key=lambda g: str(g[0])):
+                src = self.download(tuple(group), start)
+                fetched.append(_Fetched(src.load(), src.params))
+            self._fetched = (names, before, fetched)
+        return self._fetched
 
     def __call__(self) -> Ingested:
-        names = self.tickers()
-        before = stored_through(self.store, names)
-        groups: dict[dt.date | None, list[str]] = defaultdict(list)
-        for ticker in names:
-            groups[before.get(ticker)].append(ticker)
+        names, before, fetched = self._downloads()
         known = {s.id for s in self.snapshots.entries()}
         kept = []
-        for start, group in sorted(groups.items(), key=lambda g: str(g[0])):
-            src = self.download(tuple(group), start)
-            kept += ingest(src, self.snapshots, self.store, "yfinance", src.params).snapshots
+        for each in fetched:
+            kept += ingest(each, self.snapshots, self.store, "yfinance", each.params).snapshots
         new = sum(s.id not in known for s in kept)
         batch = self.stored.load()
-        return ingested(batch, before, new, len(kept) - new, f"fetch {', '.join(names)}")
+        counts = (new, len(kept) - new)
+        return ingested(batch, batch, before, counts, f"fetch {', '.join(names)}")

@@ -28,7 +28,13 @@ from pipeline.errors import DataError
 from pipeline.operations.adapters import LogScoredDates, RegistryModels
 from pipeline.operations.lock import CycleBusyError, cycle_lock
 from pipeline.operations.ports import Champion
-from pipeline.operations.sources import CachedSource, FetchIngest, FileIngest, WarehouseSource
+from pipeline.operations.sources import (
+    CachedSource,
+    FetchIngest,
+    FileIngest,
+    FileOrStored,
+    WarehouseSource,
+)
 from pipeline.tracking.store import ensure_store
 
 NVDA = pl.read_csv(SAMPLE / "NVDA.csv", try_parse_dates=True)
@@ -71,27 +77,34 @@ def cut(rows: pl.DataFrame, last: str, folder: Path) -> Path:
     return path
 
 
-def file_ingest(path: Path, tmp_path: Path) -> FileIngest:
+def file_ingest(path: Path, tmp_path: Path) -> tuple[FileIngest, CachedSource]:
+    """The ingest of ``path`` and what the steps then read (as bootstrap.cycle_ports)."""
     store = DuckDBStore(tmp_path / "warehouse.duckdb")
-    return FileIngest(CachedSource(FileSource(path)), SnapshotStore(tmp_path / "raw"), store, "f")
+    file = CachedSource(FileSource(path))
+    read = CachedSource(FileOrStored(file, WarehouseSource(store, lambda: ("NVDA",), "w")))
+    return FileIngest(file, read, SnapshotStore(tmp_path / "raw"), store, "f"), read
 
 
 def test_file_ingest_upserts_keeps_a_snapshot_and_skips_identical_content(tmp_path: Path) -> None:
-    first = file_ingest(cut(NVDA, "2026-09-21", tmp_path / "a"), tmp_path)()
+    ingest, read = file_ingest(cut(NVDA, "2026-09-21", tmp_path / "a"), tmp_path)
+    first = ingest()
     assert first.counts["snapshots_new"] == 1 and first.new_dates == len(first.dates)
-    same = file_ingest(cut(NVDA, "2026-09-21", tmp_path / "b"), tmp_path)()
-    assert (same.new_dates, same.counts["snapshots_new"], same.counts["snapshots_reused"]) == (
-        0,
-        0,
-        1,
-    )
+    assert read.load().source.endswith("a/NVDA.csv")  # the whole history: the file itself
+    same = file_ingest(cut(NVDA, "2026-09-21", tmp_path / "b"), tmp_path)[0]()
+    new_and_reused = (same.counts["snapshots_new"], same.counts["snapshots_reused"])
+    assert same.new_dates == 0 and new_and_reused == (0, 1)
     assert "0 new trading date(s) after 2026-09-21" in same.said
-    # Only the new rows: the warehouse keeps the history, the snapshot keeps the file.
+
+
+def test_a_file_of_only_the_new_rows_is_read_back_with_the_stored_history(tmp_path: Path) -> None:
+    file_ingest(cut(NVDA, "2026-09-21", tmp_path / "a"), tmp_path)[0]()
     tail = cut(NVDA.filter(pl.col("date") > dt.date(2026, 9, 21)), "2026-09-23", tmp_path / "c")
-    new = file_ingest(tail, tmp_path)()
-    assert new.new_dates == 2 and new.dates == (dt.date(2026, 9, 22), dt.date(2026, 9, 23))
-    stored = DuckDBStore(tmp_path / "warehouse.duckdb").history(("NVDA",)).collect()
-    assert stored["date"].max() == dt.date(2026, 9, 23) and stored.height == NVDA.height - 2
+    ingest, read = file_ingest(tail, tmp_path)
+    new = ingest()
+    assert new.new_dates == 2 and "2 rows of NVDA, 2026-09-22..2026-09-23" in new.said
+    history = read.load()  # what score, monitor and train read: the warehouse's, whole
+    assert history.source.startswith("w (NVDA)") and history.frame.height == NVDA.height - 2
+    assert new.dates == tuple(history.frame["date"].to_list())  # the calendar to count on
 
 
 def test_a_bad_file_writes_nothing(tmp_path: Path) -> None:
@@ -99,7 +112,7 @@ def test_a_bad_file_writes_nothing(tmp_path: Path) -> None:
     bad.parent.mkdir()
     bad.write_text("date,close\n2026-01-02,abc\n")
     with pytest.raises(DataError, match="unparseable"):
-        file_ingest(bad, tmp_path)()
+        file_ingest(bad, tmp_path)[0]()
     assert not (tmp_path / "raw" / "manifest.jsonl").exists()
     assert not (tmp_path / "warehouse.duckdb").exists()
 
@@ -203,3 +216,21 @@ def test_the_last_scored_date_is_the_versions_newest_track_record_row(tmp_path: 
     scored = LogScoredDates(log)
     assert scored.last_scored(Champion(1, "M", "1")) == days[1]  # API calls are no record
     assert scored.last_scored(Champion(1, "M", "3")) is None
+
+
+def test_cycle_refuses_a_bad_file_with_exit_2_before_writing_or_reaching_tracking(
+    conf_dir: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    bad = tmp_path / "bad" / "NVDA.csv"
+    bad.parent.mkdir()
+    bad.write_text("date,close\n2026-01-02,abc\n")
+    args = ["cycle", "--config", str(conf_dir), "--data", str(bad)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 2 and "unparseable" in result.output, result.output
+    config = {p for p in tmp_path.rglob("*") if conf_dir in p.parents}
+    written = {p.name for p in tmp_path.rglob("*") if p.is_file() and p not in config}
+    assert written == {"NVDA.csv", ".lock"}, written  # no store, warehouse, snapshot, record

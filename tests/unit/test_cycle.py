@@ -18,7 +18,7 @@ from fakes import FakeTracker
 from support import make_project, overlay
 
 from pipeline.config import load_config
-from pipeline.errors import EXIT_ALERT, EXIT_BUSY, exit_code_of
+from pipeline.errors import EXIT_ALERT, EXIT_BUSY, DataError, exit_code_of
 from pipeline.operations.cycle import CycleOptions, CycleResult, NoChampionError, run_cycle
 from pipeline.operations.lock import CycleBusyError, cycle_lock
 from pipeline.operations.ports import Champion, CyclePorts, Ingested, Scored, Watched
@@ -42,6 +42,7 @@ class World:
     promote: bool = False  # what the gate says
     calls: list[tuple[object, ...]] = field(default_factory=list)
     fail_in: str | None = None  # a step that raises (a kill, a crash)
+    killed_after_registering: bool = False  # the retrain registers its version, then dies
 
     @property
     def dates(self) -> tuple[dt.date, ...]:
@@ -76,7 +77,22 @@ class Steps:
         self.world.trained[version] = self.as_of
         if self.world.promote:
             self.world.champion = version
+        if self.world.killed_after_registering:
+            raise KeyboardInterrupt
         return [Retrained(horizon=1, version=version, promoted=self.world.promote, reason="gate")]
+
+
+class Ingest:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def validate(self) -> None:
+        if self.world.fail_in == "ingest":
+            raise DataError("NVDA.csv: column 'close' has 1 unparseable value(s)")
+
+    def __call__(self) -> Ingested:
+        self.world.calls.append(("ingest",))
+        return Ingested(said="file", dates=self.world.dates, new_dates=1)
 
 
 class Models:
@@ -111,14 +127,10 @@ class Project:
     lock: Path
 
     def ports(self) -> CyclePorts:
-        def ingest() -> Ingested:
-            self.world.calls.append(("ingest",))
-            return Ingested(said="file", dates=self.world.dates, new_dates=1)
-
         return CyclePorts(
             lock=lambda: cycle_lock(self.lock),
             tracker=self.tracker,
-            ingest=ingest,
+            ingest=Ingest(self.world),
             steps=lambda as_of: Steps(self.world, as_of),
             models=Models(self.world),
             scored=Scores(self.world),
@@ -254,3 +266,27 @@ def test_a_second_cycle_of_the_project_exits_busy_at_once_doing_nothing(project:
     assert f"pid {os.getpid()}" in str(err.value)
     assert project.world.calls == [] and project.records.read(DAYS[1]) is None
     assert project.run(today=1).record.status == "complete"  # released with its holder
+
+
+def test_a_retrain_killed_after_registering_stands_and_the_rerun_does_not_retrain_again(
+    project: Project,
+) -> None:
+    project.world.killed_after_registering = project.world.promote = True
+    with pytest.raises(KeyboardInterrupt):
+        project.run(today=5)  # due: v1 used data through DAYS[0]
+    project.world.killed_after_registering = False
+    done = project.run(today=5).record
+    assert project.called("retrain") == [("retrain", DAYS[5])]  # once, by the killed run
+    assert done.steps["retrain"].status == "reused"
+    assert done.retrain is not None and done.retrain.due  # why it retrained, as decided then
+    assert [(r.version, r.promoted) for r in done.retrained] == [("2", True)]
+    assert done.champion_before == {"1": "1"} and done.champion_after == {"1": "2"}
+
+
+def test_a_bad_input_stops_the_cycle_before_the_tracker_or_a_record(project: Project) -> None:
+    project.world.fail_in = "ingest"
+    project.tracker.reachable = False  # never reached: the file is refused first
+    with pytest.raises(DataError, match="unparseable") as err:
+        project.run(today=1)
+    assert exit_code_of(err.value) == 2
+    assert project.world.calls == [] and project.records.read(DAYS[1]) is None
