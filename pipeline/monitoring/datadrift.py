@@ -64,7 +64,7 @@ def _per_ticker(
 
 
 def _novelty(
-    ref: Reference, verdicts: Mapping[str, tuple[Verdict, Range, np.ndarray]]
+    verdicts: Mapping[str, tuple[Verdict, Range, np.ndarray]]
 ) -> dict[str, object]:
     """The Drift fields the detector sets, from the per-ticker verdicts."""
     status = worst(v.status for v, _, _ in verdicts.values())
@@ -74,8 +74,9 @@ def _novelty(
     return {
         "status": status,
         "detector": "novelty",
-        "training_low": ref.range_low,
-        "training_high": ref.range_high,
+        # The range of the ticker furthest outside: the one the message's numbers refer to.
+        "training_low": top[1].low,
+        "training_high": top[1].high,
         "days_beyond": max(v.days_beyond for v, _, _ in verdicts.values()),
         "max_excess": top[0].max_excess,
         "last_value": top[0].last_value,
@@ -106,7 +107,7 @@ def input_drift(
         status = level(value, warn, alert)
         drift = Drift(status=status, detector="psi", warn_above=warn, alert_above=alert, **common)
         return drift, {str(t): status for t in np.unique(recent.tickers)}, null_window
-    fields = _novelty(ref, verdicts)
+    fields = _novelty(verdicts)
     drift = Drift(**common, **fields)
     return drift, {t: v.status for t, (v, _, _) in verdicts.items()}, None
 

@@ -59,7 +59,7 @@ class Drift(_Result):
     n: int = 0  # finite recent values
     warn_above: Score = None  # the PSI thresholds (detector psi)
     alert_above: Score = None
-    # novelty: the training range (pooled; each ticker is judged on its own when it has one),
+    # novelty: the training range of the ticker furthest outside (its own, else pooled),
     # days of the window beyond it, the largest excess in range widths, the last value and
     # the first day of the episode that holds the status.
     training_low: Score = None
