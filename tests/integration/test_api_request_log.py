@@ -11,6 +11,7 @@ import dataclasses
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +97,17 @@ def test_serve_writes_the_request_log_monitor_reads(tmp_path: Path) -> None:
     the rows land beside the configured warehouse, where ``bootstrap.monitor_ports`` reads."""
     cfg = load_config(make_project(tmp_path))
     start = latency_start(1)
+    before = set(threading.enumerate())
     app = serving_app.build_app(cfg, "models:/Nothing/1", reload_interval=3600.0)
     with TestClient(app) as client:
         assert client.get("/health").status_code == 200
         assert client.get("/ready").status_code == 503  # no such model: never ready
+    # Shutdown stops the model follower, but its one load attempt (creating the MLflow store
+    # on first use) can take longer than the conftest's 5 s grace on a loaded CI machine.
+    for thread in set(threading.enumerate()) - before:
+        if thread.name.startswith("stockpipe-reload"):
+            thread.join(60)
+            assert not thread.is_alive(), f"{thread.name} still polls after shutdown"
     store = bootstrap.monitor_ports(cfg).requests
     assert isinstance(store, RequestStore) and store.path == tmp_path / "warehouse.log.sqlite"
     seen = store.since(start)
