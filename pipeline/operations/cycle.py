@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from pipeline.errors import StockpipeError
-from pipeline.operations.evening import run_steps
+from pipeline.operations.evening import Evening, run_steps
 from pipeline.operations.ports import Champion, CyclePorts, Ingest, Ingested
 from pipeline.operations.record import CycleRecord, Journal, Step, now
 from pipeline.operations.schedule import resolve_as_of
@@ -63,27 +63,68 @@ def run_cycle(
 ) -> CycleResult:
     """Run one evening (see the module docstring); CycleBusyError at once if another cycle of
     the project runs. A complete record for the as-of date means the evening is done: the
-    rerun adds no prediction, no version and no run, and says so (``repeated``)."""
+    rerun adds no prediction, no version and no run, and says so (``repeated``).
+
+    The Prefect flow (``pipeline.flows.cycle_flow``) runs these same calls, each step a task.
+    """
     options = options or CycleOptions()
     with ports.lock():
-        started = time.perf_counter()
-        ports.ingest.validate()  # a bad file stops here: nothing written, no store reached
-        ports.tracker.check()  # reaps orphan runs and settles registrations a kill left
-        ingested, ingest = _timed_ingest(ports.ingest, started)
-        as_of = resolve_as_of(ingested.dates, options.as_of)
-        path = str(ports.records.path(as_of))
-        earlier = ports.records.read(as_of)
-        if earlier is not None and earlier.complete:
-            return CycleResult(earlier, True, ingest, path)
-        champions = ports.models.champions()
-        _require_champion(cfg, champions)
-        journal = Journal(ports.records, _begin(earlier, as_of, ingest, champions))
-        try:
-            run_steps(cfg, ports, options.retrain_guard, journal, ingested, champions)
-        except BaseException as exc:  # a signal too: the record says the run was cut short
-            journal.fail(exc)
-            raise
-        return CycleResult(journal.record, False, ingest, path)
+        ingested, ingest = ingest_step(ports)
+        opened = open_evening(cfg, ports, options, ingested, ingest)
+        if isinstance(opened, CycleResult):
+            return opened
+        with recorded(opened.journal):
+            run_steps(opened)
+        return result(opened)
+
+
+def ingest_step(ports: CyclePorts) -> tuple[Ingested, Step]:
+    """Validate the input, settle what a killed run left, then ingest; timed as one step.
+
+    Safe to call again after it failed (an orchestrator's retry): a validated input is kept
+    only once read whole, snapshots are content-addressed and the upsert is idempotent.
+    """
+    started = time.perf_counter()
+    ports.ingest.validate()  # a bad file stops here: nothing written, no store reached
+    ports.tracker.check()  # reaps orphan runs and settles registrations a kill left
+    return _timed_ingest(ports.ingest, started)
+
+
+def open_evening(
+    cfg: StockpipeConfig,
+    ports: CyclePorts,
+    options: CycleOptions,
+    ingested: Ingested,
+    ingest: Step,
+) -> Evening | CycleResult:
+    """The evening's record begun (or continued) for its steps; or, when the record of the
+    as-of date is complete already, the result of a run that does no work."""
+    as_of = resolve_as_of(ingested.dates, options.as_of)
+    earlier = ports.records.read(as_of)
+    if earlier is not None and earlier.complete:
+        return CycleResult(earlier, True, ingest, str(ports.records.path(as_of)))
+    champions = ports.models.champions()
+    _require_champion(cfg, champions)
+    journal = Journal(ports.records, _begin(earlier, as_of, ingest, champions))
+    return Evening(cfg, ports, options.retrain_guard, journal, ingested, champions)
+
+
+@contextmanager
+def recorded(journal: Journal) -> Iterator[None]:
+    """Whatever stops the steps, a signal too, is written into the record (failed or
+    interrupted) before it goes on up: the rerun completes the evening."""
+    try:
+        yield
+    except BaseException as exc:
+        journal.fail(exc)
+        raise
+
+
+def result(evening: Evening) -> CycleResult:
+    """The result of an evening whose steps all ran."""
+    record = evening.journal.record
+    path = str(evening.ports.records.path(record.as_of))
+    return CycleResult(record, False, record.steps["ingest"], path)
 
 
 def _timed_ingest(ingest: Ingest, started: float) -> tuple[Ingested, Step]:

@@ -2,7 +2,9 @@
 
 Each step is written into the record as it ends (``Journal``), so a rerun after a kill finds
 what was done. A step's outcome is a :class:`~pipeline.operations.record.Step`: its status,
-its time, one line saying what it did and its counts.
+its time, one line saying what it did and its counts. Each step is a function of the
+:class:`Evening` (``EVENING_STEPS``), so that `stockpipe cycle` and the Prefect flow
+(``pipeline.flows.cycle_flow``, one task per step) run the very same code.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import cached_property
 
 from pipeline.errors import EXIT_ALERT
 from pipeline.operations.ports import Champion, CyclePorts, Ingested, Steps
@@ -28,28 +31,81 @@ from pipeline.settings import StockpipeConfig
 Guard = Callable[[], AbstractContextManager[object]]
 
 
-def run_steps(
-    cfg: StockpipeConfig,
-    ports: CyclePorts,
-    guard: Guard,
-    journal: Journal,
-    data: Ingested,
-    champions: dict[int, Champion],
-) -> None:
-    """Score, monitor, retrain when due, then record; each step lands in ``journal``."""
-    as_of = journal.record.as_of
-    steps = ports.steps(as_of)
-    scored = score(ports, steps, champions, data.dates, as_of)
-    journal.step("score", _keep_done(journal.record, "score", scored))
-    earlier = _finished_monitor(journal.record)
+class Evening:
+    """One evening once its record has begun: what its steps read, and the journal they
+    write. A plain class (not a dataclass): an orchestrator passing it to a task leaves it
+    whole instead of walking its fields."""
+
+    def __init__(
+        self,
+        cfg: StockpipeConfig,
+        ports: CyclePorts,
+        guard: Guard,
+        journal: Journal,
+        data: Ingested,
+        champions: dict[int, Champion],
+    ) -> None:
+        self.cfg, self.ports, self.guard, self.journal = cfg, ports, guard, journal
+        self.data, self.champions = data, champions
+
+    @property
+    def as_of(self) -> dt.date:
+        return self.journal.record.as_of
+
+    @cached_property
+    def steps(self) -> Steps:
+        """Built by the first step that needs them, so that a failure building them lands in
+        the record like any step's."""
+        return self.ports.steps(self.as_of)
+
+
+def score_step(evening: Evening) -> Step:
+    """Score every champion since its last logged prediction; a rerun's nothing-to-do keeps
+    the work the killed run did."""
+    e = evening
+    scored = score(e.ports, e.steps, e.champions, e.data.dates, e.as_of)
+    e.journal.step("score", _keep_done(e.journal.record, "score", scored))
+    return e.journal.record.steps["score"]
+
+
+def monitor_step(evening: Evening) -> Step:
+    """Monitor every champion, unless an earlier run of this evening already did."""
+    earlier = _finished_monitor(evening.journal.record)
     if earlier is not None:
-        journal.step("monitor", earlier.model_copy(update={"status": "reused"}))
+        evening.journal.step("monitor", earlier.model_copy(update={"status": "reused"}))
     else:
-        monitor(steps, journal)
-    retrain(cfg, ports, steps, guard, journal, data.dates)
-    after = {str(h): c.version for h, c in ports.models.champions().items()}
-    journal.update(champion_after=after, exit_code=exit_code(journal.record))
-    finish(ports, journal)
+        monitor(evening.steps, evening.journal)
+    return evening.journal.record.steps["monitor"]
+
+
+def retrain_step(evening: Evening) -> Step:
+    """Retrain when due (the decision lands in the record first)."""
+    e = evening
+    retrain(e.cfg, e.ports, e.steps, e.guard, e.journal, e.data.dates)
+    return e.journal.record.steps["retrain"]
+
+
+def record_step(evening: Evening) -> Step:
+    """The champions after, the exit code, the MLflow run; the record marked complete."""
+    after = {str(h): c.version for h, c in evening.ports.models.champions().items()}
+    evening.journal.update(champion_after=after, exit_code=exit_code(evening.journal.record))
+    finish(evening.ports, evening.journal)
+    return evening.journal.record.steps["record"]
+
+
+# In order: each reads what the one before it wrote into the record.
+EVENING_STEPS: tuple[Callable[[Evening], Step], ...] = (
+    score_step,
+    monitor_step,
+    retrain_step,
+    record_step,
+)
+
+
+def run_steps(evening: Evening) -> None:
+    """Score, monitor, retrain when due, then record; each step lands in the journal."""
+    for step in EVENING_STEPS:
+        step(evening)
 
 
 def score(
