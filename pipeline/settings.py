@@ -299,7 +299,10 @@ class TuningConfig(_Frozen):
     study_name: str | None = None
     n_jobs: StrictInt = Field(1, ge=1)
     fold_jobs: StrictInt | None = Field(
-        None, ge=1, description="folds fitted at once per trial; None = cores / n_jobs"
+        None,
+        ge=1,
+        description="folds fitted at once per trial; None = auto: cores / n_jobs, fewer for a "
+        "large feature matrix (each thread copies its fold's rows)",
     )
     wait_for_workers_seconds: float = Field(600.0, ge=0)
 
@@ -383,12 +386,39 @@ class CandidateConfig(_Frozen):
     timeout_seconds: float | None = Field(None, gt=0)
     params: dict[str, Scalar] = {}
     space: dict[str, ParamSpace] = {}
+    early_stopping_rounds: StrictInt | None = Field(
+        None,
+        ge=1,
+        description="boosted kinds: stop after this many rounds without a better "
+        "validation loss; the registered model refits with the folds' median best round count",
+    )
+    validation_days: StrictInt = Field(
+        63,
+        ge=1,
+        description="early stopping: last trading days of each fold's training window "
+        "that validate (purged by the horizon from the rows that fit)",
+    )
 
     @model_validator(mode="after")
     def _check_space(self) -> CandidateConfig:
         for key, space in self.space.items():
             if isinstance(space, IntSpace | FloatSpace) and space.low > space.high:
                 raise ValueError(f"space.{key}: low > high")
+        return self
+
+    @model_validator(mode="after")
+    def _check_early_stopping(self) -> CandidateConfig:
+        if self.early_stopping_rounds is None:
+            return self
+        if self.estimator not in ("lightgbm", "xgboost"):
+            raise ValueError(
+                f"early_stopping_rounds: estimator '{self.estimator}' is not boosted "
+                "(lightgbm and xgboost can stop early)"
+            )
+        if self.params.get("boosting_type") == "rf":
+            raise ValueError(
+                "early_stopping_rounds: a random forest (boosting_type: rf) is not boosted"
+            )
         return self
 
 

@@ -100,7 +100,9 @@ def _echo(report: MonitorReport, folder: Path) -> None:
         + (f" ({perf.reason})" if perf.reason else "")
     )
     click.echo(_health(report.health))
-    click.echo(f"  files: {folder / 'monitor.json'}, {folder / 'dashboard.png'}")
+    click.echo(
+        f"  files: {folder / 'monitor.json'}, {folder / 'dashboard.png'}, {folder / 'report.html'}"
+    )
 
 
 def _health(health: HealthSection | None) -> str:

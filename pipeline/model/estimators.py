@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
 from sklearn.base import RegressorMixin
 
 ESTIMATOR_KINDS = ("lightgbm", "xgboost", "random_forest", "ridge", "elasticnet")
+BOOSTED = ("lightgbm", "xgboost")  # the kinds that can stop early (model_candidates.yaml)
 
 
 def check_params(kind: str, params: Mapping[str, Any], seed: int) -> None:
@@ -51,3 +53,30 @@ def make_estimator(kind: str, params: Mapping[str, Any], seed: int) -> Regressor
 
         return ElasticNet(random_state=seed, **p)
     raise ValueError(f"unknown estimator kind {kind!r}; expected one of {ESTIMATOR_KINDS}")
+
+
+def stopping_fit_params(
+    kind: str, model: Any, rounds: int, X_val: Any, y_val: Any
+) -> dict[str, Any]:
+    """What ``model.fit`` takes to stop after ``rounds`` rounds without a better validation
+    loss (the objective's own: l2 / squared error). XGBoost takes the patience as a
+    parameter of the model, which this sets."""
+    if kind == "lightgbm":
+        from lightgbm import early_stopping
+
+        stop = [early_stopping(rounds, first_metric_only=True, verbose=False)]
+        # Newer LightGBM takes eval_X / eval_y (eval_set is deprecated); older 4.x only eval_set.
+        if "eval_X" in inspect.signature(model.fit).parameters:
+            return {"eval_X": (X_val,), "eval_y": (y_val,), "callbacks": stop}
+        return {"eval_set": [(X_val, y_val)], "callbacks": stop}
+    if kind == "xgboost":
+        model.set_params(early_stopping_rounds=rounds)
+        return {"eval_set": [(X_val, y_val)], "verbose": False}
+    raise ValueError(f"estimator '{kind}' cannot stop early; boosted kinds: {list(BOOSTED)}")
+
+
+def trees_used(kind: str, model: Any) -> int:
+    """Boosting rounds an early-stopped ``model`` predicts with (its best iteration)."""
+    if kind == "lightgbm":
+        return int(model.best_iteration_)
+    return int(model.best_iteration) + 1  # xgboost counts from 0

@@ -63,9 +63,7 @@ def _per_ticker(
     return out
 
 
-def _novelty(
-    verdicts: Mapping[str, tuple[Verdict, Range, np.ndarray]]
-) -> dict[str, object]:
+def _novelty(verdicts: Mapping[str, tuple[Verdict, Range, np.ndarray]]) -> dict[str, object]:
     """The Drift fields the detector sets, from the per-ticker verdicts."""
     status = worst(v.status for v, _, _ in verdicts.values())
     at = {t: x for t, x in verdicts.items() if x[0].status == status}

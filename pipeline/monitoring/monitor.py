@@ -35,6 +35,7 @@ from pipeline.monitoring.profile import ReferenceProfile
 from pipeline.monitoring.recent import RecentWindow, recent_window
 from pipeline.monitoring.references import References
 from pipeline.monitoring.report import ModelRef, MonitorReport, PerformanceSection
+from pipeline.reports.monitor_report import write_monitor_report
 from pipeline.settings import StockpipeConfig
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,8 @@ def monitor(
     model_uri: str | None = None,
     sources: tuple[str, ...] = TRACK_RECORD,
 ) -> MonitorReport:
-    """Write ``monitor.json`` and ``dashboard.png`` into ``output_dir``, log both on a
-    monitoring run tagged with the model's name and version, and return the report.
+    """Write ``monitor.json``, ``dashboard.png`` and ``report.html`` into ``output_dir``, log
+    them on a monitoring run tagged with the model's name and version, and return the report.
     Performance grades the log rows of ``sources`` (the track record by default)."""
     check_sources(sources)
     uri = model_uri or cfg.tracking.champion_uri
@@ -204,11 +205,12 @@ def _write(
     return [
         atomic_write_text(folder / "monitor.json", doc),
         write_dashboard(folder / "dashboard.png", report, recent, profile),
+        write_monitor_report(folder / "report.html", report, recent, profile),
     ]
 
 
 def _log_run(run: Run, report: MonitorReport, files: list[Path]) -> None:
-    """Tags (model, status), the window, every defined number, and the two files."""
+    """Tags (model, status), the window, every defined number, and the files."""
     run.set_tags(
         {
             "model_name": report.model.name or "",

@@ -19,6 +19,8 @@ from pipeline.evaluation.report import OutOfSample, flat_metrics, walk_forward_r
 from pipeline.evaluation.report_files import write_report_files
 from pipeline.evaluation.results import BacktestReport
 from pipeline.horizons import per_horizon
+from pipeline.reports.backtest_report import write_backtest_report
+from pipeline.reports.series import Evidence
 from pipeline.settings import FoldsConfig, StockpipeConfig
 from pipeline.training.dataset import TrainingSet
 from pipeline.training.folds import folds_hash, resolve_folds
@@ -58,13 +60,15 @@ def backtest_horizons(
 def backtest(
     cfg: StockpipeConfig, ports: BacktestPorts, output_dir: Path, model_uri: str | None = None
 ) -> BacktestReport:
-    """Refit the model's pipeline per fold, write the report files and log them to MLflow."""
+    """Refit the model's pipeline per fold, write the report files (report.html too) and log
+    them to MLflow."""
     uri = model_uri or cfg.tracking.champion_uri
     model = ports.loader.load(uri)
     horizon = model.horizon if model.horizon is not None else cfg.model.target.horizon
     ports.tracker.check()
     folds, oos, inputs, data = _refit(uri, model, horizon, cfg.training.folds, ports)
     strategy = cfg.training.strategy
+    intervals = interval_setup(model_intervals(model, cfg.model.intervals), data, folds)
     wf = walk_forward_report(
         oos,
         folds,
@@ -73,7 +77,7 @@ def backtest(
         recorded_trials(model),
         seed=cfg.training.seed,
         portfolio=cfg.training.portfolio,
-        intervals=interval_setup(model_intervals(model, cfg.model.intervals), data, folds),
+        intervals=intervals,
     )
     with ports.tracker.start_run("backtest") as run:
         report = BacktestReport(
@@ -94,7 +98,9 @@ def backtest(
             }
         )
         run.log_metrics(flat_metrics(report))
-        for path in write_report_files(output_dir, report, oos, strategy, horizon):
+        files = write_report_files(output_dir, report, oos, strategy, horizon)
+        evidence = Evidence(oos, strategy, horizon, intervals)  # what report.html draws
+        for path in [*files, write_backtest_report(output_dir, report, evidence)]:
             run.log_artifact(path, "backtest")
     log.info("backtest of %s: %d folds, files in %s", uri, len(folds), output_dir)
     return report

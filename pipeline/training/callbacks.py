@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # only for annotations: job.py imports this module, keep it l
     import polars as pl
 
     from pipeline.training.dataset import TrainingSet
-    from pipeline.training.tuning import FoldEvaluation
+    from pipeline.training.foldfit import FoldEvaluation
 
 STATE_NAMES = {
     TrialState.COMPLETE: "complete",
@@ -127,6 +127,9 @@ class TrialRunLogger:
             {k: float(v) for k, v in fold.items() if v is not None and math.isfinite(v)}
             for fold in per_fold
         ]
+        # Early stopping: the boosting rounds each fold kept, as n_trees at the fold's step.
+        for step, trees in zip(steps, trial.user_attrs.get("trees", []), strict=False):
+            step["n_trees"] = float(trees)
         summary = {}
         if trial.value is not None and math.isfinite(trial.value):
             summary["objective"] = float(trial.value)

@@ -27,6 +27,7 @@ from pipeline.domain import Run, Tracker
 from pipeline.errors import ConfigError
 from pipeline.evaluation.honesty import TrialSet
 from pipeline.model.estimators import check_params
+from pipeline.model.fitting import fit_owned
 from pipeline.model.pipeline import (
     SELECTOR_PARAM_PREFIX,
     build_tail,
@@ -183,9 +184,13 @@ def check_candidates(candidates: CandidatesConfig, seed: int) -> None:
 def refit_candidate(
     model_cfg: ModelConfig, seed: int, result: CandidateResult, data: TrainingSet
 ) -> Pipeline:
-    """Refit the candidate's best params on all rows and prefix the feature step."""
-    tail = Pipeline(build_tail(model_cfg, result.kind, result.best_params, seed, len(data.columns)))
-    tail.fit(data.X, data.y)
+    """Refit the candidate's best params (with early stopping, the rounds its folds chose) on
+    all rows and prefix the feature step.
+
+    The tail works in place on one copy of the matrix, in its (column-major) order: what the
+    imputer's own copy used to be, so the scaler's statistics are the same bits."""
+    steps = build_tail(model_cfg, result.kind, result.refit_params, seed, len(data.columns))
+    tail, _ = fit_owned(steps, data.X.copy(order="K"), data.y)
     features = feature_step(model_cfg).fit(data.raw)
     return compose_fitted(features, tail)
 
@@ -277,9 +282,15 @@ def _log_candidate(
     child.log_params(
         {"estimator": cand.estimator, "study": f"{study_name}.{cand.name}", **result.best_params}
     )
-    child.log_metrics(result.evaluation.mean.defined())
-    for k, m in enumerate(result.evaluation.per_fold):
+    ev = result.evaluation
+    child.log_metrics(ev.mean.defined())
+    for k, m in enumerate(ev.per_fold):
         child.log_metrics({f"fold_{n}": v for n, v in m.defined().items()}, step=k)
+    if ev.chosen_trees is not None:  # early stopping: rounds per fold, and the refit's
+        for k, trees in enumerate(ev.trees):
+            child.log_metrics({"fold_n_trees": trees}, step=k)
+        child.log_metrics({"n_trees": ev.chosen_trees})
+        child.log_params({"refit_n_estimators": ev.chosen_trees})
     child.log_metrics(
         {
             "n_trials": result.n_trials,

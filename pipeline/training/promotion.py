@@ -19,6 +19,7 @@ from pipeline.domain import Fold, LoadedModel, PriceSource, PriceStore
 from pipeline.errors import StockpipeError
 from pipeline.evaluation.report import evaluate
 from pipeline.features.spec import FeaturesConfig, build_feature_defs
+from pipeline.model.fitting import fit_owned
 from pipeline.settings import PromotionConfig, StrategyConfig, TuningConfig
 from pipeline.training.dataset import TrainingSet, build_training_set
 from pipeline.training.stopping import checkpoint
@@ -59,13 +60,13 @@ def registered_training_set(
 def refit_per_fold(
     steps: list[tuple[str, object]], data: TrainingSet, folds: list[Fold]
 ) -> list[np.ndarray]:
-    """Out-of-sample predictions of a clone of ``steps`` refitted on each fold's train rows."""
+    """Out-of-sample predictions of a clone of ``steps`` refitted on each fold's train rows
+    (fitted in place on the fold's copy: the same bits as ``Pipeline.fit``)."""
     predictions = []
     for fold in folds:
         checkpoint()  # the gate's refits are long: a stop request ends the job between them
         train, test = data.masks(fold)
-        tail = clone(Pipeline(steps))
-        tail.fit(data.X[train], data.y[train])
+        tail, _ = fit_owned(clone(Pipeline(steps)).steps, data.X[train], data.y[train])
         predictions.append(np.asarray(tail.predict(data.X[test]), dtype=float))
     return predictions
 

@@ -216,9 +216,8 @@ def register(
         PROFILE_TAG: parent.run_id,
         **intent,
     }
-    version = registry.register(
-        best.model_uri, best.run_id, tags, _description(comp, decision, report)
-    )
+    description = _description(comp, decision, report) + report_link(parent.run_id)
+    version = registry.register(best.model_uri, best.run_id, tags, description)
     registry.set_alias(alias, version, record=decision.promoted)
     parent.set_tags(
         {
@@ -259,6 +258,15 @@ def _description(comp: CompetitionResult, decision: Decision, report: WalkForwar
         f"{len(report.folds)} folds rmse {_fmt(mean.rmse, '.6g')}, mae {_fmt(mean.mae, '.6g')}, "
         f"directional accuracy {_fmt(mean.directional_accuracy, '.4f')}; pooled strategy "
         f"sharpe {_fmt(report.sharpe, '.4g')}; {decision.reason}"
+    )
+
+
+def report_link(run_id: str) -> str:
+    """Where the version's training report is (markdown; the MLflow UI renders descriptions):
+    the run page in the UI, whose Artifacts tab renders report.html, and its artifact URI."""
+    return (
+        f"\n\nTraining report: [report.html on run {run_id}](#/runs/{run_id}) (Artifacts tab), "
+        f"`runs:/{run_id}/report.html`"
     )
 
 

@@ -10,6 +10,7 @@ import yaml
 from pipeline.data.inputs import Inputs, store_inputs
 from pipeline.domain import Run
 from pipeline.model.selectors import check_selection
+from pipeline.reports.train_report import TrainReport
 from pipeline.settings import (
     ModelConfig,
     StockpipeConfig,
@@ -55,11 +56,12 @@ def train(
     plans = _prepare(cfg, ports)
     snapshots = _store_inputs(ports, plans[cfg.model.target.horizon].inputs)
     resolved = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)  # for the record
+    pages = TrainReport()  # report.html: each horizon's sections, then the page
     with ports.tracker.start_run("train") as parent:
         if len(plans) == 1:
             (h,) = plans
             summary = _train_horizon(
-                cfg.for_horizon(h), ports, options, plans[h], parent, snapshots
+                cfg.for_horizon(h), ports, options, plans[h], parent, snapshots, pages=pages
             )
             parent.log_text(resolved, "config/resolved_config.yaml")
         else:
@@ -76,11 +78,13 @@ def train(
                         child,
                         snapshots,
                         several=True,
+                        pages=pages,
                     )
             by_horizon = {str(h): s for h, s in summaries.items()}
             summary = summaries[cfg.model.target.horizon].model_copy(
                 update={"by_horizon": by_horizon}
             )
+        pages.publish(parent, cfg.resolve(cfg.training.summary_path).parent)
     # Set last and without re-validation: the rest of the summary is already checked.
     return summary.model_copy(update={"seconds": round(time.perf_counter() - started, 2)})
 
@@ -93,6 +97,7 @@ def _train_horizon(
     parent: Run,
     snapshots: tuple[list[str], list[str]],
     several: bool = False,
+    pages: TrainReport | None = None,
 ) -> TrainSummary:
     """One horizon's competition, report, gate and registration, logged under ``parent``
     (``cfg`` is narrowed to that horizon: its target, registered model and purge)."""
@@ -129,7 +134,10 @@ def _train_horizon(
         f"v{registered.version} -> @{registered.alias}" if registered.version else "(none)",
         decision.reason,
     )
-    return summary.model_copy(update={"seconds": round(time.perf_counter() - started, 2)})
+    summary = summary.model_copy(update={"seconds": round(time.perf_counter() - started, 2)})
+    if pages is not None:
+        pages.add(parent, summary, plan, comp, training.strategy, several)
+    return summary
 
 
 def _prepare(cfg: StockpipeConfig, ports: TrainPorts) -> dict[int, TrainingPlan]:

@@ -7,25 +7,21 @@ early. Where studies live and how they sample and prune is ``studies.py``.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from sklearn.pipeline import Pipeline
 
 from pipeline.domain import Fold
 from pipeline.errors import ModelError
-from pipeline.evaluation.report import evaluate, fold_mean, per_period_sharpe
+from pipeline.evaluation.report import fold_mean, per_period_sharpe
 from pipeline.evaluation.results import Metrics
-from pipeline.model.pipeline import build_tail
-from pipeline.model.selectors import kept_features
 from pipeline.settings import (
     CandidateConfig,
     CandidatesConfig,
@@ -35,27 +31,20 @@ from pipeline.settings import (
     TuningConfig,
 )
 from pipeline.training.dataset import TrainingSet
-from pipeline.training.ordered import in_order
+from pipeline.training.foldfit import (
+    EarlyStopping,
+    FoldEvaluation,
+    evaluate_params,
+    fold_threads,
+)
+from pipeline.training.kept import BestEvaluations
 from pipeline.training.stopping import checkpoint, stop_requested
 from pipeline.training.studies import make_pruner, make_storage, param_sampler, wait_for_running
 
+# FoldEvaluation and evaluate_params live in foldfit.py; both stay importable from here.
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 Callback = Callable[[optuna.Study, FrozenTrial], None]
-
-
-@dataclass
-class FoldEvaluation:
-    """Per-fold metrics, out-of-sample predictions and kept features of one parameter set."""
-
-    per_fold: list[Metrics]
-    predictions: list[np.ndarray] = field(default_factory=list)
-    selected: list[list[str]] = field(default_factory=list)
-
-    @property
-    def mean(self) -> Metrics:
-        """Mean of every metric over folds (:func:`pipeline.evaluation.report.fold_mean`)."""
-        return fold_mean(self.per_fold)
 
 
 # Receives each trial's FoldEvaluation (study name, trial number) before its first fold runs.
@@ -68,54 +57,6 @@ def objective_value(per_fold: Sequence[Metrics], metric: str, direction: str) ->
     if value is not None:
         return float(value)
     return math.inf if direction == "minimize" else -math.inf
-
-
-def evaluate_params(
-    model_cfg: ModelConfig,
-    kind: str,
-    params: Mapping[str, Any],
-    data: TrainingSet,
-    folds: list[Fold],
-    seed: int,
-    strategy: StrategyConfig,
-    on_fold: Callable[[int, list[Metrics]], None] | None = None,
-    into: FoldEvaluation | None = None,
-    *,
-    fold_jobs: int = 1,
-) -> FoldEvaluation:
-    """Fit the pipeline tail on each fold's train rows and score its test rows, filling ``into``
-    fold by fold (so a trial that ``on_fold`` prunes leaves its caller the folds that ran).
-
-    ``fold_jobs`` > 1 fits that many folds at once in threads (the estimators release the
-    GIL). Each fit is the same single-threaded computation whatever runs beside it, and the
-    folds are scored and reported in order, so results, pruning decisions and the folds a
-    pruned trial keeps are the same bits as with one job.
-    """
-    result = FoldEvaluation(per_fold=[]) if into is None else into
-    horizon = model_cfg.target.horizon
-
-    def fit(fold: Fold) -> tuple[np.ndarray, list[str]]:
-        train, test = data.masks(fold)
-        tail = Pipeline(build_tail(model_cfg, kind, params, seed, len(data.columns)))
-        tail.fit(data.X[train], data.y[train])
-        pred = np.asarray(tail.predict(data.X[test]), dtype=float)
-        return pred, kept_features(tail.named_steps.get("select"), data.columns)
-
-    # closing(): a pruned trial's exception would keep the generator (and its running fits)
-    # alive in the traceback; closing it waits for them before the next trial starts.
-    # A stop request (SIGTERM) is raised between folds, from here: closing() then joins the
-    # fold threads, so no native fit is running while the job unwinds.
-    checkpoint()
-    with contextlib.closing(in_order(fit, folds, fold_jobs)) as fitted:
-        for fold, (pred, kept) in zip(folds, fitted, strict=True):
-            checkpoint()
-            oos = data.out_of_sample([fold], [pred])
-            result.per_fold.append(evaluate(oos, strategy, horizon))
-            result.predictions.append(pred)
-            result.selected.append(kept)
-            if on_fold is not None:
-                on_fold(fold.fold, result.per_fold)
-    return result
 
 
 @dataclass
@@ -145,6 +86,13 @@ class CandidateResult:
         values = (t.user_attrs.get("sharpe") for t in self.study.trials if t.state in FINISHED)
         return [float(v) for v in values if v is not None]
 
+    @property
+    def refit_params(self) -> dict[str, Any]:
+        """The best params a refit on all rows uses: with early stopping, ``n_estimators`` is
+        the rounds the folds chose (no validation rows are left out of that fit)."""
+        trees = self.evaluation.chosen_trees
+        return self.best_params if trees is None else {**self.best_params, "n_estimators": trees}
+
 
 @dataclass(frozen=True)
 class TuningContext:
@@ -158,10 +106,27 @@ class TuningContext:
     tuning: TuningConfig
     storage: optuna.storages.BaseStorage | None
 
-    @property
+    @cached_property
     def fold_jobs(self) -> int:
-        """Folds fitted at once: ``tuning.fold_jobs``, or the cores each trial has."""
-        return self.tuning.fold_workers(len(self.folds))
+        """Folds fitted at once: ``tuning.fold_jobs``, or (auto) the cores each trial has,
+        fewer for a matrix whose fold copies would outgrow their budget (:func:`fold_threads`)."""
+        jobs = self.tuning.fold_workers(len(self.folds))
+        if self.tuning.fold_jobs is not None:
+            return jobs
+        return fold_threads(jobs, self.data, self.folds)
+
+    def evaluate(
+        self,
+        cand: CandidateConfig,
+        params: Mapping[str, Any],
+        on_fold: Callable[[int, list[Metrics]], None] | None = None,
+        into: FoldEvaluation | None = None,
+    ) -> FoldEvaluation:
+        """``params`` of ``cand`` on every fold, with its early stopping if it has one."""
+        stop = EarlyStopping.of(cand, self.model_cfg.target.horizon)
+        shared = (self.data, self.folds, self.seed, self.strategy, on_fold, into)
+        kind, jobs = cand.estimator, self.fold_jobs
+        return evaluate_params(self.model_cfg, kind, params, *shared, fold_jobs=jobs, stop=stop)
 
     @classmethod
     def from_config(
@@ -188,13 +153,17 @@ def entrants(
     return [(c, n_trials or c.n_trials) for c in candidates.candidates if c.enabled]
 
 
-def _record_fold(trial: optuna.Trial, per_fold: list[Metrics], ctx: TuningContext) -> None:
+def _record_fold(trial: optuna.Trial, ev: FoldEvaluation, ctx: TuningContext) -> None:
     """Keep the folds scored so far, and the Sharpe over them, on the trial.
 
     Recorded after every fold rather than at the end, so a trial the pruner stops still says
     how its strategy did on the folds it ran (the deflated Sharpe counts every trial tried).
+    With early stopping, the rounds each fold kept too (``trees``: the trial run's n_trees).
     """
+    per_fold = ev.per_fold
     trial.set_user_attr("per_fold", [m.model_dump() for m in per_fold])
+    if ev.trees:
+        trial.set_user_attr("trees", list(ev.trees))
     sharpe = per_period_sharpe(fold_mean(per_fold), ctx.strategy, ctx.model_cfg.target.horizon)
     trial.set_user_attr("sharpe", sharpe if math.isfinite(sharpe) else None)
 
@@ -207,23 +176,20 @@ def _objective(
 
     def objective(trial: optuna.Trial) -> float:
         params = {**cand.params, **sample(trial)}
+        ev = FoldEvaluation(per_fold=[])
 
         def report(step: int, per_fold: list[Metrics]) -> None:
-            _record_fold(trial, per_fold, ctx)
+            _record_fold(trial, ev, ctx)
             value = objective_value(per_fold, metric, direction)
             if math.isfinite(value):
                 trial.report(value, step)
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        ev = FoldEvaluation(per_fold=[])
         if keep is not None:  # handed over first: a pruned or failed trial keeps its folds
             keep(trial.study.study_name, trial.number, ev)
-        shared = (ctx.data, ctx.folds, ctx.seed, ctx.strategy)
         try:
-            evaluate_params(
-                ctx.model_cfg, cand.estimator, params, *shared, report, ev, fold_jobs=ctx.fold_jobs
-            )
+            ctx.evaluate(cand, params, report, ev)
         except (ValueError, ArithmeticError) as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
             raise
@@ -305,28 +271,23 @@ def tune_candidate(
     callbacks: Sequence[Callback] = (),
     keep: EvaluationSink | None = None,
 ) -> CandidateResult:
-    """Tune one candidate and re-evaluate its best trial locally for predictions."""
+    """Tune one candidate; its best trial's evaluation is the one that trial computed (or,
+    run elsewhere, a re-evaluation of its params: the same bits)."""
     started = time.perf_counter()
     study = open_study(cand, ctx, study_name)
     done = sum(t.state in FINISHED for t in study.trials)
     if done:
         # A resumed study gets a sampler seed of its own, or it would replay the first trials.
         study = open_study(cand, ctx, study_name, sampler_seed=ctx.seed + done)
-    run_trials(cand, ctx, study, budget, callbacks, keep)
+    kept = BestEvaluations(ctx.tuning.resolved_direction, then=keep)
+    run_trials(cand, ctx, study, budget, [*callbacks, kept], kept.put)
     if ctx.storage is not None:
         wait_for_running(study, ctx.tuning.wait_for_workers_seconds)
     best = _best_trial(cand, study)
     best_params = {**cand.params, **best.params}
-    evaluation = evaluate_params(
-        ctx.model_cfg,
-        cand.estimator,
-        best_params,
-        ctx.data,
-        ctx.folds,
-        ctx.seed,
-        ctx.strategy,
-        fold_jobs=ctx.fold_jobs,
-    )
+    evaluation = kept.get(study.study_name, best.number)
+    if evaluation is None:  # run by another worker, or before a resume
+        evaluation = ctx.evaluate(cand, best_params)
     states = [t.state for t in study.trials]
     finished = sum(s in FINISHED for s in states)
     return CandidateResult(

@@ -27,6 +27,7 @@ REPORT_FILES = (
     "predictions.parquet",
     "equity_curve.png",
     "predicted_vs_realised.png",
+    "report.html",
 )
 FORECAST_KEYS = ("rmse", "mae", "mape", "r2", "directional_accuracy", "ic", "rank_ic")
 STRATEGY_KEYS = (

@@ -181,7 +181,7 @@ def _check_run(cfg: StockpipeConfig, run_id: str, version: str, status: str) -> 
     assert run.data.tags["monitor_status"] == status
     assert "live_directional_accuracy" in run.data.metrics
     logged = {a.path for a in client.list_artifacts(run_id, "monitor")}
-    assert logged == {"monitor/monitor.json", "monitor/dashboard.png"}
+    assert logged == {"monitor/monitor.json", "monitor/dashboard.png", "monitor/report.html"}
 
 
 @pytest.mark.slow
